@@ -1,0 +1,328 @@
+//! The database: one connection type for PostgreSQL and SQLite, the pool, migrations,
+//! and the few places where the two engines need different SQL.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::AppError;
+
+/// A connection to either engine. PostgreSQL is declared first: the derive tries the
+/// variants in order, and we only ever build the one the configured URL names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Any constant works; all instances must agree on it.
+const MIGRATION_LOCK_ID: i64 = 0x456e_726f_6c6c;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+/// A database URL whose engine has been checked, so that a typo never silently
+/// becomes a SQLite file named after it.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    engine: Engine,
+    url: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // PostgreSQL URLs may carry a password.
+        write!(f, "DatabaseUrl({:?}, {})", self.engine, self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    pub fn sqlite(path: PathBuf) -> Self {
+        Self {
+            engine: Engine::Sqlite,
+            url: path.to_string_lossy().into_owned(),
+        }
+    }
+
+    pub fn parse(input: &str) -> anyhow::Result<Self> {
+        let input = input.trim();
+        anyhow::ensure!(!input.is_empty(), "ENROLL_DATABASE_URL is empty");
+        if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+            let parsed = url::Url::parse(input)
+                .context("ENROLL_DATABASE_URL is not a valid postgres:// URL")?;
+            anyhow::ensure!(
+                parsed.host_str().is_some_and(|h| !h.is_empty()),
+                "ENROLL_DATABASE_URL names no PostgreSQL host"
+            );
+            return Ok(Self {
+                engine: Engine::Postgres,
+                url: input.to_owned(),
+            });
+        }
+        if let Some(path) = input
+            .strip_prefix("sqlite://")
+            .or_else(|| input.strip_prefix("sqlite:"))
+        {
+            anyhow::ensure!(!path.is_empty(), "ENROLL_DATABASE_URL names no SQLite file");
+            return Ok(Self::sqlite(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = input.split_once("://") {
+            anyhow::bail!(
+                "ENROLL_DATABASE_URL uses the unsupported scheme {scheme:?}: \
+                 use postgres://... or a SQLite file path"
+            );
+        }
+        Ok(Self::sqlite(PathBuf::from(input)))
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The URL with any password replaced, for logs.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+
+    /// The SQLite file, for creating its folder before the first connection.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        (self.engine == Engine::Sqlite).then(|| PathBuf::from(&self.url))
+    }
+}
+
+/// Builds connections of the configured engine, with SQLite's per-connection settings.
+pub struct DbConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for DbConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.url.engine {
+            Engine::Postgres => diesel::PgConnection::establish(&self.url.url)
+                .map(DbConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Engine::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(&self.url.url)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // busy_timeout first, so that the others wait for a lock instead of failing;
+                // WAL lets readers run beside the writer; foreign keys are off by default.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking()
+            || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+pub type PooledConnection = r2d2::PooledConnection<DbConnectionManager>;
+
+/// The pool, and the one way request handlers reach the database.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<DbConnectionManager>,
+    engine: Engine,
+}
+
+impl Db {
+    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
+        if let Some(path) = url.sqlite_path()
+            && let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(Duration::from_secs(10))
+            // SQLite files do not go away under us; a PostgreSQL server can restart.
+            .test_on_check_out(url.engine == Engine::Postgres)
+            .build(DbConnectionManager { url: url.clone() })
+            .with_context(|| format!("cannot connect to the database {}", url.redacted()))?;
+        Ok(Self {
+            pool,
+            engine: url.engine,
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// A connection for code that is already off the async executor (CLI, mail worker).
+    pub fn get(&self) -> Result<PooledConnection, r2d2::PoolError> {
+        self.pool.get()
+    }
+
+    /// Runs blocking database work on actix's blocking thread pool.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("database task was cancelled: {e}")))?
+    }
+}
+
+/// Inserts many rows in one statement per 500. Multi-row INSERT is not available through
+/// the MultiConnection backend, so it runs on the inner connection of either engine.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        let mut inserted = 0;
+        for chunk in $rows.chunks(500) {
+            inserted += match &mut *$conn {
+                $crate::db::DbConnection::Postgresql(pg) => {
+                    diesel::insert_into($table).values(chunk).execute(pg)
+                }
+                $crate::db::DbConnection::Sqlite(sqlite) => {
+                    diesel::insert_into($table).values(chunk).execute(sqlite)
+                }
+            }?;
+        }
+        Ok::<usize, diesel::result::Error>(inserted)
+    }};
+}
+pub(crate) use insert_rows;
+
+/// Runs `work` in a transaction that holds the write lock from the start.
+///
+/// On SQLite a plain `BEGIN` that reads and then writes fails with SQLITE_BUSY, without
+/// waiting, when another connection wrote in between; `BEGIN IMMEDIATE` waits its turn.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+    }
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
+    }
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock makes instances that start
+/// together take turns: the first applies them, the others find nothing left to do.
+pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<usize> {
+    let applied = match conn {
+        DbConnection::Sqlite(inner) => inner
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+            .len(),
+        DbConnection::Postgresql(inner) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+                .execute(inner)?;
+            let result = inner
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|done| done.len())
+                .map_err(|e| anyhow::anyhow!("migration failed: {e}"));
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+                .execute(inner)?;
+            result?
+        }
+    };
+    Ok(applied)
+}
+
+/// Whether migrations are still to be applied (readiness fails until they are).
+pub fn has_pending_migrations(conn: &mut DbConnection) -> anyhow::Result<bool> {
+    let pending = match conn {
+        DbConnection::Sqlite(inner) => inner.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConnection::Postgresql(inner) => inner.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    pending.map_err(|e| anyhow::anyhow!("cannot read the migration state: {e}"))
+}
+
+/// Whether a query failed on a unique index (an address invited twice at once).
+pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_name_their_engine() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:p@localhost/db")
+                .unwrap()
+                .engine(),
+            Engine::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/x.db")
+                .unwrap()
+                .sqlite_path(),
+            Some(PathBuf::from("data/x.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("data/enroll.db").unwrap().engine(),
+            Engine::Sqlite
+        );
+        let err = DatabaseUrl::parse("mysql://localhost/db").unwrap_err();
+        assert!(err.to_string().contains("unsupported scheme"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = DatabaseUrl::parse("postgres://app:hunter2@db.example/enroll").unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.redacted().contains("***"));
+    }
+}

@@ -1,0 +1,18 @@
+//! Enroll: a web console in which administrators invite people by email, help-desk
+//! staff resend invitations, and removed users' links stop working.
+
+pub mod accounts;
+pub mod audit;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod mail;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod time_format;
+pub mod users;
+pub mod web;

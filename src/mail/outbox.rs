@@ -1,0 +1,311 @@
+//! The transactional outbox: emails are rows written in the same transaction as the
+//! invitation they carry, then claimed, sent and settled by the worker.
+//!
+//! A row is due when `status` is `queued` or `sending` and `next_attempt_at` has passed.
+//! Claiming sets `sending` and moves `next_attempt_at` to the end of a lease, so a row
+//! claimed by an instance that died becomes due again once its lease runs out.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use super::compose::RenderedEmail;
+use crate::db::schema::{invitations, outbound_emails};
+use crate::db::{DbConnection, insert_rows, write_transaction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    Invitation,
+    Reminder,
+}
+
+impl EmailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::Reminder => "reminder",
+        }
+    }
+}
+
+pub mod status {
+    pub const QUEUED: &str = "queued";
+    pub const SENDING: &str = "sending";
+    pub const SENT: &str = "sent";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = outbound_emails)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct NewOutboundEmail {
+    id: String,
+    invitation_id: Option<String>,
+    kind: &'static str,
+    sender_name: String,
+    sender_address: String,
+    reply_to: Option<String>,
+    recipient: String,
+    message_id: String,
+    subject: String,
+    body_text: Option<String>,
+    body_html: Option<String>,
+    status: &'static str,
+    attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+}
+
+impl NewOutboundEmail {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        invitation_id: &str,
+        kind: EmailKind,
+        sender_name: &str,
+        sender_address: &str,
+        reply_to: Option<&str>,
+        recipient: &str,
+        rendered: RenderedEmail,
+        due_at: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> Self {
+        let id = uuid::Uuid::now_v7();
+        let domain = sender_address
+            .rsplit_once('@')
+            .map_or("enroll.invalid", |(_, domain)| domain);
+        Self {
+            id: id.to_string(),
+            invitation_id: Some(invitation_id.to_owned()),
+            kind: kind.as_str(),
+            sender_name: sender_name.to_owned(),
+            sender_address: sender_address.to_owned(),
+            reply_to: reply_to.map(str::to_owned),
+            recipient: recipient.to_owned(),
+            // Fixed when queued, so that a retried email keeps its identity.
+            message_id: format!("<{}@{}>", id.simple(), domain),
+            subject: rendered.subject,
+            body_text: Some(rendered.text),
+            body_html: Some(rendered.html),
+            status: status::QUEUED,
+            attempts: 0,
+            next_attempt_at: due_at,
+            created_at: now,
+        }
+    }
+}
+
+pub fn enqueue(conn: &mut DbConnection, emails: &[NewOutboundEmail]) -> QueryResult<()> {
+    insert_rows!(conn, outbound_emails::table, emails)?;
+    Ok(())
+}
+
+/// Stops the not-yet-sent emails of these invitations (superseded, or their invitee
+/// enrolled): nobody should receive a link that is already dead.
+pub fn cancel_unsent(
+    conn: &mut DbConnection,
+    invitation_ids: &[String],
+    kinds: &[&str],
+) -> QueryResult<usize> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::invitation_id.eq_any(invitation_ids))
+            .filter(outbound_emails::kind.eq_any(kinds))
+            .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING])),
+    )
+    .set((
+        outbound_emails::status.eq(status::CANCELLED),
+        outbound_emails::body_text.eq(None::<String>),
+        outbound_emails::body_html.eq(None::<String>),
+        outbound_emails::claim_token.eq(None::<String>),
+    ))
+    .execute(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbound_emails)]
+pub struct ClaimedEmail {
+    pub id: String,
+    pub invitation_id: Option<String>,
+    pub kind: String,
+    pub sender_name: String,
+    pub sender_address: String,
+    pub reply_to: Option<String>,
+    pub recipient: String,
+    pub message_id: String,
+    pub subject: String,
+    pub body_text: Option<String>,
+    pub body_html: Option<String>,
+    pub attempts: i32,
+    pub created_at: NaiveDateTime,
+}
+
+/// Claims up to `limit` due emails for `claim_token` until `now + lease`.
+/// On PostgreSQL, rows another instance is claiming at this moment are skipped, not
+/// waited for; on SQLite the write lock already makes claims take turns.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    claim_token: &str,
+    lease: TimeDelta,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    write_transaction(conn, |conn| {
+        let due = outbound_emails::table
+            .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING]))
+            .filter(outbound_emails::next_attempt_at.le(now))
+            .order(outbound_emails::next_attempt_at)
+            .limit(limit)
+            .select(outbound_emails::id);
+        let ids: Vec<String> = match conn {
+            DbConnection::Postgresql(pg) => due.for_update().skip_locked().load(pg)?,
+            DbConnection::Sqlite(sqlite) => due.load(sqlite)?,
+        };
+        if !ids.is_empty() {
+            diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
+                .set((
+                    outbound_emails::status.eq(status::SENDING),
+                    outbound_emails::claim_token.eq(claim_token),
+                    outbound_emails::next_attempt_at.eq(now + lease),
+                    outbound_emails::attempts.eq(outbound_emails::attempts + 1),
+                ))
+                .execute(conn)?;
+        }
+        Ok(ids)
+    })
+}
+
+/// The claimed email, if it is still ours to send (not cancelled, removed or taken over).
+/// On PostgreSQL the row stays locked until the caller's transaction ends, so a removal
+/// or resend waits for the send to finish instead of racing it.
+pub fn load_claimed(
+    conn: &mut DbConnection,
+    id: &str,
+    claim_token: &str,
+) -> QueryResult<Option<ClaimedEmail>> {
+    // Built per arm: `as_select` is typed by the backend it runs on.
+    macro_rules! claimed {
+        () => {
+            outbound_emails::table
+                .filter(outbound_emails::id.eq(id))
+                .filter(outbound_emails::claim_token.eq(claim_token))
+                .filter(outbound_emails::status.eq(status::SENDING))
+                .select(ClaimedEmail::as_select())
+        };
+    }
+    match conn {
+        DbConnection::Postgresql(pg) => claimed!().for_update().first(pg).optional(),
+        DbConnection::Sqlite(sqlite) => claimed!().first(sqlite).optional(),
+    }
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    RetryAt(NaiveDateTime, String),
+    Failed(String),
+}
+
+/// Records the outcome of sending `email`, if the claim still holds.
+pub fn settle(
+    conn: &mut DbConnection,
+    email: &ClaimedEmail,
+    claim_token: &str,
+    outcome: &Outcome,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let mine = outbound_emails::table
+        .filter(outbound_emails::id.eq(&email.id))
+        .filter(outbound_emails::claim_token.eq(claim_token));
+    let is_invitation = email.kind == EmailKind::Invitation.as_str();
+    match outcome {
+        Outcome::Sent => {
+            let updated = diesel::update(mine)
+                .set((
+                    outbound_emails::status.eq(status::SENT),
+                    outbound_emails::sent_at.eq(now),
+                    outbound_emails::body_text.eq(None::<String>),
+                    outbound_emails::body_html.eq(None::<String>),
+                    outbound_emails::claim_token.eq(None::<String>),
+                    outbound_emails::last_error.eq(None::<String>),
+                ))
+                .execute(conn)?;
+            if updated == 1
+                && is_invitation
+                && let Some(invitation_id) = &email.invitation_id
+            {
+                diesel::update(invitations::table.find(invitation_id))
+                    .set(invitations::sent_at.eq(now))
+                    .execute(conn)?;
+            }
+        }
+        Outcome::RetryAt(at, reason) => {
+            diesel::update(mine)
+                .set((
+                    outbound_emails::status.eq(status::QUEUED),
+                    outbound_emails::next_attempt_at.eq(at),
+                    outbound_emails::claim_token.eq(None::<String>),
+                    outbound_emails::last_error.eq(reason),
+                ))
+                .execute(conn)?;
+        }
+        Outcome::Failed(reason) => {
+            let updated = diesel::update(mine)
+                .set((
+                    outbound_emails::status.eq(status::FAILED),
+                    outbound_emails::failed_at.eq(now),
+                    outbound_emails::body_text.eq(None::<String>),
+                    outbound_emails::body_html.eq(None::<String>),
+                    outbound_emails::claim_token.eq(None::<String>),
+                    outbound_emails::last_error.eq(reason),
+                ))
+                .execute(conn)?;
+            if updated == 1
+                && is_invitation
+                && let Some(invitation_id) = &email.invitation_id
+            {
+                diesel::update(invitations::table.find(invitation_id))
+                    .set((
+                        invitations::delivery_failed_at.eq(now),
+                        invitations::delivery_error.eq(reason),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends one claimed email through `attempt` and records the outcome.
+///
+/// On PostgreSQL the row is locked for the whole attempt, so that two instances never
+/// send it and a concurrent removal or resend either waits for it or stops it first.
+/// On SQLite (one instance) a transaction held across the SMTP conversation would block
+/// every other writer, so the claim is re-checked, the email sent, and the outcome
+/// recorded in a short transaction of its own.
+pub fn deliver_claimed(
+    conn: &mut DbConnection,
+    id: &str,
+    claim_token: &str,
+    clock: &crate::clock::Clock,
+    attempt: impl FnOnce(&ClaimedEmail) -> Outcome,
+) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgresql(_) => write_transaction(conn, |conn| {
+            let Some(email) = load_claimed(conn, id, claim_token)? else {
+                return Ok(());
+            };
+            let outcome = attempt(&email);
+            settle(conn, &email, claim_token, &outcome, clock.now())
+        }),
+        DbConnection::Sqlite(_) => {
+            let Some(email) = load_claimed(conn, id, claim_token)? else {
+                return Ok(());
+            };
+            let outcome = attempt(&email);
+            write_transaction(conn, |conn| {
+                settle(conn, &email, claim_token, &outcome, clock.now())
+            })
+        }
+    }
+}

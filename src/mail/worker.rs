@@ -1,0 +1,357 @@
+//! The outbox worker: a few threads per instance that claim due emails, send them and
+//! record what happened, retrying temporary failures with backoff.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, TimeDelta};
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+
+use super::outbox::{self, ClaimedEmail, Outcome};
+use super::transport::{Mailer, SendError};
+use crate::clock::Clock;
+use crate::db::Db;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub threads: usize,
+    pub poll_interval: Duration,
+    pub lease: TimeDelta,
+    pub batch_size: i64,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub first_delay: TimeDelta,
+    pub max_delay: TimeDelta,
+    /// Give up on an email this long after it was queued.
+    pub horizon: TimeDelta,
+}
+
+impl RetryPolicy {
+    /// After a temporary failure on attempt number `attempts`: exponential backoff with
+    /// ±20% jitter (so that a recovering server is not hit by every email at once),
+    /// or failure once the horizon is passed.
+    pub fn after_transient(
+        &self,
+        attempts: i32,
+        queued_at: NaiveDateTime,
+        now: NaiveDateTime,
+        reason: String,
+    ) -> Outcome {
+        let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        let delay = self
+            .first_delay
+            .checked_mul(2_i32.saturating_pow(exponent))
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay);
+        let jitter_permille = i64::from(fastrand_permille()) - 500; // -500..=499
+        let jitter = TimeDelta::milliseconds(delay.num_milliseconds() * jitter_permille / 2500);
+        let at = now + delay + jitter;
+        if at - queued_at > self.horizon {
+            Outcome::Failed(format!("gave up after {attempts} attempts: {reason}"))
+        } else {
+            Outcome::RetryAt(at, reason)
+        }
+    }
+}
+
+fn fastrand_permille() -> u16 {
+    let [a, b] = crate::crypto::random_bytes::<2>();
+    u16::from_le_bytes([a, b]) % 1000
+}
+
+/// Wakes idle workers when email is queued, and tells them to stop.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<SignalState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SignalState {
+    pending: bool,
+    stopping: bool,
+}
+
+impl Signal {
+    fn notify(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.pending = true;
+            self.changed.notify_all();
+        }
+    }
+
+    fn stop(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.stopping = true;
+            self.changed.notify_all();
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.state.lock().map(|s| s.stopping).unwrap_or(true)
+    }
+
+    /// Waits for a notification or the timeout; true when stopping.
+    fn wait(&self, timeout: Duration) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return true;
+        };
+        let Ok((mut state, _)) = self
+            .changed
+            .wait_timeout_while(state, timeout, |s| !s.pending && !s.stopping)
+        else {
+            return true;
+        };
+        state.pending = false;
+        state.stopping
+    }
+}
+
+/// What request handlers hold: a way to say "email was just queued".
+#[derive(Clone)]
+pub struct MailQueue {
+    signal: Arc<Signal>,
+    writes_files: bool,
+}
+
+impl MailQueue {
+    pub fn notify(&self) {
+        self.signal.notify();
+    }
+
+    /// With file mail, links are logged so a newcomer can follow them without a mail server.
+    pub fn writes_files(&self) -> bool {
+        self.writes_files
+    }
+}
+
+pub struct MailWorker {
+    signal: Arc<Signal>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A worker whose queue handle exists but whose threads wait for the database to be
+/// migrated.
+pub struct PreparedWorker {
+    signal: Arc<Signal>,
+    mailer: Mailer,
+}
+
+impl PreparedWorker {
+    pub fn start(self, db: Db, clock: Clock, settings: WorkerSettings) -> MailWorker {
+        let mailer = Arc::new(self.mailer);
+        let threads = (0..settings.threads)
+            .map(|n| {
+                let worker = Worker {
+                    db: db.clone(),
+                    mailer: mailer.clone(),
+                    clock: clock.clone(),
+                    settings: settings.clone(),
+                    signal: self.signal.clone(),
+                };
+                std::thread::Builder::new()
+                    .name(format!("mail-{n}"))
+                    .spawn(move || worker.run())
+                    .expect("cannot start a mail worker thread")
+            })
+            .collect();
+        MailWorker {
+            signal: self.signal,
+            threads,
+        }
+    }
+}
+
+impl MailWorker {
+    pub fn prepare(mailer: Mailer) -> (PreparedWorker, MailQueue) {
+        let signal = Arc::new(Signal::default());
+        let queue = MailQueue {
+            signal: signal.clone(),
+            writes_files: mailer.writes_files(),
+        };
+        (PreparedWorker { signal, mailer }, queue)
+    }
+
+    /// Asks the threads to stop after the email in hand, without waiting for them.
+    pub fn stop(&self) {
+        self.signal.stop();
+    }
+
+    /// Stops and waits for the threads.
+    pub fn shutdown(mut self) {
+        self.signal.stop();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MailWorker {
+    fn drop(&mut self) {
+        self.signal.stop();
+    }
+}
+
+struct Worker {
+    db: Db,
+    mailer: Arc<Mailer>,
+    clock: Clock,
+    settings: WorkerSettings,
+    signal: Arc<Signal>,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut idle_wait = self.settings.poll_interval;
+        loop {
+            if self.signal.is_stopping() {
+                return;
+            }
+            match self.work_once() {
+                Ok(0) => idle_wait = self.settings.poll_interval,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(error = %error, "mail worker: database error, retrying");
+                    idle_wait = (idle_wait * 2).min(Duration::from_secs(30));
+                }
+            }
+            if self.signal.wait(idle_wait) {
+                return;
+            }
+        }
+    }
+
+    /// Claims and sends one batch; returns how many emails were claimed.
+    fn work_once(&self) -> anyhow::Result<usize> {
+        let mut conn = self.db.get()?;
+        let claim_token = uuid::Uuid::new_v4().to_string();
+        let ids = outbox::claim_due(
+            &mut conn,
+            self.clock.now(),
+            &claim_token,
+            self.settings.lease,
+            self.settings.batch_size,
+        )?;
+        for id in &ids {
+            if self.signal.is_stopping() {
+                // The rest become due again when the lease runs out.
+                break;
+            }
+            outbox::deliver_claimed(&mut conn, id, &claim_token, &self.clock, |email| {
+                self.attempt(email)
+            })?;
+        }
+        Ok(ids.len())
+    }
+
+    fn attempt(&self, email: &ClaimedEmail) -> Outcome {
+        let result = build_message(email).and_then(|message| self.mailer.send(&message));
+        let now = self.clock.now();
+        match result {
+            Ok(()) => {
+                tracing::info!(email_id = %email.id, kind = %email.kind, "email sent");
+                Outcome::Sent
+            }
+            Err(SendError::Permanent(reason)) => {
+                tracing::warn!(email_id = %email.id, %reason, "email refused for good");
+                Outcome::Failed(reason)
+            }
+            Err(SendError::Transient(reason)) => {
+                let outcome = self.settings.retry.after_transient(
+                    email.attempts,
+                    email.created_at,
+                    now,
+                    reason.clone(),
+                );
+                tracing::warn!(email_id = %email.id, attempts = email.attempts, %reason, ?outcome, "email not sent");
+                outcome
+            }
+        }
+    }
+}
+
+fn build_message(email: &ClaimedEmail) -> Result<Message, SendError> {
+    let permanent =
+        |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
+    let (Some(text), Some(html)) = (&email.body_text, &email.body_html) else {
+        return Err(SendError::Permanent("the email has no body".to_owned()));
+    };
+    let from = Mailbox::new(
+        Some(email.sender_name.clone()),
+        email
+            .sender_address
+            .parse()
+            .map_err(|e| permanent("bad sender address", &e))?,
+    );
+    let to: Mailbox = email
+        .recipient
+        .parse()
+        .map_err(|e| permanent("bad recipient address", &e))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(email.subject.clone())
+        .message_id(Some(email.message_id.clone()))
+        .date_now();
+    if let Some(reply_to) = &email.reply_to {
+        builder = builder.reply_to(
+            reply_to
+                .parse()
+                .map_err(|e| permanent("bad reply-to address", &e))?,
+        );
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            text.clone(),
+            html.clone(),
+        ))
+        .map_err(|e| permanent("cannot build the message", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            first_delay: TimeDelta::seconds(30),
+            max_delay: TimeDelta::hours(1),
+            horizon: TimeDelta::hours(48),
+        }
+    }
+
+    fn at(hours: i64) -> NaiveDateTime {
+        chrono::DateTime::from_timestamp(1_800_000_000 + hours * 3600, 0)
+            .unwrap()
+            .naive_utc()
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let now = at(0);
+        for (attempts, expected) in [(1, 30), (2, 60), (3, 120), (20, 3600)] {
+            let Outcome::RetryAt(when, _) =
+                policy().after_transient(attempts, now, now, "x".into())
+            else {
+                panic!("gave up too early");
+            };
+            let delay = (when - now).num_milliseconds() as f64 / 1000.0;
+            let expected = f64::from(expected);
+            assert!(
+                delay >= expected * 0.79 && delay <= expected * 1.21,
+                "attempt {attempts}: {delay}s, expected about {expected}s"
+            );
+        }
+    }
+
+    #[test]
+    fn gives_up_after_the_horizon() {
+        let outcome = policy().after_transient(30, at(0), at(48), "421 busy".into());
+        assert!(matches!(outcome, Outcome::Failed(reason) if reason.contains("421 busy")));
+    }
+}

@@ -1,0 +1,334 @@
+//! Builds the running application on a listener it is given: pool, migrations, mail
+//! worker, sessions, and the HTTP server. Tests bind port 0 and read the port back.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use actix_web_flash_messages::FlashMessagesFramework;
+use actix_web_flash_messages::storage::CookieMessageStore;
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::TimeDelta;
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::accounts;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{self, Db, Engine};
+use crate::error::AppError;
+use crate::mail::{MailWorker, Mailer, RetryPolicy, WorkerSettings};
+use crate::web::health::Readiness;
+use crate::web::middleware::{RedactedRootSpan, ready_gate, security_headers};
+use crate::web::session::{self, DbSessionStore};
+use crate::web::{self as console, AppState, assets, csrf, health};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+    worker: Arc<Mutex<Option<MailWorker>>>,
+}
+
+impl Application {
+    /// Binds the configured address and starts everything.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Self::build_with(config, listener, Clock::system()).await
+    }
+
+    /// Starts on `listener`, with `clock` as the source of "now".
+    pub async fn build_with(
+        config: Config,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        config.validate()?;
+        let database_url = config.database_url()?;
+        let cookie_key = cookie_key(&config, database_url.engine())?;
+        let db = Db::connect(&database_url, config.db_pool_size)?;
+        let mailer = match &config.smtp_url {
+            Some(url) => Mailer::smtp(
+                url,
+                std::time::Duration::from_secs(config.smtp_timeout_seconds),
+            )?,
+            None => Mailer::files(&config.mail_dir())?,
+        };
+        let port = listener.local_addr()?.port();
+        let readiness = Readiness::default();
+        let worker_settings = worker_settings(&config);
+        tracing::info!(
+            database = %database_url.redacted(),
+            mail = %mailer.describe(),
+            address = %listener.local_addr()?,
+            "starting Enroll"
+        );
+        let (worker, mail_queue) = MailWorker::prepare(mailer);
+        let state = AppState {
+            db: db.clone(),
+            clock: clock.clone(),
+            mail: mail_queue,
+            config: Arc::new(config),
+            readiness: readiness.clone(),
+        };
+        let server = http_server(state.clone(), cookie_key, listener)?;
+        // The server answers probes (503 "starting") while migrations run; another instance
+        // may be holding the migration lock.
+        let migration_db = db.clone();
+        let migrated = web_block(move || -> anyhow::Result<usize> {
+            let mut conn = migration_db.get()?;
+            db::run_migrations(&mut conn)
+        })
+        .await;
+        let applied = match migrated {
+            Ok(applied) => applied,
+            Err(error) => {
+                server.handle().stop(false).await;
+                return Err(error.context("cannot prepare the database"));
+            }
+        };
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        readiness.set_ready();
+        let worker = worker.start(db.clone(), clock.clone(), worker_settings);
+        let app = Self {
+            port,
+            server,
+            state,
+            worker: Arc::new(Mutex::new(Some(worker))),
+        };
+        app.announce_setup_code().await?;
+        Ok(app)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn handle(&self) -> ApplicationHandle {
+        ApplicationHandle {
+            server: self.server.handle(),
+            worker: self.worker.clone(),
+        }
+    }
+
+    /// Serves until stopped (Ctrl-C, SIGTERM, or a handle), then lets the mail worker
+    /// finish the email in hand.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let worker = self.worker.lock().ok().and_then(|mut w| w.take());
+        if let Some(worker) = worker {
+            web_block(move || {
+                worker.shutdown();
+                Ok::<_, anyhow::Error>(())
+            })
+            .await
+            .ok();
+        }
+        result
+    }
+
+    /// While no console account exists, prints a one-time code and the page that
+    /// exchanges it for the first administrator.
+    async fn announce_setup_code(&self) -> anyhow::Result<()> {
+        let now = self.state.clock.now();
+        let code = self
+            .state
+            .db
+            .run(move |conn| {
+                if accounts::any_exist(conn)? {
+                    return Ok(None);
+                }
+                Ok(Some(accounts::setup_code::issue(conn, now)?))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot issue a setup code: {e}"))?;
+        if let Some(code) = code {
+            let listen = self.state.config.listen;
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                listen.ip().to_string()
+            };
+            tracing::warn!(
+                setup_url = %format!("http://{host}:{}/setup", self.port),
+                setup_code = %code,
+                "no console account exists yet: open the setup page and enter this one-time code \
+                 to create the first administrator (or run `enroll admin add`); the code works for {} hours",
+                accounts::setup_code::VALID_HOURS
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Stops a running application from elsewhere (tests, signal handlers).
+#[derive(Clone)]
+pub struct ApplicationHandle {
+    server: ServerHandle,
+    worker: Arc<Mutex<Option<MailWorker>>>,
+}
+
+impl ApplicationHandle {
+    /// Stops accepting requests and tells the mail worker to stop, without waiting.
+    pub fn stop(&self) {
+        if let Ok(worker) = self.worker.lock()
+            && let Some(worker) = worker.as_ref()
+        {
+            worker.stop();
+        }
+        // The command is sent when called; the returned future only waits for it.
+        drop(self.server.stop(true));
+    }
+}
+
+async fn web_block<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    actix_web::web::block(work)
+        .await
+        .map_err(|e| anyhow::anyhow!("background task failed: {e}"))?
+}
+
+fn worker_settings(config: &Config) -> WorkerSettings {
+    let seconds = |s: u64| TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    WorkerSettings {
+        threads: config.mail_workers,
+        poll_interval: std::time::Duration::from_millis(config.mail_poll_ms),
+        lease: seconds(config.mail_lease_seconds),
+        batch_size: 20,
+        retry: RetryPolicy {
+            first_delay: seconds(config.mail_retry_base_seconds),
+            max_delay: seconds(config.mail_retry_max_seconds),
+            horizon: seconds(config.mail_retry_hours.saturating_mul(3600)),
+        },
+    }
+}
+
+fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyhow::Result<Server> {
+    let store = DbSessionStore::new(
+        state.db.clone(),
+        state.clock.clone(),
+        state.config.session_idle(),
+        state.config.session_lifetime(),
+    );
+    let workers = state
+        .config
+        .http_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
+            .cookie_name(session::COOKIE_NAME.to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(false)
+            .cookie_content_security(CookieContentSecurity::Signed)
+            .session_lifecycle(BrowserSession::default().state_ttl(
+                actix_web::cookie::time::Duration::seconds(
+                    i64::try_from(data.config.session_idle().as_secs()).unwrap_or(3600),
+                ),
+            ))
+            .build();
+        let flashes = FlashMessagesFramework::builder(
+            CookieMessageStore::builder(cookie_key.clone())
+                .cookie_name("enroll_flash".to_owned())
+                .build(),
+        )
+        .build();
+        App::new()
+            .app_data(data.clone())
+            .app_data(csrf::payload_config())
+            .wrap(from_fn(csrf::middleware))
+            .wrap(security_headers())
+            .wrap(TracingLogger::<RedactedRootSpan>::new())
+            .route("/livez", web::get().to(health::livez))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/static/{name}", web::get().to(assets::asset))
+            .service(
+                web::scope("")
+                    .wrap(sessions)
+                    .wrap(flashes)
+                    .wrap(from_fn(ready_gate))
+                    .configure(console::routes)
+                    .default_service(web::to(|| async {
+                        Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+                    })),
+            )
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The key that signs session and flash cookies: from ENROLL_SESSION_KEY, or (SQLite
+/// only) generated once and kept in the data folder so restarts keep people signed in.
+fn cookie_key(config: &Config, engine: Engine) -> anyhow::Result<Key> {
+    if let Some(secret) = &config.session_key {
+        let secret = secret.expose_secret();
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "ENROLL_SESSION_KEY must be at least 32 characters (try: openssl rand -base64 48)"
+        );
+        return Ok(Key::derive_from(secret.as_bytes()));
+    }
+    anyhow::ensure!(
+        engine == Engine::Sqlite,
+        "ENROLL_SESSION_KEY is required with PostgreSQL: every instance must sign cookies \
+         with the same key (generate one with: openssl rand -base64 48)"
+    );
+    let path = config.data_dir().join("session.key");
+    let secret = read_or_create_key_file(&path)?;
+    Ok(Key::derive_from(&secret))
+}
+
+fn read_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let bytes = STANDARD
+            .decode(text.trim())
+            .with_context(|| format!("{} is not a valid session key file", path.display()))?;
+        anyhow::ensure!(
+            bytes.len() >= 32,
+            "{} holds too short a key",
+            path.display()
+        );
+        return Ok(bytes);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    }
+    let bytes = crate::crypto::random_bytes::<64>().to_vec();
+    write_private_file(path, STANDARD.encode(&bytes).as_bytes())
+        .with_context(|| format!("cannot write the session key to {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a session key");
+    Ok(bytes)
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents)
+}

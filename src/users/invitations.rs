@@ -1,0 +1,488 @@
+//! Invite, resend, remove and enroll: each one transaction, with its emails queued and
+//! its audit events written inside it.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use secrecy::SecretString;
+
+use super::{EnrollmentToken, NewInvitee, UserLabel, name_key, search_key};
+use crate::audit::{self, Action, Actor, NewAuditEvent};
+use crate::db::schema::{invitation_settings, invitations, users};
+use crate::db::{DbConnection, insert_rows, is_unique_violation, write_transaction};
+use crate::error::AppError;
+use crate::mail::compose;
+use crate::mail::outbox::{self, EmailKind, NewOutboundEmail};
+use crate::settings::InvitationSettings;
+
+/// Who is acting, and when.
+pub struct Change<'a> {
+    pub now: NaiveDateTime,
+    pub actor: &'a Actor,
+}
+
+/// A link that was just made, for the log when email is written to files.
+pub struct QueuedLink {
+    pub recipient: String,
+    pub link: SecretString,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewUser {
+    id: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    email_key: String,
+    name_key: String,
+    search_key: String,
+    created_at: NaiveDateTime,
+    invited_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = invitations)]
+#[diesel(treat_none_as_default_value = false)]
+struct NewInvitation {
+    id: String,
+    user_id: String,
+    token_hash: String,
+    created_at: NaiveDateTime,
+    created_by: Option<String>,
+    expires_at: NaiveDateTime,
+}
+
+/// The rows that one fresh invitation adds: the invitation and its email.
+struct FreshInvitation {
+    invitation: NewInvitation,
+    email: NewOutboundEmail,
+    link: QueuedLink,
+}
+
+fn fresh_invitation(
+    change: &Change<'_>,
+    settings: &InvitationSettings,
+    user_id: &str,
+    first_name: &str,
+    recipient: &str,
+) -> Result<FreshInvitation, AppError> {
+    let token = EnrollmentToken::generate();
+    let link = token.link(&settings.public_url);
+    let expires_at = change.now + TimeDelta::days(i64::from(settings.validity_days));
+    let invitation = NewInvitation {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user_id.to_owned(),
+        token_hash: token.hash(),
+        created_at: change.now,
+        created_by: change.actor.account_id.clone(),
+        expires_at,
+    };
+    let inviter = change.actor.email.as_deref().unwrap_or("An administrator");
+    let rendered = compose::render_invitation(
+        settings, first_name, recipient, inviter, &link, expires_at, change.now,
+    )?;
+    let email = rendered.into_outbound(
+        settings,
+        &invitation.id,
+        recipient,
+        EmailKind::Invitation,
+        change.now,
+        change.now,
+    );
+    Ok(FreshInvitation {
+        invitation,
+        email,
+        link: QueuedLink {
+            recipient: recipient.to_owned(),
+            link: SecretString::from(link),
+        },
+    })
+}
+
+fn insert_fresh(conn: &mut DbConnection, fresh: &[FreshInvitation]) -> QueryResult<()> {
+    let rows: Vec<NewInvitation> = fresh.iter().map(|f| f.invitation.clone()).collect();
+    insert_rows!(conn, invitations::table, rows)?;
+    let emails: Vec<NewOutboundEmail> = fresh.iter().map(|f| f.email.clone()).collect();
+    outbox::enqueue(conn, &emails)
+}
+
+pub enum InviteOutcome {
+    Invited(Vec<QueuedLink>),
+    /// These addresses (lower-cased) already belong to users; nothing was saved.
+    AlreadyInvited(Vec<String>),
+}
+
+/// Creates every invitee with an invitation and a queued email, or nothing at all.
+pub fn invite(
+    conn: &mut DbConnection,
+    change: &Change<'_>,
+    settings: &InvitationSettings,
+    invitees: &[NewInvitee],
+) -> Result<InviteOutcome, AppError> {
+    let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
+    let result = write_transaction(conn, |conn| {
+        let existing = existing_email_keys(conn, &keys)?;
+        if !existing.is_empty() {
+            return Ok(InviteOutcome::AlreadyInvited(existing));
+        }
+        let mut new_users = Vec::with_capacity(invitees.len());
+        let mut fresh = Vec::with_capacity(invitees.len());
+        let mut events = Vec::with_capacity(invitees.len());
+        for invitee in invitees {
+            let user_id = uuid::Uuid::now_v7().to_string();
+            let (first, last, email) = (
+                invitee.first_name.as_str(),
+                invitee.last_name.as_str(),
+                invitee.email.as_str(),
+            );
+            new_users.push(NewUser {
+                id: user_id.clone(),
+                first_name: first.to_owned(),
+                last_name: last.to_owned(),
+                email: email.to_owned(),
+                email_key: invitee.email.key(),
+                name_key: name_key(first, last),
+                search_key: search_key(first, last, email),
+                created_at: change.now,
+                invited_by: change.actor.account_id.clone(),
+            });
+            fresh.push(fresh_invitation(change, settings, &user_id, first, email)?);
+            events.push(NewAuditEvent::new(
+                change.now,
+                change.actor,
+                Action::Invite,
+                Some(email),
+                invitee.display_name(),
+            ));
+        }
+        insert_rows!(conn, users::table, new_users)?;
+        insert_fresh(conn, &fresh)?;
+        audit::record(conn, &events)?;
+        Ok(InviteOutcome::Invited(
+            fresh.into_iter().map(|f| f.link).collect(),
+        ))
+    });
+    match result {
+        // Someone invited one of these addresses between our check and our insert.
+        Err(AppError::Database(e)) if is_unique_violation(&e) => {
+            let existing = existing_email_keys(conn, &keys)?;
+            Ok(InviteOutcome::AlreadyInvited(existing))
+        }
+        other => other,
+    }
+}
+
+pub fn existing_email_keys(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Vec<String>> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(500) {
+        found.extend(
+            users::table
+                .filter(users::email_key.eq_any(chunk))
+                .select(users::email_key)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(found)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserIdentity {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub enrolled_at: Option<NaiveDateTime>,
+}
+
+impl UserIdentity {
+    pub fn label(&self) -> UserLabel {
+        UserLabel {
+            name: format!("{} {}", self.first_name, self.last_name),
+            email: self.email.clone(),
+        }
+    }
+}
+
+/// The selected users, locked against concurrent change where the engine can.
+fn lock_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<UserIdentity>> {
+    // Built per arm: `as_select` is typed by the backend it runs on.
+    macro_rules! selected {
+        () => {
+            users::table
+                .filter(users::id.eq_any(ids))
+                .order(users::name_key)
+                .select(UserIdentity::as_select())
+        };
+    }
+    match conn {
+        DbConnection::Postgresql(pg) => selected!().for_update().load(pg),
+        DbConnection::Sqlite(sqlite) => selected!().load(sqlite),
+    }
+}
+
+/// The selected users as they are now (for the removal confirmation page).
+pub fn find_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<UserIdentity>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .order(users::name_key)
+        .select(UserIdentity::as_select())
+        .load(conn)
+}
+
+#[derive(Default)]
+pub struct ResendReport {
+    pub resent: Vec<UserLabel>,
+    pub already_enrolled: Vec<UserLabel>,
+    /// Selected, but gone by the time we looked (removed meanwhile).
+    pub missing: usize,
+    pub links: Vec<QueuedLink>,
+}
+
+/// Gives each selected, not-yet-enrolled user a new token and a new email; their older
+/// tokens stop working in the same transaction.
+pub fn resend(
+    conn: &mut DbConnection,
+    change: &Change<'_>,
+    settings: &InvitationSettings,
+    user_ids: &[String],
+) -> Result<ResendReport, AppError> {
+    write_transaction(conn, |conn| {
+        let selected = lock_users(conn, user_ids)?;
+        let mut report = ResendReport {
+            missing: user_ids.len().saturating_sub(selected.len()),
+            ..ResendReport::default()
+        };
+        let (enrolled, to_resend): (Vec<_>, Vec<_>) =
+            selected.into_iter().partition(|u| u.enrolled_at.is_some());
+        report.already_enrolled = enrolled.iter().map(UserIdentity::label).collect();
+        if to_resend.is_empty() {
+            return Ok(report);
+        }
+        let ids: Vec<String> = to_resend.iter().map(|u| u.id.clone()).collect();
+        let superseded: Vec<String> = invitations::table
+            .filter(invitations::user_id.eq_any(&ids))
+            .filter(invitations::superseded_at.is_null())
+            .select(invitations::id)
+            .load(conn)?;
+        diesel::update(invitations::table.filter(invitations::id.eq_any(&superseded)))
+            .set(invitations::superseded_at.eq(change.now))
+            .execute(conn)?;
+        outbox::cancel_unsent(
+            conn,
+            &superseded,
+            &[EmailKind::Invitation.as_str(), EmailKind::Reminder.as_str()],
+        )?;
+        let mut fresh = Vec::with_capacity(to_resend.len());
+        let mut events = Vec::with_capacity(to_resend.len());
+        for user in &to_resend {
+            fresh.push(fresh_invitation(
+                change,
+                settings,
+                &user.id,
+                &user.first_name,
+                &user.email,
+            )?);
+            events.push(NewAuditEvent::new(
+                change.now,
+                change.actor,
+                Action::Resend,
+                Some(&user.email),
+                user.label().name,
+            ));
+        }
+        insert_fresh(conn, &fresh)?;
+        audit::record(conn, &events)?;
+        report.resent = to_resend.iter().map(UserIdentity::label).collect();
+        report.links = fresh.into_iter().map(|f| f.link).collect();
+        Ok(report)
+    })
+}
+
+/// Deletes the selected users. Their invitations and unsent emails go with them
+/// (foreign keys cascade), so their links stop working at once.
+pub fn remove(
+    conn: &mut DbConnection,
+    change: &Change<'_>,
+    user_ids: &[String],
+) -> Result<Vec<UserLabel>, AppError> {
+    write_transaction(conn, |conn| {
+        let selected = lock_users(conn, user_ids)?;
+        let ids: Vec<&str> = selected.iter().map(|u| u.id.as_str()).collect();
+        diesel::delete(users::table.filter(users::id.eq_any(&ids))).execute(conn)?;
+        let events: Vec<NewAuditEvent> = selected
+            .iter()
+            .map(|user| {
+                let detail = if user.enrolled_at.is_some() {
+                    format!("{} (had joined)", user.label().name)
+                } else {
+                    user.label().name
+                };
+                NewAuditEvent::new(
+                    change.now,
+                    change.actor,
+                    Action::Remove,
+                    Some(&user.email),
+                    detail,
+                )
+            })
+            .collect();
+        audit::record(conn, &events)?;
+        Ok(selected.iter().map(UserIdentity::label).collect())
+    })
+}
+
+/// What a token is good for right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenState {
+    Valid(Invitee),
+    Used(Invitee),
+    Expired(Invitee),
+    /// A newer invitation was sent to the same person.
+    Superseded(Invitee),
+    /// Never issued, or its user was removed: the two look the same to the visitor.
+    Unknown,
+}
+
+/// The invitee and organization an enrollment page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitee {
+    pub email: String,
+    pub first_name: String,
+    pub organization: String,
+    pub contact_email: String,
+    pub after_join_url: String,
+    pub expires_at: NaiveDateTime,
+}
+
+type InviteeColumns = (
+    users::email,
+    users::first_name,
+    invitation_settings::organization_name,
+    invitation_settings::contact_email,
+    invitation_settings::after_join_url,
+    invitations::expires_at,
+    invitations::used_at,
+    invitations::superseded_at,
+);
+
+const INVITEE_COLUMNS: InviteeColumns = (
+    users::email,
+    users::first_name,
+    invitation_settings::organization_name,
+    invitation_settings::contact_email,
+    invitation_settings::after_join_url,
+    invitations::expires_at,
+    invitations::used_at,
+    invitations::superseded_at,
+);
+
+type InviteeRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+pub fn look_up(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<TokenState> {
+    let row: Option<InviteeRow> = invitations::table
+        .inner_join(users::table)
+        .inner_join(invitation_settings::table.on(invitation_settings::id.eq(1)))
+        .filter(invitations::token_hash.eq(token_hash))
+        .select(INVITEE_COLUMNS)
+        .first(conn)
+        .optional()?;
+    let Some((
+        email,
+        first_name,
+        organization,
+        contact_email,
+        after_join_url,
+        expires_at,
+        used_at,
+        superseded_at,
+    )) = row
+    else {
+        return Ok(TokenState::Unknown);
+    };
+    let invitee = Invitee {
+        email,
+        first_name,
+        organization,
+        contact_email,
+        after_join_url,
+        expires_at,
+    };
+    Ok(if used_at.is_some() {
+        TokenState::Used(invitee)
+    } else if superseded_at.is_some() {
+        TokenState::Superseded(invitee)
+    } else if expires_at <= now {
+        TokenState::Expired(invitee)
+    } else {
+        TokenState::Valid(invitee)
+    })
+}
+
+pub enum EnrollOutcome {
+    Enrolled(Invitee),
+    Refused(TokenState),
+}
+
+/// Consumes the token with one conditional update: of two simultaneous requests,
+/// exactly one finds it unused.
+pub fn enroll(
+    conn: &mut DbConnection,
+    change: &Change<'_>,
+    token_hash: &str,
+) -> Result<EnrollOutcome, AppError> {
+    write_transaction(conn, |conn| {
+        let consumed = diesel::update(
+            invitations::table
+                .filter(invitations::token_hash.eq(token_hash))
+                .filter(invitations::used_at.is_null())
+                .filter(invitations::superseded_at.is_null())
+                .filter(invitations::expires_at.gt(change.now)),
+        )
+        .set(invitations::used_at.eq(change.now))
+        .execute(conn)?;
+        if consumed == 0 {
+            return Ok(EnrollOutcome::Refused(look_up(
+                conn, token_hash, change.now,
+            )?));
+        }
+        let (invitation_id, user_id): (String, String) = invitations::table
+            .filter(invitations::token_hash.eq(token_hash))
+            .select((invitations::id, invitations::user_id))
+            .first(conn)?;
+        diesel::update(users::table.find(&user_id))
+            .set(users::enrolled_at.eq(change.now))
+            .execute(conn)?;
+        outbox::cancel_unsent(conn, &[invitation_id], &[EmailKind::Reminder.as_str()])?;
+        let TokenState::Used(invitee) = look_up(conn, token_hash, change.now)? else {
+            return Err(AppError::Unexpected(anyhow::anyhow!(
+                "an invitation just used does not read as used"
+            )));
+        };
+        audit::record(
+            conn,
+            &[NewAuditEvent::new(
+                change.now,
+                change.actor,
+                Action::Enroll,
+                Some(&invitee.email),
+                format!("joined {}", invitee.organization),
+            )],
+        )?;
+        Ok(EnrollOutcome::Enrolled(invitee))
+    })
+}

@@ -1,0 +1,68 @@
+//! The users & invitations domain: types that validate on construction, the status
+//! rules, and the queries that invite, resend, remove and enroll.
+
+pub mod email;
+pub mod invitations;
+pub mod list;
+pub mod name;
+pub mod status;
+pub mod token;
+
+use std::borrow::Cow;
+
+pub use email::EmailAddress;
+pub use name::PersonName;
+pub use status::EnrollmentStatus;
+pub use token::EnrollmentToken;
+
+/// A message for the person who typed something we cannot accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(Cow<'static, str>);
+
+impl InvalidInput {
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Someone to invite, every part valid.
+#[derive(Debug, Clone)]
+pub struct NewInvitee {
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub email: EmailAddress,
+}
+
+impl NewInvitee {
+    pub fn display_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+    }
+}
+
+/// What a user is called in messages: "Ada Lovelace <ada@example.com>".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLabel {
+    pub name: String,
+    pub email: String,
+}
+
+impl std::fmt::Display for UserLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} <{}>", self.name, self.email)
+    }
+}
+
+/// Lower-cased keys for sorting and searching; kept beside the values they come from.
+pub fn name_key(first_name: &str, last_name: &str) -> String {
+    format!("{} {}", last_name.to_lowercase(), first_name.to_lowercase())
+}
+
+pub fn search_key(first_name: &str, last_name: &str, email: &str) -> String {
+    format!(
+        "{} {} {}",
+        first_name.to_lowercase(),
+        last_name.to_lowercase(),
+        email.to_lowercase()
+    )
+}

@@ -1,0 +1,63 @@
+//! Liveness, health and readiness for load balancers and orchestrators.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::{HttpResponse, web};
+use diesel::connection::SimpleConnection;
+
+use super::AppState;
+
+/// False until this instance's migrations are done (another instance may hold the
+/// migration lock for a while).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Answers without touching anything: the process is up.
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// The database answers.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let result = state
+        .db
+        .run(|conn| {
+            conn.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ok"),
+        Err(error) => {
+            tracing::warn!(%error, "health check: database unavailable");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain; charset=utf-8")
+                .body("database unavailable")
+        }
+    }
+}
+
+/// Ready to serve the console: migrations applied and the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if !state.readiness.is_ready() {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("starting: database migrations are running");
+    }
+    healthz(state).await
+}

@@ -1,0 +1,358 @@
+//! "Invite user": rows of First name / Last name / Email address, validated strictly and
+//! saved all together or not at all.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use askama_web::WebTemplate;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use validator::{Validate, ValidationError, ValidationErrors};
+
+use super::csrf::CsrfForm;
+use super::layout::{ConsolePage, Layout, Section};
+use super::{AppState, client_ip, see_other};
+use crate::audit::Actor;
+use crate::error::AppError;
+use crate::settings::InvitationSettings;
+use crate::users::invitations::{self, Change, InviteOutcome, QueuedLink};
+use crate::users::{EmailAddress, NewInvitee, PersonName};
+
+/// Rows in one submission, at most.
+pub const MAX_ROWS: usize = 1000;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "invite.html")]
+struct InvitePage {
+    layout: Layout,
+    set_up: bool,
+    rows: Vec<RowView>,
+    problem_count: usize,
+    form_error: Option<String>,
+    max_rows: usize,
+}
+
+/// One row of the form as typed, with a message beside each field that is wrong.
+#[derive(Default, Clone)]
+struct RowView {
+    /// 1-based, for element ids and the "Person N" legend.
+    number: usize,
+    first_name: String,
+    last_name: String,
+    email: String,
+    first_name_error: Option<String>,
+    last_name_error: Option<String>,
+    email_error: Option<String>,
+}
+
+impl RowView {
+    fn is_blank(&self) -> bool {
+        self.first_name.trim().is_empty()
+            && self.last_name.trim().is_empty()
+            && self.email.trim().is_empty()
+    }
+
+    fn field_id(&self, field: &str) -> String {
+        format!("{field}-{}", self.number)
+    }
+
+    fn has_error(&self) -> bool {
+        self.first_name_error.is_some()
+            || self.last_name_error.is_some()
+            || self.email_error.is_some()
+    }
+}
+
+fn numbered(mut rows: Vec<RowView>) -> Vec<RowView> {
+    for (index, row) in rows.iter_mut().enumerate() {
+        row.number = index + 1;
+    }
+    rows
+}
+
+#[derive(Validate)]
+struct InviteRow<'a> {
+    #[validate(custom(function = "valid_first_name"))]
+    first_name: &'a str,
+    #[validate(custom(function = "valid_last_name"))]
+    last_name: &'a str,
+    #[validate(custom(function = "valid_email"))]
+    email: &'a str,
+}
+
+fn as_validation_error(error: crate::users::InvalidInput) -> ValidationError {
+    ValidationError::new("invalid").with_message(error.to_string().into())
+}
+
+fn valid_first_name(value: &str) -> Result<(), ValidationError> {
+    PersonName::parse(value, "first name")
+        .map(drop)
+        .map_err(as_validation_error)
+}
+
+fn valid_last_name(value: &str) -> Result<(), ValidationError> {
+    PersonName::parse(value, "last name")
+        .map(drop)
+        .map_err(as_validation_error)
+}
+
+fn valid_email(value: &str) -> Result<(), ValidationError> {
+    EmailAddress::parse(value)
+        .map(drop)
+        .map_err(as_validation_error)
+}
+
+fn message_for(errors: &ValidationErrors, field: &str) -> Option<String> {
+    errors.field_errors().get(field).and_then(|list| {
+        list.first()
+            .and_then(|e| e.message.as_ref())
+            .map(|m| m.to_string())
+    })
+}
+
+impl InviteRow<'_> {
+    /// The domain value; only called once `validate` passed.
+    fn to_invitee(&self) -> Option<NewInvitee> {
+        Some(NewInvitee {
+            first_name: PersonName::parse(self.first_name, "first name").ok()?,
+            last_name: PersonName::parse(self.last_name, "last name").ok()?,
+            email: EmailAddress::parse(self.email).ok()?,
+        })
+    }
+}
+
+async fn load_settings(state: &AppState) -> Result<Option<InvitationSettings>, AppError> {
+    state
+        .db
+        .run(|conn| Ok(InvitationSettings::load(conn)?))
+        .await
+}
+
+pub async fn form(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let set_up = load_settings(&state).await?.is_some();
+    Ok(InvitePage {
+        layout: page.layout.in_section(Section::Users),
+        set_up,
+        rows: numbered(vec![RowView::default()]),
+        problem_count: 0,
+        form_error: None,
+        max_rows: MAX_ROWS,
+    }
+    .respond_to(&req)
+    .map_into_boxed_body())
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    first_name: Vec<String>,
+    #[serde(default)]
+    last_name: Vec<String>,
+    #[serde(default)]
+    email: Vec<String>,
+    #[serde(default)]
+    action: String,
+}
+
+impl InviteForm {
+    /// The rows as typed; a row missing a field (a hand-made request) gets it empty.
+    fn rows(&self) -> Vec<RowView> {
+        let count = self
+            .first_name
+            .len()
+            .max(self.last_name.len())
+            .max(self.email.len());
+        let field = |values: &[String], i: usize| values.get(i).cloned().unwrap_or_default();
+        (0..count)
+            .map(|i| RowView {
+                first_name: field(&self.first_name, i),
+                last_name: field(&self.last_name, i),
+                email: field(&self.email, i),
+                ..RowView::default()
+            })
+            .collect()
+    }
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<InviteForm>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let Some(settings) = load_settings(&state).await? else {
+        return Ok(see_other("/users/invite"));
+    };
+    let mut rows = form.rows();
+    let render =
+        |layout: Layout, rows: Vec<RowView>, form_error: Option<String>, status: StatusCode| {
+            let rows = numbered(rows);
+            let problem_count = rows.iter().filter(|r| r.has_error()).count();
+            InvitePage {
+                layout: layout.in_section(Section::Users),
+                set_up: true,
+                rows,
+                problem_count,
+                form_error,
+                max_rows: MAX_ROWS,
+            }
+            .customize()
+            .with_status(status)
+            .respond_to(&req)
+            .map_into_boxed_body()
+        };
+    if rows.len() > MAX_ROWS {
+        rows.truncate(MAX_ROWS);
+        let message = format!(
+            "One submission can invite at most {MAX_ROWS} people; only the first {MAX_ROWS} rows are shown. Send them, then invite the rest."
+        );
+        return Ok(render(
+            page.layout,
+            rows,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    if form.action == "add_row" {
+        if rows.len() < MAX_ROWS {
+            rows.push(RowView::default());
+        }
+        return Ok(render(page.layout, rows, None, StatusCode::OK));
+    }
+    // Rows left completely empty (an extra "Add another user") are dropped, not errors.
+    rows.retain(|row| !row.is_blank());
+    if rows.is_empty() {
+        return Ok(render(
+            page.layout,
+            vec![RowView::default()],
+            Some("Fill in at least one person to invite.".to_owned()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let mut invitees = validate_rows(&mut rows);
+    let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
+    let existing = state
+        .db
+        .run(move |conn| Ok(invitations::existing_email_keys(conn, &keys)?))
+        .await?;
+    mark_existing(&mut rows, &existing);
+    if rows.iter().any(RowView::has_error) {
+        return Ok(render(
+            page.layout,
+            rows,
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let change_now = state.clock.now();
+    let actor = Actor::account(
+        &page.account.account_id,
+        &page.account.email,
+        client_ip(&req, state.config.trust_proxy),
+    );
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let change = Change {
+                now: change_now,
+                actor: &actor,
+            };
+            let outcome = invitations::invite(conn, &change, &settings, &invitees)?;
+            invitees.clear();
+            Ok(outcome)
+        })
+        .await?;
+    match outcome {
+        InviteOutcome::Invited(links) => {
+            log_links(&state, &links);
+            state.mail.notify();
+            let count = links.len();
+            FlashMessage::success(if count == 1 {
+                format!("Invitation on its way to {}.", links[0].recipient)
+            } else {
+                format!("Invitations on their way to {count} users.")
+            })
+            .send();
+            Ok(see_other("/users"))
+        }
+        InviteOutcome::AlreadyInvited(keys) => {
+            mark_existing(&mut rows, &keys);
+            Ok(render(
+                page.layout,
+                rows,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ))
+        }
+    }
+}
+
+/// Validates every row (messages go beside the fields) and looks for an address typed
+/// twice. Returns the invitees of the rows that are right.
+fn validate_rows(rows: &mut [RowView]) -> Vec<NewInvitee> {
+    let mut invitees = Vec::with_capacity(rows.len());
+    let mut first_row_of: HashMap<String, usize> = HashMap::new();
+    for (index, row) in rows.iter_mut().enumerate() {
+        let candidate = InviteRow {
+            first_name: &row.first_name,
+            last_name: &row.last_name,
+            email: &row.email,
+        };
+        if let Err(errors) = candidate.validate() {
+            row.first_name_error = message_for(&errors, "first_name");
+            row.last_name_error = message_for(&errors, "last_name");
+            row.email_error = message_for(&errors, "email");
+            continue;
+        }
+        let Some(invitee) = candidate.to_invitee() else {
+            continue;
+        };
+        match first_row_of.get(&invitee.email.key()) {
+            Some(first) => {
+                row.email_error = Some(format!(
+                    "This address is already in row {}. Each person is invited once.",
+                    first + 1
+                ));
+            }
+            None => {
+                first_row_of.insert(invitee.email.key(), index);
+                invitees.push(invitee);
+            }
+        }
+    }
+    invitees
+}
+
+fn mark_existing(rows: &mut [RowView], existing_keys: &[String]) {
+    for row in rows.iter_mut() {
+        if existing_keys.contains(&row.email.trim().to_ascii_lowercase()) {
+            row.email_error = Some(
+                "This address already belongs to a user. To send them a new link, select them \
+                 on the Users page and use Resend invitation."
+                    .to_owned(),
+            );
+        }
+    }
+}
+
+/// With file mail there is no inbox to open: the log shows each link instead.
+pub fn log_links(state: &AppState, links: &[QueuedLink]) {
+    if state.mail.writes_files() {
+        for link in links {
+            tracing::info!(
+                recipient = %link.recipient,
+                link = %link.link.expose_secret(),
+                "invitation queued (email is written to files; this link enrolls the invitee)"
+            );
+        }
+    }
+}

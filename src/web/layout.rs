@@ -1,0 +1,107 @@
+//! What every console page shows around its content: the header with the account and
+//! the sections its role may use, flash messages, and the CSRF token for its forms.
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use actix_web_flash_messages::{IncomingFlashMessages, Level};
+use futures_util::future::LocalBoxFuture;
+
+use super::csrf::CsrfToken;
+use super::session::SignedIn;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Users,
+    Settings,
+    None,
+}
+
+pub struct Flash {
+    pub css_class: &'static str,
+    pub text: String,
+}
+
+pub struct Layout {
+    pub account_email: String,
+    pub role_label: &'static str,
+    pub is_administrator: bool,
+    pub csrf_token: String,
+    pub flashes: Vec<Flash>,
+    pub section: Section,
+}
+
+impl Layout {
+    pub fn in_section(mut self, section: Section) -> Self {
+        self.section = section;
+        self
+    }
+
+    pub fn is_section(&self, name: &str) -> bool {
+        matches!(
+            (self.section, name),
+            (Section::Users, "users") | (Section::Settings, "settings")
+        )
+    }
+}
+
+/// Flash messages as the templates show them.
+pub fn flashes(incoming: &IncomingFlashMessages) -> Vec<Flash> {
+    incoming
+        .iter()
+        .map(|m| Flash {
+            css_class: match m.level() {
+                Level::Error => "flash flash-error",
+                Level::Warning => "flash flash-warning",
+                Level::Success => "flash flash-success",
+                _ => "flash flash-info",
+            },
+            text: m.content().to_owned(),
+        })
+        .collect()
+}
+
+/// A signed-in page request: the account and the layout around the page.
+pub struct ConsolePage {
+    pub account: SignedIn,
+    pub layout: Layout,
+}
+
+impl ConsolePage {
+    /// Administrator-only pages and actions; help desk gets 403.
+    pub fn require_administrator(&self) -> Result<(), AppError> {
+        if self.account.is_administrator() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
+
+impl FromRequest for ConsolePage {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let account = SignedIn::from_request(req, payload).into_inner();
+        let token = CsrfToken::from_request(req, payload).into_inner();
+        let incoming = IncomingFlashMessages::from_request(req, payload);
+        Box::pin(async move {
+            let account = account?;
+            let token = token?;
+            // Unreadable flash cookies are dropped, not an error page.
+            let flashes = incoming.await.map(|i| flashes(&i)).unwrap_or_default();
+            Ok(Self {
+                layout: Layout {
+                    account_email: account.email.clone(),
+                    role_label: account.role.label(),
+                    is_administrator: account.is_administrator(),
+                    csrf_token: token.0,
+                    flashes,
+                    section: Section::None,
+                },
+                account,
+            })
+        })
+    }
+}

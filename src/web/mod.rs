@@ -1,0 +1,104 @@
+//! The web console: one module per page, the extractors they share, and the URL map.
+
+pub mod assets;
+pub mod auth;
+pub mod csrf;
+pub mod enroll;
+pub mod health;
+pub mod invite;
+pub mod layout;
+pub mod middleware;
+pub mod session;
+pub mod settings;
+pub mod users;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::MailQueue;
+
+/// Shared by every request; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub clock: Clock,
+    pub mail: MailQueue,
+    pub config: Arc<Config>,
+    pub readiness: health::Readiness,
+}
+
+/// Every route, in one place.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/setup", web::get().to(auth::setup_form))
+        .route("/setup", web::post().to(auth::setup))
+        .route("/users", web::get().to(users::list))
+        .route("/users/invite", web::get().to(invite::form))
+        .route("/users/invite", web::post().to(invite::submit))
+        .route("/users/resend", web::post().to(users::resend))
+        .route("/users/remove", web::post().to(users::remove))
+        .route("/settings/invitations", web::get().to(settings::form))
+        .route("/settings/invitations", web::post().to(settings::submit))
+        .route("/enroll/{token}", web::get().to(enroll::show))
+        .route("/enroll/{token}", web::post().to(enroll::join));
+}
+
+async fn home() -> HttpResponse {
+    see_other("/users")
+}
+
+/// Post/redirect/get: every successful change ends in one of these.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// The client's address for the audit log and rate limits: the peer, or the proxy's
+/// X-Forwarded-For when we are told to trust it.
+pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<String> {
+    if trust_proxy {
+        req.connection_info()
+            .realip_remote_addr()
+            .map(|addr| addr.to_owned())
+    } else {
+        req.peer_addr().map(|addr| addr.ip().to_string())
+    }
+}
+
+/// A local path to return to after sign-in; anything else (another host, `//evil`) is
+/// replaced by the Users page.
+pub fn safe_return_path(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control());
+    if local { next } else { "/users" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_on_this_site() {
+        assert_eq!(safe_return_path("/users?q=ada"), "/users?q=ada");
+        for outside in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "users",
+            "/x\r\nSet-Cookie: a=b",
+        ] {
+            assert_eq!(safe_return_path(outside), "/users", "{outside}");
+        }
+    }
+}

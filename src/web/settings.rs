@@ -1,0 +1,203 @@
+//! "Set up user invitations": the settings every invitation uses, with a preview of the
+//! email before saving.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::TimeDelta;
+use serde::Deserialize;
+
+use super::csrf::CsrfForm;
+use super::layout::{ConsolePage, Layout, Section};
+use super::{AppState, client_ip, see_other};
+use crate::audit::{self, Action, Actor, NewAuditEvent};
+use crate::db::write_transaction;
+use crate::error::AppError;
+use crate::mail::compose::{self, RenderedEmail};
+use crate::settings::{self, InvitationSettings, SettingsErrors, SettingsInput};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    layout: Layout,
+    input: SettingsInput,
+    errors: SettingsErrors,
+    first_time: bool,
+    preview: Option<Preview>,
+    min_days: i32,
+    max_days: i32,
+}
+
+struct Preview {
+    from: String,
+    reply_to: String,
+    subject: String,
+    text: String,
+    html: String,
+}
+
+pub async fn form(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let saved = state
+        .db
+        .run(|conn| Ok(InvitationSettings::load(conn)?))
+        .await?;
+    let first_time = saved.is_none();
+    let input = match &saved {
+        Some(settings) => SettingsInput::from(settings),
+        None => {
+            InvitationSettings::suggested_input(&suggested_public_url(&req), &page.account.email)
+        }
+    };
+    Ok(SettingsPage {
+        layout: page.layout.in_section(Section::Settings),
+        input,
+        errors: SettingsErrors::default(),
+        first_time,
+        preview: None,
+        min_days: settings::MIN_VALIDITY_DAYS,
+        max_days: settings::MAX_VALIDITY_DAYS,
+    }
+    .respond_to(&req)
+    .map_into_boxed_body())
+}
+
+/// Where this console appears to be, as a first guess the administrator confirms.
+fn suggested_public_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(flatten)]
+    input: SettingsInput,
+    #[serde(default)]
+    action: String,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let preview_requested = form.action == "preview";
+    let parsed = InvitationSettings::parse(&form.input);
+    let first_time = state
+        .db
+        .run(|conn| Ok(InvitationSettings::load(conn)?.is_none()))
+        .await?;
+    let settings = match parsed {
+        Ok(settings) if !preview_requested => settings,
+        Ok(settings) => {
+            let rendered = preview(&settings, &page.account.email, state.clock.now())?;
+            let mut response = SettingsPage {
+                layout: page.layout.in_section(Section::Settings),
+                input: form.input,
+                errors: SettingsErrors::default(),
+                first_time,
+                preview: Some(rendered),
+                min_days: settings::MIN_VALIDITY_DAYS,
+                max_days: settings::MAX_VALIDITY_DAYS,
+            }
+            .respond_to(&req)
+            .map_into_boxed_body();
+            // The preview frame shows the email as a mail client would, inline styles and all.
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(super::middleware::PREVIEW_CONTENT_SECURITY_POLICY),
+            );
+            return Ok(response);
+        }
+        Err(errors) => {
+            return Ok(SettingsPage {
+                layout: page.layout.in_section(Section::Settings),
+                input: form.input,
+                errors: *errors,
+                first_time,
+                preview: None,
+                min_days: settings::MIN_VALIDITY_DAYS,
+                max_days: settings::MAX_VALIDITY_DAYS,
+            }
+            .customize()
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            .respond_to(&req)
+            .map_into_boxed_body());
+        }
+    };
+    let now = state.clock.now();
+    let actor = Actor::account(
+        &page.account.account_id,
+        &page.account.email,
+        client_ip(&req, state.config.trust_proxy),
+    );
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let before = InvitationSettings::load(conn)?;
+                settings.save(conn, now, &page.account.account_id)?;
+                let detail = InvitationSettings::describe_changes(before.as_ref(), &settings);
+                audit::record(
+                    conn,
+                    &[NewAuditEvent::new(
+                        now,
+                        &actor,
+                        Action::SettingsChange,
+                        None,
+                        detail,
+                    )],
+                )?;
+                Ok::<_, AppError>(())
+            })
+        })
+        .await?;
+    if first_time {
+        FlashMessage::success("Invitations are set up. You can now invite users.").send();
+        Ok(see_other("/users/invite"))
+    } else {
+        FlashMessage::success("Invitation settings saved. New invitations use them.").send();
+        Ok(see_other("/settings/invitations"))
+    }
+}
+
+/// The invitation email as an invitee would get it, for a made-up invitee.
+fn preview(
+    settings: &InvitationSettings,
+    inviter: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<Preview, AppError> {
+    let link = format!(
+        "{}/enroll/EXAMPLE-LINK-FOR-PREVIEW-ONLY",
+        settings.public_url
+    );
+    let RenderedEmail {
+        subject,
+        text,
+        html,
+    } = compose::render_invitation(
+        settings,
+        "Ada",
+        "ada.lovelace@example.com",
+        inviter,
+        &link,
+        now + TimeDelta::days(i64::from(settings.validity_days)),
+        now,
+    )?;
+    Ok(Preview {
+        from: format!("{} <{}>", settings.sender_name, settings.sender_address),
+        reply_to: settings.contact_email.clone(),
+        subject,
+        text,
+        html,
+    })
+}

@@ -1,0 +1,475 @@
+//! The Users page ("Resources › Users"), and the two actions on selected rows:
+//! Resend invitation and Remove user.
+
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+
+use super::csrf::CsrfForm;
+use super::invite::log_links;
+use super::layout::{ConsolePage, Layout, Section};
+use super::{AppState, client_ip, safe_return_path, see_other};
+use crate::audit::Actor;
+use crate::error::AppError;
+use crate::settings::InvitationSettings;
+use crate::time_format;
+use crate::users::invitations::{self, Change, UserIdentity};
+use crate::users::list::{self, Cursor, Direction, ListQuery, PageFrom, SortKey};
+use crate::users::{EnrollmentStatus, UserLabel};
+
+/// Selecting more rows than this at once is refused (a page shows at most 100).
+const MAX_SELECTION: usize = 1000;
+
+#[derive(Deserialize, Default)]
+pub struct ListParams {
+    q: Option<String>,
+    status: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
+    after: Option<String>,
+    before: Option<String>,
+    per_page: Option<String>,
+}
+
+impl ListParams {
+    /// Unknown or malformed values fall back to defaults: a stale bookmark still opens.
+    fn to_query(&self) -> ListQuery {
+        let sort = self
+            .sort
+            .as_deref()
+            .and_then(SortKey::parse)
+            .unwrap_or(SortKey::Name);
+        let from = match (&self.after, &self.before) {
+            (Some(after), _) => Cursor::decode(after, sort).map(PageFrom::After),
+            (None, Some(before)) => Cursor::decode(before, sort).map(PageFrom::Before),
+            (None, None) => None,
+        }
+        .unwrap_or(PageFrom::Start);
+        ListQuery {
+            search: self
+                .q
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(list::MAX_SEARCH_LENGTH)
+                .collect(),
+            status: self.status.as_deref().and_then(EnrollmentStatus::from_slug),
+            sort,
+            direction: self
+                .dir
+                .as_deref()
+                .and_then(Direction::parse)
+                .unwrap_or(Direction::Ascending),
+            from,
+            per_page: self
+                .per_page
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| list::PAGE_SIZES.contains(p))
+                .unwrap_or(list::DEFAULT_PAGE_SIZE),
+        }
+    }
+}
+
+/// Builds /users URLs that keep the current view and change one thing.
+struct ViewUrl<'a> {
+    query: &'a ListQuery,
+}
+
+impl ViewUrl<'_> {
+    fn build(
+        &self,
+        status: Option<EnrollmentStatus>,
+        sort: SortKey,
+        direction: Direction,
+        from: Option<(&str, String)>,
+    ) -> String {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        if !self.query.search.trim().is_empty() {
+            url.append_pair("q", self.query.search.trim());
+        }
+        if let Some(status) = status {
+            url.append_pair("status", status.slug());
+        }
+        if sort != SortKey::Name {
+            url.append_pair("sort", sort.slug());
+        }
+        if direction != Direction::Ascending {
+            url.append_pair("dir", direction.slug());
+        }
+        if self.query.per_page != list::DEFAULT_PAGE_SIZE {
+            url.append_pair("per_page", &self.query.per_page.to_string());
+        }
+        if let Some((name, value)) = from {
+            url.append_pair(name, &value);
+        }
+        let query = url.finish();
+        if query.is_empty() {
+            "/users".to_owned()
+        } else {
+            format!("/users?{query}")
+        }
+    }
+
+    fn current(&self) -> String {
+        let from = match &self.query.from {
+            PageFrom::Start => None,
+            PageFrom::After(c) => Some(("after", c.encode())),
+            PageFrom::Before(c) => Some(("before", c.encode())),
+        };
+        self.build(
+            self.query.status,
+            self.query.sort,
+            self.query.direction,
+            from,
+        )
+    }
+
+    fn with_status(&self, status: Option<EnrollmentStatus>) -> String {
+        self.build(status, self.query.sort, self.query.direction, None)
+    }
+
+    /// Sorting by a column again flips its direction.
+    fn sorted_by(&self, sort: SortKey) -> String {
+        let direction = if self.query.sort == sort {
+            self.query.direction.reversed()
+        } else {
+            Direction::Ascending
+        };
+        self.build(self.query.status, sort, direction, None)
+    }
+
+    fn page(&self, name: &str, cursor: &Cursor) -> String {
+        self.build(
+            self.query.status,
+            self.query.sort,
+            self.query.direction,
+            Some((name, cursor.encode())),
+        )
+    }
+}
+
+struct UserView {
+    id: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    status_label: &'static str,
+    status_class: &'static str,
+    invited: String,
+    invited_machine: String,
+    expires: String,
+    expires_machine: String,
+    expires_relative: String,
+    show_expiry: bool,
+    delivery_error: Option<String>,
+}
+
+struct StatusChip {
+    label: &'static str,
+    count: i64,
+    url: String,
+    selected: bool,
+}
+
+struct SortHeader {
+    label: &'static str,
+    url: String,
+    /// "ascending"/"descending" for aria-sort when this is the current sort.
+    aria_sort: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "users.html")]
+struct UsersPage {
+    layout: Layout,
+    rows: Vec<UserView>,
+    search: String,
+    chips: Vec<StatusChip>,
+    all_chip: StatusChip,
+    name_header: SortHeader,
+    email_header: SortHeader,
+    invited_header: SortHeader,
+    next_url: Option<String>,
+    previous_url: Option<String>,
+    return_to: String,
+    filtered: bool,
+    total_users: i64,
+}
+
+fn sort_header(
+    label: &'static str,
+    key: SortKey,
+    query: &ListQuery,
+    urls: &ViewUrl<'_>,
+) -> SortHeader {
+    let aria_sort = match (query.sort == key, query.direction) {
+        (false, _) => "none",
+        (true, Direction::Ascending) => "ascending",
+        (true, Direction::Descending) => "descending",
+    };
+    SortHeader {
+        label,
+        url: urls.sorted_by(key),
+        aria_sort,
+    }
+}
+
+pub async fn list(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, AppError> {
+    let query = params.to_query();
+    let now = state.clock.now();
+    let db_query = query.clone();
+    let (result, counts) = state
+        .db
+        .run(move |conn| {
+            let result = list::page(conn, &db_query, now)?;
+            let counts = list::status_counts(conn, &db_query.search, now)?;
+            Ok((result, counts))
+        })
+        .await?;
+    let urls = ViewUrl { query: &query };
+    let rows = result
+        .rows
+        .iter()
+        .map(|row| {
+            let status = row.status(now);
+            UserView {
+                id: row.id.clone(),
+                first_name: row.first_name.clone(),
+                last_name: row.last_name.clone(),
+                email: row.email.clone(),
+                status_label: status.label(),
+                status_class: status.css_class(),
+                invited: time_format::short(row.created_at),
+                invited_machine: time_format::machine(row.created_at),
+                expires: time_format::short(row.expires_at),
+                expires_machine: time_format::machine(row.expires_at),
+                expires_relative: time_format::relative(row.expires_at, now),
+                show_expiry: status != EnrollmentStatus::Enrolled,
+                delivery_error: (status == EnrollmentStatus::DeliveryFailed)
+                    .then(|| row.delivery_error.clone())
+                    .flatten(),
+            }
+        })
+        .collect();
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let chips = counts
+        .iter()
+        .map(|(status, count)| StatusChip {
+            label: status.label(),
+            count: *count,
+            url: urls.with_status(Some(*status)),
+            selected: query.status == Some(*status),
+        })
+        .collect();
+    Ok(UsersPage {
+        name_header: sort_header("Name", SortKey::Name, &query, &urls),
+        email_header: sort_header("Email address", SortKey::Email, &query, &urls),
+        invited_header: sort_header("Invited", SortKey::Invited, &query, &urls),
+        next_url: result.next.as_ref().map(|c| urls.page("after", c)),
+        previous_url: result.previous.as_ref().map(|c| urls.page("before", c)),
+        return_to: urls.current(),
+        all_chip: StatusChip {
+            label: "All",
+            count: total,
+            url: urls.with_status(None),
+            selected: query.status.is_none(),
+        },
+        chips,
+        filtered: !query.search.trim().is_empty() || query.status.is_some(),
+        total_users: total,
+        search: query.search.clone(),
+        rows,
+        layout: page.layout.in_section(Section::Users),
+    }
+    .respond_to(&req)
+    .map_into_boxed_body())
+}
+
+#[derive(Deserialize)]
+pub struct SelectionForm {
+    #[serde(default)]
+    user_id: Vec<String>,
+    #[serde(default)]
+    return_to: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+impl SelectionForm {
+    fn selected(&self) -> Result<Vec<String>, AppError> {
+        let mut ids: Vec<String> = self
+            .user_id
+            .iter()
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() > MAX_SELECTION {
+            return Err(AppError::BadRequest(format!(
+                "Select at most {MAX_SELECTION} users at a time."
+            )));
+        }
+        Ok(ids)
+    }
+
+    fn back(&self) -> &str {
+        if self.return_to.starts_with("/users") {
+            safe_return_path(&self.return_to)
+        } else {
+            "/users"
+        }
+    }
+}
+
+/// "Ada Lovelace, Alan Turing and 3 more"
+fn name_list(users: &[UserLabel]) -> String {
+    const SHOWN: usize = 5;
+    let names: Vec<&str> = users.iter().take(SHOWN).map(|u| u.name.as_str()).collect();
+    match users.len() {
+        0 => String::new(),
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{} and {} more", names.join(", "), n - SHOWN),
+    }
+}
+
+fn users_word(n: usize) -> String {
+    if n == 1 {
+        "1 user".to_owned()
+    } else {
+        format!("{n} users")
+    }
+}
+
+pub async fn resend(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<SelectionForm>,
+) -> Result<HttpResponse, AppError> {
+    let selected = form.selected()?;
+    if selected.is_empty() {
+        FlashMessage::warning("Select at least one user, then choose Resend invitation.").send();
+        return Ok(see_other(form.back()));
+    }
+    let now = state.clock.now();
+    let actor = Actor::account(
+        &page.account.account_id,
+        &page.account.email,
+        client_ip(&req, state.config.trust_proxy),
+    );
+    let report = state
+        .db
+        .run(move |conn| {
+            let Some(settings) = InvitationSettings::load(conn)? else {
+                return Ok(None);
+            };
+            let change = Change { now, actor: &actor };
+            Ok(Some(invitations::resend(
+                conn, &change, &settings, &selected,
+            )?))
+        })
+        .await?;
+    let Some(report) = report else {
+        FlashMessage::error("Set up user invitations before resending any.").send();
+        return Ok(see_other("/settings/invitations"));
+    };
+    log_links(&state, &report.links);
+    if !report.resent.is_empty() {
+        state.mail.notify();
+        FlashMessage::success(format!(
+            "Invitation resent to {}: {}. Their earlier links no longer work.",
+            users_word(report.resent.len()),
+            name_list(&report.resent)
+        ))
+        .send();
+    }
+    if !report.already_enrolled.is_empty() {
+        FlashMessage::warning(format!(
+            "{} already enrolled, not resent: {}.",
+            report.already_enrolled.len(),
+            name_list(&report.already_enrolled)
+        ))
+        .send();
+    }
+    if report.missing > 0 {
+        FlashMessage::warning(format!(
+            "{} no longer exist{} (removed meanwhile), nothing sent to them.",
+            users_word(report.missing),
+            if report.missing == 1 { "s" } else { "" }
+        ))
+        .send();
+    }
+    Ok(see_other(form.back()))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "remove.html")]
+struct RemoveConfirmation {
+    layout: Layout,
+    users: Vec<UserIdentity>,
+    return_to: String,
+}
+
+pub async fn remove(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<SelectionForm>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let selected = form.selected()?;
+    if selected.is_empty() {
+        FlashMessage::warning("Select at least one user, then choose Remove user.").send();
+        return Ok(see_other(form.back()));
+    }
+    if form.confirm != "yes" {
+        let users = state
+            .db
+            .run(move |conn| Ok(invitations::find_users(conn, &selected)?))
+            .await?;
+        if users.is_empty() {
+            FlashMessage::warning("The selected users no longer exist.").send();
+            return Ok(see_other(form.back()));
+        }
+        return Ok(RemoveConfirmation {
+            layout: page.layout.in_section(Section::Users),
+            users,
+            return_to: form.back().to_owned(),
+        }
+        .respond_to(&req)
+        .map_into_boxed_body());
+    }
+    let now = state.clock.now();
+    let actor = Actor::account(
+        &page.account.account_id,
+        &page.account.email,
+        client_ip(&req, state.config.trust_proxy),
+    );
+    let removed = state
+        .db
+        .run(move |conn| {
+            let change = Change { now, actor: &actor };
+            invitations::remove(conn, &change, &selected)
+        })
+        .await?;
+    if removed.is_empty() {
+        FlashMessage::warning("The selected users no longer exist; nothing was removed.").send();
+    } else {
+        FlashMessage::success(format!(
+            "Removed {}: {}. Their invitation links no longer work.",
+            users_word(removed.len()),
+            name_list(&removed)
+        ))
+        .send();
+    }
+    Ok(see_other(form.back()))
+}

@@ -1,0 +1,141 @@
+//! The command line: help, migrate, and adding accounts from a script.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn enroll(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_enroll"));
+    command
+        .env_clear()
+        .env("ENROLL_DATA_DIR", data_dir)
+        .env("ENROLL_LOG", "warn");
+    command
+}
+
+#[test]
+fn help_documents_every_option_with_its_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = enroll(dir.path()).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "ENROLL_DATABASE_URL",
+        "ENROLL_LISTEN",
+        "ENROLL_SMTP_URL",
+        "ENROLL_SESSION_KEY",
+        "ENROLL_DATA_DIR",
+        "ENROLL_MAIL_DIR",
+        "ENROLL_LOG",
+    ] {
+        assert!(
+            help.contains(variable),
+            "--help does not mention {variable}"
+        );
+    }
+    for command in ["serve", "migrate", "admin"] {
+        assert!(help.contains(command), "--help does not list {command}");
+    }
+}
+
+#[test]
+fn migrate_then_admin_add_creates_an_account_that_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = enroll(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("enroll.db").exists());
+
+    let output = enroll(dir.path())
+        .args([
+            "admin",
+            "add",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "administrator",
+        ])
+        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("Added Administrator account ops@example.com")
+    );
+
+    let again = enroll(dir.path())
+        .args(["admin", "add", "--email", "OPS@example.com"])
+        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let weak = enroll(dir.path())
+        .args([
+            "admin",
+            "add",
+            "--email",
+            "weak@example.com",
+            "--role",
+            "helpdesk",
+        ])
+        .env("ENROLL_ADMIN_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12"));
+}
+
+#[tokio::test]
+async fn an_account_added_from_the_command_line_signs_in() {
+    let app = spawn_app_with(AppOptions {
+        seed_accounts: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let output = enroll(&app.data_dir)
+        .args([
+            "admin",
+            "add",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "helpdesk",
+        ])
+        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page = app
+        .login_with(&app.client, "ops@example.com", "an operator passphrase")
+        .await;
+    page.assert_redirect_to("/users");
+    let users = app.get("/users").await;
+    assert!(users.text().contains("Help desk"));
+    assert!(!users.text().contains("Invite user"));
+}
+
+#[test]
+fn a_mistyped_database_url_is_refused_not_turned_into_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = enroll(dir.path())
+        .arg("migrate")
+        .env("ENROLL_DATABASE_URL", "mysql://localhost/enroll")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported scheme"));
+}
