@@ -95,37 +95,42 @@ fn migrate_then_admin_add_creates_an_account_that_can_sign_in() {
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12"));
 }
 
-#[tokio::test]
-async fn an_account_added_from_the_command_line_signs_in() {
-    let app = spawn_app_with(AppOptions {
-        seed_accounts: false,
-        ..AppOptions::default()
-    })
-    .await;
-    let output = enroll(&app.data_dir)
-        .args([
-            "admin",
-            "add",
-            "--email",
-            "ops@example.com",
-            "--role",
-            "helpdesk",
-        ])
-        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let page = app
-        .login_with(&app.client, "ops@example.com", "an operator passphrase")
+on_both_engines! {
+    async fn an_account_added_from_the_command_line_signs_in() {
+        let app = spawn_app_with(AppOptions {
+            seed_accounts: false,
+            ..AppOptions::default()
+        })
         .await;
-    page.assert_redirect_to("/users");
-    let users = app.get("/users").await;
-    assert!(users.text().contains("Help desk"));
-    assert!(!users.text().contains("Invite user"));
+        let mut command = enroll(&app.data_dir);
+        if let Some(database) = &app.data.database {
+            command.env("ENROLL_DATABASE_URL", &database.url);
+        }
+        let output = command
+            .args([
+                "admin",
+                "add",
+                "--email",
+                "ops@example.com",
+                "--role",
+                "helpdesk",
+            ])
+            .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let page = app
+            .login_with(&app.client, "ops@example.com", "an operator passphrase")
+            .await;
+        page.assert_redirect_to("/users");
+        let users = app.get("/users").await;
+        assert!(users.text().contains("Help desk"));
+        assert!(!users.text().contains("Invite user"));
+    }
 }
 
 #[test]

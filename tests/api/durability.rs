@@ -1,97 +1,97 @@
 //! Restarts: sessions survive them, and no queued email is lost.
 
-use std::sync::Arc;
-
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_restart_keeps_people_signed_in() {
-    let data = Arc::new(tempfile::tempdir().unwrap());
-    let first = spawn_app_with(AppOptions {
-        data: Some(data.clone()),
-        ..AppOptions::default()
-    })
-    .await;
-    first.login_admin().await;
-    let cookie = first.cookie_header();
-    drop(first);
+on_both_engines! {
+    async fn a_restart_keeps_people_signed_in() {
+        let data = TestData::new(current_engine());
+        let first = spawn_app_with(AppOptions {
+            data: Some(data.clone()),
+            ..AppOptions::default()
+        })
+        .await;
+        first.login_admin().await;
+        let cookie = first.cookie_header();
+        drop(first);
 
-    let second = spawn_app_with(AppOptions {
-        data: Some(data),
-        seed_accounts: false,
-        ..AppOptions::default()
-    })
-    .await;
-    let response = browser()
-        .get(second.url("/users"))
-        .header("Cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        200,
-        "the session key was kept in the data folder"
-    );
+        let second = spawn_app_with(AppOptions {
+            data: Some(data),
+            seed_accounts: false,
+            ..AppOptions::default()
+        })
+        .await;
+        let response = browser()
+            .get(second.url("/users"))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "the session key was kept in the data folder"
+        );
+    }
 }
 
-#[tokio::test]
-async fn email_queued_while_the_mail_server_is_down_is_sent_after_a_restart() {
-    let data = Arc::new(tempfile::tempdir().unwrap());
-    // Nothing listens on this port: every delivery attempt fails for now.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("smtp://127.0.0.1:{}", closed.local_addr().unwrap().port());
-    drop(closed);
-    let first = spawn_app_with(AppOptions {
-        data: Some(data.clone()),
-        smtp_url: Some(dead_url),
-        ..AppOptions::default()
-    })
-    .await;
-    first.set_up_invitations().await;
-    first
-        .invite(&[
-            ("Ada", "Lovelace", "ada@example.com"),
-            ("Alan", "Turing", "alan@example.com"),
-        ])
-        .await
-        .assert_redirect_to("/users");
-    assert_eq!(first.status_of("ada@example.com").await, "Sending");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(
-        first.status_of("ada@example.com").await,
-        "Sending",
-        "still retrying"
-    );
-    drop(first);
+on_both_engines! {
+    async fn email_queued_while_the_mail_server_is_down_is_sent_after_a_restart() {
+        let data = TestData::new(current_engine());
+        // Nothing listens on this port: every delivery attempt fails for now.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead_url = format!("smtp://127.0.0.1:{}", closed.local_addr().unwrap().port());
+        drop(closed);
+        let first = spawn_app_with(AppOptions {
+            data: Some(data.clone()),
+            smtp_url: Some(dead_url),
+            ..AppOptions::default()
+        })
+        .await;
+        first.set_up_invitations().await;
+        first
+            .invite(&[
+                ("Ada", "Lovelace", "ada@example.com"),
+                ("Alan", "Turing", "alan@example.com"),
+            ])
+            .await
+            .assert_redirect_to("/users");
+        assert_eq!(first.status_of("ada@example.com").await, "Sending");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            first.status_of("ada@example.com").await,
+            "Sending",
+            "still retrying"
+        );
+        drop(first);
 
-    let second = spawn_app_with(AppOptions {
-        data: Some(data),
-        seed_accounts: false,
-        ..AppOptions::default()
-    })
-    .await;
-    // The retry is scheduled with backoff; move time past it rather than wait.
-    second.clock.advance(chrono::TimeDelta::minutes(5));
-    let emails = second.smtp.wait_for(2).await;
-    assert_eq!(emails.len(), 2);
-    second.login_admin().await;
-    second.wait_for_status("ada@example.com", "Pending").await;
-    let link = second
-        .smtp
-        .wait_for_nth_to("ada@example.com", 1)
-        .await
-        .enrollment_path();
-    assert_eq!(second.get_with(&browser(), &link).await.status, 200);
+        let second = spawn_app_with(AppOptions {
+            data: Some(data),
+            seed_accounts: false,
+            ..AppOptions::default()
+        })
+        .await;
+        // The retry is scheduled with backoff; move time past it rather than wait.
+        second.clock.advance(chrono::TimeDelta::minutes(5));
+        let emails = second.smtp.wait_for(2).await;
+        assert_eq!(emails.len(), 2);
+        second.login_admin().await;
+        second.wait_for_status("ada@example.com", "Pending").await;
+        let link = second
+            .smtp
+            .wait_for_nth_to("ada@example.com", 1)
+            .await
+            .enrollment_path();
+        assert_eq!(second.get_with(&browser(), &link).await.status, 200);
 
-    use diesel::prelude::*;
-    use enroll::db::schema::outbound_emails;
-    let bodies: Vec<Option<String>> = outbound_emails::table
-        .select(outbound_emails::body_text)
-        .load(&mut *second.conn())
-        .unwrap();
-    assert!(
-        bodies.iter().all(Option::is_none),
-        "bodies holding links are erased once sent"
-    );
+        use diesel::prelude::*;
+        use enroll::db::schema::outbound_emails;
+        let bodies: Vec<Option<String>> = outbound_emails::table
+            .select(outbound_emails::body_text)
+            .load(&mut *second.conn())
+            .unwrap();
+        assert!(
+            bodies.iter().all(Option::is_none),
+            "bodies holding links are erased once sent"
+        );
+    }
 }

@@ -224,6 +224,103 @@ impl TestSmtp {
     }
 }
 
+/// Which database engine a test runs on: SQLite always, PostgreSQL when
+/// `ENROLL_TEST_POSTGRES_URL` names a server the tests may create databases on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub const POSTGRES_URL_VARIABLE: &str = "ENROLL_TEST_POSTGRES_URL";
+
+/// Test-only cookie key for PostgreSQL instances (which refuse to start without one).
+pub const TEST_SESSION_KEY: &str = "test-session-key-that-is-long-enough-0123456789";
+
+tokio::task_local! {
+    static ENGINE: Engine;
+}
+
+pub fn current_engine() -> Engine {
+    ENGINE.try_with(|engine| *engine).unwrap_or(Engine::Sqlite)
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Runs a test body with `engine` as the engine of every app it spawns; on PostgreSQL
+/// without a server to use, says so and passes.
+pub async fn run_on(engine: Engine, test: impl std::future::Future<Output = ()>) {
+    if engine == Engine::Postgres && postgres_url().is_none() {
+        eprintln!(
+            "skipped on PostgreSQL: {POSTGRES_URL_VARIABLE} is not set \
+             (e.g. postgres://postgres@127.0.0.1:5432/test); .ci/run sets it"
+        );
+        return;
+    }
+    ENGINE.scope(engine, test).await
+}
+
+/// A PostgreSQL database of its own for one test, dropped afterwards.
+pub struct PostgresDatabase {
+    name: String,
+    admin_url: String,
+    pub url: String,
+}
+
+impl PostgresDatabase {
+    pub fn create() -> Self {
+        let admin_url = postgres_url().expect("ENROLL_TEST_POSTGRES_URL is set");
+        let name = format!("enroll_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&admin_url)
+            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_VARIABLE}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("CREATE DATABASE works");
+        let mut url = url::Url::parse(&admin_url).expect("a valid PostgreSQL URL");
+        url.set_path(&format!("/{name}"));
+        Self {
+            name,
+            admin_url,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+/// What outlives one app of a test: its data folder and, on PostgreSQL, its database.
+pub struct TestData {
+    pub dir: tempfile::TempDir,
+    pub database: Option<PostgresDatabase>,
+}
+
+impl TestData {
+    pub fn new(engine: Engine) -> Arc<Self> {
+        Arc::new(Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            database: (engine == Engine::Postgres).then(PostgresDatabase::create),
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// A browser-like HTTP client: keeps cookies, does not follow redirects.
 pub fn browser() -> reqwest::Client {
     browser_with_jar(Arc::new(reqwest::cookie::Jar::default()))
@@ -246,8 +343,8 @@ pub struct TestApp {
     pub clock: Clock,
     pub db: enroll::db::Db,
     pub data_dir: PathBuf,
+    pub data: Arc<TestData>,
     handle: ApplicationHandle,
-    _data: Arc<tempfile::TempDir>,
 }
 
 impl Drop for TestApp {
@@ -260,8 +357,8 @@ impl Drop for TestApp {
 pub struct AppOptions {
     pub seed_accounts: bool,
     pub smtp_url: Option<String>,
-    /// Reuse another app's data folder (a restart).
-    pub data: Option<Arc<tempfile::TempDir>>,
+    /// Reuse another app's data folder and database (a restart, or a second instance).
+    pub data: Option<Arc<TestData>>,
     pub clock: Clock,
 }
 
@@ -276,9 +373,13 @@ impl Default for AppOptions {
     }
 }
 
-pub fn test_config(data_dir: &std::path::Path, smtp_url: &str) -> Config {
+pub fn test_config(data: &TestData, smtp_url: &str) -> Config {
     let mut config = Config::from_defaults();
-    config.data_dir = data_dir.to_owned();
+    config.data_dir = data.path().to_owned();
+    if let Some(database) = &data.database {
+        config.database_url = Some(database.url.clone());
+        config.session_key = Some(SecretString::from(TEST_SESSION_KEY));
+    }
     config.smtp_url = Some(SecretString::from(smtp_url.to_owned()));
     config.smtp_timeout_seconds = 5;
     config.http_workers = Some(1);
@@ -304,9 +405,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
 pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp {
     let data = options
         .data
-        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("a temporary folder")));
+        .unwrap_or_else(|| TestData::new(current_engine()));
     let smtp_url = options.smtp_url.unwrap_or_else(|| smtp.url());
-    let config = test_config(data.path(), &smtp_url);
+    let config = test_config(&data, &smtp_url);
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     let app = Application::build_with(config, listener, options.clock.clone())
         .await
@@ -324,8 +425,8 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         clock: options.clock,
         db,
         data_dir: data.path().to_owned(),
+        data,
         handle,
-        _data: data,
     };
     if options.seed_accounts {
         test_app.add_account(ADMIN_EMAIL, ADMIN_PASSWORD, Role::Administrator);

@@ -19,206 +19,212 @@ async fn assert_refused(app: &TestApp, row: (&str, &str, &str), field: &str, mes
     assert!(page.text().contains("Nothing was sent"), "{}", page.text());
 }
 
-#[tokio::test]
-async fn each_wrong_field_is_named_and_nothing_is_saved() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    let long = "x".repeat(101);
-    let cases: Vec<((&str, &str, &str), &str, &str)> = vec![
-        (
-            ("", "Lovelace", "ada@example.com"),
-            "first_name",
-            "Enter a first name",
-        ),
-        (
-            ("Ada", "   ", "ada@example.com"),
-            "last_name",
-            "Enter a last name",
-        ),
-        (("Ada", "Lovelace", ""), "email", "Enter an email address"),
-        (
-            (&long, "Lovelace", "ada@example.com"),
-            "first_name",
-            "at most 100 characters",
-        ),
-        (
-            ("Ada\u{0}", "Lovelace", "ada@example.com"),
-            "first_name",
-            "control character",
-        ),
-        (
-            ("Ada", "Love\r\nlace", "ada@example.com"),
-            "last_name",
-            "control character",
-        ),
-        (("Ada", "Lovelace", "ada.example.com"), "email", "with an @"),
-        (
-            ("Ada", "Lovelace", "ada@example"),
-            "email",
-            "internet domain",
-        ),
-        (
-            ("Ada", "Lovelace", "ada@@example.com"),
-            "email",
-            "more than one @",
-        ),
-        (
-            ("Ada", "Lovelace", "ada@exampl\u{0435}.com"),
-            "email",
-            "U+0435",
-        ),
-        (
+on_both_engines! {
+    async fn each_wrong_field_is_named_and_nothing_is_saved() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let long = "x".repeat(101);
+        let cases: Vec<((&str, &str, &str), &str, &str)> = vec![
             (
-                "Ada",
-                "Lovelace",
-                "ada@example.com\r\nBcc: eve@evil.example",
+                ("", "Lovelace", "ada@example.com"),
+                "first_name",
+                "Enter a first name",
             ),
-            "email",
-            "spaces or control",
-        ),
-        (
-            ("Ada", "Lovelace", "ada lovelace@example.com"),
-            "email",
-            "spaces",
-        ),
-    ];
-    for (row, field, message) in cases {
-        assert_refused(&app, row, field, message).await;
+            (
+                ("Ada", "   ", "ada@example.com"),
+                "last_name",
+                "Enter a last name",
+            ),
+            (("Ada", "Lovelace", ""), "email", "Enter an email address"),
+            (
+                (&long, "Lovelace", "ada@example.com"),
+                "first_name",
+                "at most 100 characters",
+            ),
+            (
+                ("Ada\u{0}", "Lovelace", "ada@example.com"),
+                "first_name",
+                "control character",
+            ),
+            (
+                ("Ada", "Love\r\nlace", "ada@example.com"),
+                "last_name",
+                "control character",
+            ),
+            (("Ada", "Lovelace", "ada.example.com"), "email", "with an @"),
+            (
+                ("Ada", "Lovelace", "ada@example"),
+                "email",
+                "internet domain",
+            ),
+            (
+                ("Ada", "Lovelace", "ada@@example.com"),
+                "email",
+                "more than one @",
+            ),
+            (
+                ("Ada", "Lovelace", "ada@exampl\u{0435}.com"),
+                "email",
+                "U+0435",
+            ),
+            (
+                (
+                    "Ada",
+                    "Lovelace",
+                    "ada@example.com\r\nBcc: eve@evil.example",
+                ),
+                "email",
+                "spaces or control",
+            ),
+            (
+                ("Ada", "Lovelace", "ada lovelace@example.com"),
+                "email",
+                "spaces",
+            ),
+        ];
+        for (row, field, message) in cases {
+            assert_refused(&app, row, field, message).await;
+        }
+        assert_eq!(app.count("users"), 0);
+        assert_eq!(app.count("invitations"), 0);
+        assert_eq!(app.count("outbound_emails"), 0);
     }
-    assert_eq!(app.count("users"), 0);
-    assert_eq!(app.count("invitations"), 0);
-    assert_eq!(app.count("outbound_emails"), 0);
 }
 
-#[tokio::test]
-async fn one_bad_row_stops_the_whole_submission() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    let page = app
-        .invite(&[
-            ("Ada", "Lovelace", "ada@example.com"),
-            ("Alan", "Turing", "alan@example"),
-            ("Grace", "Hopper", "grace@example.com"),
-            ("Ada", "Again", "ADA@example.com"),
-        ])
-        .await;
-    assert_eq!(page.status, 422);
-    assert!(page.field_error("email-1").is_none());
-    assert!(
-        page.field_error("email-2")
-            .unwrap()
-            .contains("internet domain")
-    );
-    assert!(
-        page.field_error("email-4")
-            .unwrap()
-            .contains("already in row 1")
-    );
-    assert!(
-        page.text().contains("2 rows need attention"),
-        "{}",
-        page.text()
-    );
-    assert_eq!(
-        page.input_values("email"),
-        vec![
-            "ada@example.com",
-            "alan@example",
-            "grace@example.com",
-            "ADA@example.com"
-        ]
-    );
-    assert_eq!(app.count("users"), 0);
-    assert_eq!(app.count("outbound_emails"), 0);
+on_both_engines! {
+    async fn one_bad_row_stops_the_whole_submission() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let page = app
+            .invite(&[
+                ("Ada", "Lovelace", "ada@example.com"),
+                ("Alan", "Turing", "alan@example"),
+                ("Grace", "Hopper", "grace@example.com"),
+                ("Ada", "Again", "ADA@example.com"),
+            ])
+            .await;
+        assert_eq!(page.status, 422);
+        assert!(page.field_error("email-1").is_none());
+        assert!(
+            page.field_error("email-2")
+                .unwrap()
+                .contains("internet domain")
+        );
+        assert!(
+            page.field_error("email-4")
+                .unwrap()
+                .contains("already in row 1")
+        );
+        assert!(
+            page.text().contains("2 rows need attention"),
+            "{}",
+            page.text()
+        );
+        assert_eq!(
+            page.input_values("email"),
+            vec![
+                "ada@example.com",
+                "alan@example",
+                "grace@example.com",
+                "ADA@example.com"
+            ]
+        );
+        assert_eq!(app.count("users"), 0);
+        assert_eq!(app.count("outbound_emails"), 0);
+    }
 }
 
-#[tokio::test]
-async fn an_address_that_already_belongs_to_a_user_suggests_resend() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    app.invite(&[("Ada", "Lovelace", "ada@example.com")])
-        .await
-        .assert_redirect_to("/users");
-    let page = app
-        .invite(&[
-            ("Alan", "Turing", "alan@example.com"),
-            ("Ada", "Lovelace", "Ada@Example.com"),
-        ])
-        .await;
-    assert_eq!(page.status, 422);
-    let error = page.field_error("email-2").unwrap();
-    assert!(error.contains("already belongs to a user"), "{error}");
-    assert!(error.contains("Resend invitation"), "{error}");
-    assert!(page.field_error("email-1").is_none());
-    assert_eq!(app.count("users"), 1, "Alan was not saved either");
+on_both_engines! {
+    async fn an_address_that_already_belongs_to_a_user_suggests_resend() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        app.invite(&[("Ada", "Lovelace", "ada@example.com")])
+            .await
+            .assert_redirect_to("/users");
+        let page = app
+            .invite(&[
+                ("Alan", "Turing", "alan@example.com"),
+                ("Ada", "Lovelace", "Ada@Example.com"),
+            ])
+            .await;
+        assert_eq!(page.status, 422);
+        let error = page.field_error("email-2").unwrap();
+        assert!(error.contains("already belongs to a user"), "{error}");
+        assert!(error.contains("Resend invitation"), "{error}");
+        assert!(page.field_error("email-1").is_none());
+        assert_eq!(app.count("users"), 1, "Alan was not saved either");
+    }
 }
 
-#[tokio::test]
-async fn blank_extra_rows_are_ignored_but_an_empty_form_is_refused() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    let page = app.invite(&[("", "", "")]).await;
-    assert_eq!(page.status, 422);
-    assert!(
-        page.text().contains("Fill in at least one person"),
-        "{}",
-        page.text()
-    );
+on_both_engines! {
+    async fn blank_extra_rows_are_ignored_but_an_empty_form_is_refused() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let page = app.invite(&[("", "", "")]).await;
+        assert_eq!(page.status, 422);
+        assert!(
+            page.text().contains("Fill in at least one person"),
+            "{}",
+            page.text()
+        );
 
-    let page = app
-        .invite(&[("Ada", "Lovelace", "ada@example.com"), ("", "", "  ")])
-        .await;
-    page.assert_redirect_to("/users");
-    assert_eq!(app.count("users"), 1);
+        let page = app
+            .invite(&[("Ada", "Lovelace", "ada@example.com"), ("", "", "  ")])
+            .await;
+        page.assert_redirect_to("/users");
+        assert_eq!(app.count("users"), 1);
+    }
 }
 
-#[tokio::test]
-async fn markup_in_names_is_stored_as_typed_and_shown_escaped() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    let page = app
-        .invite(&[(
-            "<script>alert(1)</script>",
-            "O'Brien \"Bob\"",
-            "bob@example.com",
-        )])
-        .await;
-    page.assert_redirect_to("/users");
-    let users = app.get("/users").await;
-    assert!(!users.body.contains("<script>alert(1)</script>"));
-    assert!(
-        users
-            .body
-            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
-    );
-    assert!(
-        users.text().contains("<script>alert(1)</script>"),
-        "shown as text"
-    );
-    let email = app.smtp.wait_for_nth_to("bob@example.com", 1).await;
-    assert!(!email.html().contains("<script>"));
-    assert!(email.text().contains("Hello <script>alert(1)</script>,"));
+on_both_engines! {
+    async fn markup_in_names_is_stored_as_typed_and_shown_escaped() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let page = app
+            .invite(&[(
+                "<script>alert(1)</script>",
+                "O'Brien \"Bob\"",
+                "bob@example.com",
+            )])
+            .await;
+        page.assert_redirect_to("/users");
+        let users = app.get("/users").await;
+        assert!(!users.body.contains("<script>alert(1)</script>"));
+        assert!(
+            users
+                .body
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        );
+        assert!(
+            users.text().contains("<script>alert(1)</script>"),
+            "shown as text"
+        );
+        let email = app.smtp.wait_for_nth_to("bob@example.com", 1).await;
+        assert!(!email.html().contains("<script>"));
+        assert!(email.text().contains("Hello <script>alert(1)</script>,"));
+    }
 }
 
-#[tokio::test]
-async fn inviting_before_set_up_explains_what_to_do() {
-    let app = spawn_app().await;
-    app.login_admin().await;
-    let page = app.get("/users/invite").await;
-    assert_eq!(page.status, 200);
-    assert!(
-        page.text().contains("Set up user invitations first"),
-        "{}",
-        page.text()
-    );
-    assert!(page.body.contains("href=\"/settings/invitations\""));
-    assert!(
-        page.html()
-            .select(&scraper::Selector::parse("input[name=email]").unwrap())
-            .next()
-            .is_none()
-    );
-    let refused = app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
-    refused.assert_redirect_to("/users/invite");
-    assert_eq!(app.count("users"), 0);
+on_both_engines! {
+    async fn inviting_before_set_up_explains_what_to_do() {
+        let app = spawn_app().await;
+        app.login_admin().await;
+        let page = app.get("/users/invite").await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.text().contains("Set up user invitations first"),
+            "{}",
+            page.text()
+        );
+        assert!(page.body.contains("href=\"/settings/invitations\""));
+        assert!(
+            page.html()
+                .select(&scraper::Selector::parse("input[name=email]").unwrap())
+                .next()
+                .is_none()
+        );
+        let refused = app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
+        refused.assert_redirect_to("/users/invite");
+        assert_eq!(app.count("users"), 0);
+    }
 }

@@ -2,203 +2,207 @@
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn resend_sends_a_new_link_and_kills_the_old_one() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    app.invite(&[
-        ("Ada", "Lovelace", "ada@example.com"),
-        ("Alan", "Turing", "alan@example.com"),
-    ])
-    .await;
-    let old = app.smtp.wait_for_nth_to("ada@example.com", 1).await;
-    let alan_link = app
-        .smtp
-        .wait_for_nth_to("alan@example.com", 1)
-        .await
-        .enrollment_path();
-
-    // Alan joins; resending to him is skipped and said so.
-    let invitee = browser();
-    let token = app.get_with(&invitee, &alan_link).await.csrf_token();
-    app.post_with(&invitee, &alan_link, &fields(&[("csrf_token", &token)]))
-        .await
-        .assert_redirect_to(&alan_link);
-
-    let ids = vec![
-        app.user_id("ada@example.com"),
-        app.user_id("alan@example.com"),
-    ];
-    let page = app.act_on_users("/users/resend", &ids, &[]).await;
-    page.assert_redirect_to("/users");
-    let page = app.follow(page).await;
-    let text = page.text();
-    assert!(
-        text.contains("Invitation resent to 1 user: Ada Lovelace."),
-        "{text}"
-    );
-    assert!(
-        text.contains("1 already enrolled, not resent: Alan Turing."),
-        "{text}"
-    );
-
-    let new = app.smtp.wait_for_nth_to("ada@example.com", 2).await;
-    assert_ne!(new.enrollment_path(), old.enrollment_path());
-    let dead = app.get_with(&browser(), &old.enrollment_path()).await;
-    assert_eq!(dead.status, 410);
-    assert!(
-        dead.text().contains("A newer invitation was sent"),
-        "{}",
-        dead.text()
-    );
-    let live = app.get_with(&browser(), &new.enrollment_path()).await;
-    assert_eq!(live.status, 200);
-    assert!(live.text().contains("Join organization"));
-    assert_eq!(
-        app.smtp.to("alan@example.com").len(),
-        1,
-        "enrolled users get nothing"
-    );
-
-    // A help-desk account may resend too.
-    let helpdesk = browser();
-    app.login_with(&helpdesk, HELPDESK_EMAIL, HELPDESK_PASSWORD)
-        .await
-        .assert_redirect_to("/users");
-    let users = app.get_with(&helpdesk, "/users").await;
-    let form = fields(&[("user_id", &ids[0]), ("csrf_token", &users.csrf_token())]);
-    app.post_with(&helpdesk, "/users/resend", &form)
-        .await
-        .assert_redirect_to("/users");
-    let third = app.smtp.wait_for_nth_to("ada@example.com", 3).await;
-    assert_eq!(
-        app.get_with(&browser(), &new.enrollment_path())
-            .await
-            .status,
-        410
-    );
-    assert_eq!(
-        app.get_with(&browser(), &third.enrollment_path())
-            .await
-            .status,
-        200
-    );
-}
-
-#[tokio::test]
-async fn remove_asks_first_then_the_link_stops_working() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    app.invite(&[
-        ("Ada", "Lovelace", "ada@example.com"),
-        ("Alan", "Turing", "alan@example.com"),
-    ])
-    .await;
-    let link = app
-        .smtp
-        .wait_for_nth_to("ada@example.com", 1)
-        .await
-        .enrollment_path();
-    let ada = app.user_id("ada@example.com");
-
-    let confirm = app
-        .act_on_users("/users/remove", std::slice::from_ref(&ada), &[])
+on_both_engines! {
+    async fn resend_sends_a_new_link_and_kills_the_old_one() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        app.invite(&[
+            ("Ada", "Lovelace", "ada@example.com"),
+            ("Alan", "Turing", "alan@example.com"),
+        ])
         .await;
-    assert_eq!(confirm.status, 200);
-    let text = confirm.text();
-    assert!(text.contains("Remove this user?"), "{text}");
-    assert!(text.contains("Ada Lovelace"), "{text}");
-    assert!(!text.contains("Alan Turing"));
-    assert_eq!(app.count("users"), 2, "nothing removed before confirming");
+        let old = app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        let alan_link = app
+            .smtp
+            .wait_for_nth_to("alan@example.com", 1)
+            .await
+            .enrollment_path();
 
-    let form = fields(&[
-        ("user_id", &ada),
-        ("confirm", "yes"),
-        ("return_to", "/users"),
-        ("csrf_token", &confirm.csrf_token()),
-    ]);
-    let done = app.post_with(&app.client, "/users/remove", &form).await;
-    done.assert_redirect_to("/users");
-    let users = app.follow(done).await;
-    assert!(
-        users.text().contains("Removed 1 user: Ada Lovelace."),
-        "{}",
-        users.text()
-    );
-    assert!(!users.text().contains("ada@example.com"));
-    assert_eq!(app.count("users"), 1);
-    assert_eq!(app.count("invitations"), 1, "her invitation went with her");
+        // Alan joins; resending to him is skipped and said so.
+        let invitee = browser();
+        let token = app.get_with(&invitee, &alan_link).await.csrf_token();
+        app.post_with(&invitee, &alan_link, &fields(&[("csrf_token", &token)]))
+            .await
+            .assert_redirect_to(&alan_link);
 
-    let page = app.get_with(&browser(), &link).await;
-    assert_eq!(page.status, 404);
-    assert!(page.text().contains("This invitation link is not valid"));
-    let post = app
-        .post_with(&browser(), &link, &fields(&[("csrf_token", "x")]))
-        .await;
-    assert_eq!(post.status, 403);
-}
-
-#[tokio::test]
-async fn selecting_nobody_says_so() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    for action in ["/users/resend", "/users/remove"] {
-        let page = app.act_on_users(action, &[], &[]).await;
+        let ids = vec![
+            app.user_id("ada@example.com"),
+            app.user_id("alan@example.com"),
+        ];
+        let page = app.act_on_users("/users/resend", &ids, &[]).await;
         page.assert_redirect_to("/users");
+        let page = app.follow(page).await;
+        let text = page.text();
         assert!(
-            app.follow(page)
+            text.contains("Invitation resent to 1 user: Ada Lovelace."),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 already enrolled, not resent: Alan Turing."),
+            "{text}"
+        );
+
+        let new = app.smtp.wait_for_nth_to("ada@example.com", 2).await;
+        assert_ne!(new.enrollment_path(), old.enrollment_path());
+        let dead = app.get_with(&browser(), &old.enrollment_path()).await;
+        assert_eq!(dead.status, 410);
+        assert!(
+            dead.text().contains("A newer invitation was sent"),
+            "{}",
+            dead.text()
+        );
+        let live = app.get_with(&browser(), &new.enrollment_path()).await;
+        assert_eq!(live.status, 200);
+        assert!(live.text().contains("Join organization"));
+        assert_eq!(
+            app.smtp.to("alan@example.com").len(),
+            1,
+            "enrolled users get nothing"
+        );
+
+        // A help-desk account may resend too.
+        let helpdesk = browser();
+        app.login_with(&helpdesk, HELPDESK_EMAIL, HELPDESK_PASSWORD)
+            .await
+            .assert_redirect_to("/users");
+        let users = app.get_with(&helpdesk, "/users").await;
+        let form = fields(&[("user_id", &ids[0]), ("csrf_token", &users.csrf_token())]);
+        app.post_with(&helpdesk, "/users/resend", &form)
+            .await
+            .assert_redirect_to("/users");
+        let third = app.smtp.wait_for_nth_to("ada@example.com", 3).await;
+        assert_eq!(
+            app.get_with(&browser(), &new.enrollment_path())
                 .await
-                .text()
-                .contains("Select at least one user")
+                .status,
+            410
+        );
+        assert_eq!(
+            app.get_with(&browser(), &third.enrollment_path())
+                .await
+                .status,
+            200
         );
     }
 }
 
-#[tokio::test]
-async fn help_desk_cannot_invite_remove_or_change_settings() {
-    let app = spawn_app().await;
-    app.set_up_invitations().await;
-    app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
-    let ada = app.user_id("ada@example.com");
-    let helpdesk = browser();
-    app.login_with(&helpdesk, HELPDESK_EMAIL, HELPDESK_PASSWORD)
-        .await
-        .assert_redirect_to("/users");
-    let users = app.get_with(&helpdesk, "/users").await;
-    assert!(users.text().contains("Resend invitation"));
-    assert!(!users.text().contains("Remove user"));
-    assert!(!users.text().contains("Invite user"));
-    let token = users.csrf_token();
-    for (path, form) in [
-        (
-            "/users/remove",
-            fields(&[
-                ("user_id", &ada),
-                ("confirm", "yes"),
-                ("csrf_token", &token),
-            ]),
-        ),
-        (
-            "/users/invite",
-            fields(&[
-                ("first_name", "E"),
-                ("last_name", "V"),
-                ("email", "eve@example.com"),
-                ("action", "send"),
-                ("csrf_token", &token),
-            ]),
-        ),
-        ("/settings/invitations", {
-            let mut f = TestApp::settings_fields();
-            f.push(("csrf_token".into(), token.clone()));
-            f
-        }),
-    ] {
-        let page = app.post_with(&helpdesk, path, &form).await;
-        assert_eq!(page.status, 403, "{path}");
+on_both_engines! {
+    async fn remove_asks_first_then_the_link_stops_working() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        app.invite(&[
+            ("Ada", "Lovelace", "ada@example.com"),
+            ("Alan", "Turing", "alan@example.com"),
+        ])
+        .await;
+        let link = app
+            .smtp
+            .wait_for_nth_to("ada@example.com", 1)
+            .await
+            .enrollment_path();
+        let ada = app.user_id("ada@example.com");
+
+        let confirm = app
+            .act_on_users("/users/remove", std::slice::from_ref(&ada), &[])
+            .await;
+        assert_eq!(confirm.status, 200);
+        let text = confirm.text();
+        assert!(text.contains("Remove this user?"), "{text}");
+        assert!(text.contains("Ada Lovelace"), "{text}");
+        assert!(!text.contains("Alan Turing"));
+        assert_eq!(app.count("users"), 2, "nothing removed before confirming");
+
+        let form = fields(&[
+            ("user_id", &ada),
+            ("confirm", "yes"),
+            ("return_to", "/users"),
+            ("csrf_token", &confirm.csrf_token()),
+        ]);
+        let done = app.post_with(&app.client, "/users/remove", &form).await;
+        done.assert_redirect_to("/users");
+        let users = app.follow(done).await;
+        assert!(
+            users.text().contains("Removed 1 user: Ada Lovelace."),
+            "{}",
+            users.text()
+        );
+        assert!(!users.text().contains("ada@example.com"));
+        assert_eq!(app.count("users"), 1);
+        assert_eq!(app.count("invitations"), 1, "her invitation went with her");
+
+        let page = app.get_with(&browser(), &link).await;
+        assert_eq!(page.status, 404);
+        assert!(page.text().contains("This invitation link is not valid"));
+        let post = app
+            .post_with(&browser(), &link, &fields(&[("csrf_token", "x")]))
+            .await;
+        assert_eq!(post.status, 403);
     }
-    for path in ["/users/invite", "/settings/invitations"] {
-        assert_eq!(app.get_with(&helpdesk, path).await.status, 403, "{path}");
+}
+
+on_both_engines! {
+    async fn selecting_nobody_says_so() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        for action in ["/users/resend", "/users/remove"] {
+            let page = app.act_on_users(action, &[], &[]).await;
+            page.assert_redirect_to("/users");
+            assert!(
+                app.follow(page)
+                    .await
+                    .text()
+                    .contains("Select at least one user")
+            );
+        }
     }
-    assert_eq!(app.count("users"), 1);
+}
+
+on_both_engines! {
+    async fn help_desk_cannot_invite_remove_or_change_settings() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
+        let ada = app.user_id("ada@example.com");
+        let helpdesk = browser();
+        app.login_with(&helpdesk, HELPDESK_EMAIL, HELPDESK_PASSWORD)
+            .await
+            .assert_redirect_to("/users");
+        let users = app.get_with(&helpdesk, "/users").await;
+        assert!(users.text().contains("Resend invitation"));
+        assert!(!users.text().contains("Remove user"));
+        assert!(!users.text().contains("Invite user"));
+        let token = users.csrf_token();
+        for (path, form) in [
+            (
+                "/users/remove",
+                fields(&[
+                    ("user_id", &ada),
+                    ("confirm", "yes"),
+                    ("csrf_token", &token),
+                ]),
+            ),
+            (
+                "/users/invite",
+                fields(&[
+                    ("first_name", "E"),
+                    ("last_name", "V"),
+                    ("email", "eve@example.com"),
+                    ("action", "send"),
+                    ("csrf_token", &token),
+                ]),
+            ),
+            ("/settings/invitations", {
+                let mut f = TestApp::settings_fields();
+                f.push(("csrf_token".into(), token.clone()));
+                f
+            }),
+        ] {
+            let page = app.post_with(&helpdesk, path, &form).await;
+            assert_eq!(page.status, 403, "{path}");
+        }
+        for path in ["/users/invite", "/settings/invitations"] {
+            assert_eq!(app.get_with(&helpdesk, path).await.status, 403, "{path}");
+        }
+        assert_eq!(app.count("users"), 1);
+    }
 }
