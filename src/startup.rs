@@ -33,7 +33,8 @@ use crate::web::{self as console, AppState, assets, csrf, health};
 
 pub struct Application {
     port: u16,
-    server: Server,
+    server: ServerHandle,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
     state: AppState,
     worker: Arc<Mutex<Option<MailWorker>>>,
 }
@@ -80,7 +81,10 @@ impl Application {
             config: Arc::new(config),
             readiness: readiness.clone(),
         };
+        // Polled from now on, so that probes are answered while migrations run.
         let server = http_server(state.clone(), cookie_key, listener)?;
+        let server_handle = server.handle();
+        let serving = tokio::spawn(server);
         // The server answers probes (503 "starting") while migrations run; another instance
         // may be holding the migration lock.
         let migration_db = db.clone();
@@ -92,7 +96,7 @@ impl Application {
         let applied = match migrated {
             Ok(applied) => applied,
             Err(error) => {
-                server.handle().stop(false).await;
+                server_handle.stop(false).await;
                 return Err(error.context("cannot prepare the database"));
             }
         };
@@ -103,7 +107,8 @@ impl Application {
         let worker = worker.start(db.clone(), clock.clone(), worker_settings);
         let app = Self {
             port,
-            server,
+            server: server_handle,
+            serving,
             state,
             worker: Arc::new(Mutex::new(Some(worker))),
         };
@@ -121,7 +126,7 @@ impl Application {
 
     pub fn handle(&self) -> ApplicationHandle {
         ApplicationHandle {
-            server: self.server.handle(),
+            server: self.server.clone(),
             worker: self.worker.clone(),
         }
     }
@@ -129,7 +134,10 @@ impl Application {
     /// Serves until stopped (Ctrl-C, SIGTERM, or a handle), then lets the mail worker
     /// finish the email in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = self
+            .serving
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let worker = self.worker.lock().ok().and_then(|mut w| w.take());
         if let Some(worker) = worker {
             web_block(move || {

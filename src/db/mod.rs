@@ -26,7 +26,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Any constant works; all instances must agree on it.
-const MIGRATION_LOCK_ID: i64 = 0x456e_726f_6c6c;
+pub const MIGRATION_LOCK_ID: i64 = 0x456e_726f_6c6c;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

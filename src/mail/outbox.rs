@@ -193,7 +193,24 @@ pub fn load_claimed(
         };
     }
     match conn {
-        DbConnection::Postgresql(pg) => claimed!().for_update().first(pg).optional(),
+        DbConnection::Postgresql(pg) => {
+            // Every writer takes row locks in the order user, invitation, email (removal
+            // cascades that way), so the invitation is locked before the email.
+            let invitation_id: Option<Option<String>> = outbound_emails::table
+                .find(id)
+                .select(outbound_emails::invitation_id)
+                .first(pg)
+                .optional()?;
+            if let Some(Some(invitation_id)) = invitation_id {
+                invitations::table
+                    .find(invitation_id)
+                    .select(invitations::id)
+                    .for_update()
+                    .first::<String>(pg)
+                    .optional()?;
+            }
+            claimed!().for_update().first(pg).optional()
+        }
         DbConnection::Sqlite(sqlite) => claimed!().first(sqlite).optional(),
     }
 }

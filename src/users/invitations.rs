@@ -222,6 +222,28 @@ fn lock_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<UserId
     }
 }
 
+/// Locks the user a token belongs to, so that joining takes row locks in the same order
+/// (user, then invitation) as removing and resending; SQLite's write lock already
+/// serializes them.
+fn lock_user_of_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        let user_id: Option<String> = invitations::table
+            .filter(invitations::token_hash.eq(token_hash))
+            .select(invitations::user_id)
+            .first(pg)
+            .optional()?;
+        if let Some(user_id) = user_id {
+            users::table
+                .find(user_id)
+                .select(users::id)
+                .for_update()
+                .first::<String>(pg)
+                .optional()?;
+        }
+    }
+    Ok(())
+}
+
 /// The selected users as they are now (for the removal confirmation page).
 pub fn find_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<UserIdentity>> {
     users::table
@@ -446,6 +468,7 @@ pub fn enroll(
     token_hash: &str,
 ) -> Result<EnrollOutcome, AppError> {
     write_transaction(conn, |conn| {
+        lock_user_of_token(conn, token_hash)?;
         let consumed = diesel::update(
             invitations::table
                 .filter(invitations::token_hash.eq(token_hash))

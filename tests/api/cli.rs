@@ -144,3 +144,41 @@ fn a_mistyped_database_url_is_refused_not_turned_into_a_file() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported scheme"));
 }
+
+#[test]
+fn the_binary_needs_no_system_database_or_tls_library() {
+    let Ok(output) = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_enroll"))
+        .output()
+    else {
+        eprintln!("skipped: ldd is not installed, cannot list the binary's libraries");
+        return;
+    };
+    let libraries = String::from_utf8_lossy(&output.stdout);
+    for library in ["libpq", "libssl", "libcrypto", "libsqlite3"] {
+        assert!(
+            !libraries.contains(library),
+            "the binary links {library}:\n{libraries}"
+        );
+    }
+}
+
+#[test]
+fn postgres_without_a_session_key_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = enroll(dir.path())
+        .arg("serve")
+        .env("ENROLL_LISTEN", "127.0.0.1:0")
+        .env(
+            "ENROLL_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/enroll",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ENROLL_SESSION_KEY is required with PostgreSQL"),
+        "{stderr}"
+    );
+}

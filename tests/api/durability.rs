@@ -95,3 +95,37 @@ on_both_engines! {
         );
     }
 }
+
+on_both_engines! {
+    async fn without_a_mail_server_email_is_written_to_files() {
+        let app = spawn_app_with(AppOptions {
+            mail_to_files: true,
+            ..AppOptions::default()
+        })
+        .await;
+        app.set_up_invitations().await;
+        app.invite(&[("Ada", "Lovelace", "ada@example.com")])
+            .await
+            .assert_redirect_to("/users");
+        let mail_dir = app.data_dir.join("mail");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let file = loop {
+            let found = std::fs::read_dir(&mail_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find(|entry| entry.path().extension().is_some_and(|e| e == "eml"));
+            if let Some(found) = found {
+                break found.path();
+            }
+            assert!(std::time::Instant::now() < deadline, "no .eml file in {}", mail_dir.display());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let email = ReceivedEmail::from_file(&file);
+        assert_eq!(email.subject(), "You're invited to join Example Corp");
+        let page = app.get_with(&browser(), &email.enrollment_path()).await;
+        assert_eq!(page.status, 200);
+        assert!(page.text().contains("ada@example.com"));
+        app.wait_for_status("ada@example.com", "Pending").await;
+    }
+}

@@ -28,9 +28,19 @@ pub const HELPDESK_PASSWORD: &str = "helpful desk battery staple";
 pub struct ReceivedEmail {
     pub to: Vec<String>,
     pub raw: String,
+    pub received_at: Instant,
 }
 
 impl ReceivedEmail {
+    /// An email written by the file transport.
+    pub fn from_file(path: &std::path::Path) -> Self {
+        Self {
+            to: Vec::new(),
+            raw: std::fs::read_to_string(path).expect("a readable .eml file"),
+            received_at: Instant::now(),
+        }
+    }
+
     fn parsed(&self) -> mailparse::ParsedMail<'_> {
         mailparse::parse_mail(self.raw.as_bytes()).expect("a parseable email")
     }
@@ -92,6 +102,8 @@ impl ReceivedEmail {
 pub struct SmtpBehaviour {
     /// Recipients containing this text are refused with 550.
     pub refuse_containing: Option<String>,
+    /// How long the server takes to accept each message (after it has it).
+    pub delay_per_message: Duration,
 }
 
 #[derive(Clone)]
@@ -129,7 +141,10 @@ impl Handler for Recorder {
         self.received.lock().unwrap().push(ReceivedEmail {
             to: std::mem::take(&mut self.to),
             raw: String::from_utf8_lossy(&self.data).into_owned(),
+            received_at: Instant::now(),
         });
+        let delay = self.behaviour.lock().unwrap().delay_per_message;
+        std::thread::sleep(delay);
         OK
     }
 }
@@ -157,7 +172,7 @@ impl TestSmtp {
         let mut server = Server::new(recorder);
         server
             .with_name("test-smtp")
-            .with_num_threads(2)
+            .with_num_threads(8)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
@@ -171,6 +186,10 @@ impl TestSmtp {
 
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn delay_each_message(&self, delay: Duration) {
+        self.behaviour.lock().unwrap().delay_per_message = delay;
     }
 
     pub fn refuse_recipients_containing(&self, text: &str) {
@@ -357,6 +376,8 @@ impl Drop for TestApp {
 pub struct AppOptions {
     pub seed_accounts: bool,
     pub smtp_url: Option<String>,
+    /// Write email as files, like the embedded default, instead of using SMTP.
+    pub mail_to_files: bool,
     /// Reuse another app's data folder and database (a restart, or a second instance).
     pub data: Option<Arc<TestData>>,
     pub clock: Clock,
@@ -367,6 +388,7 @@ impl Default for AppOptions {
         Self {
             seed_accounts: true,
             smtp_url: None,
+            mail_to_files: false,
             data: None,
             clock: Clock::system(),
         }
@@ -407,7 +429,10 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         .data
         .unwrap_or_else(|| TestData::new(current_engine()));
     let smtp_url = options.smtp_url.unwrap_or_else(|| smtp.url());
-    let config = test_config(&data, &smtp_url);
+    let mut config = test_config(&data, &smtp_url);
+    if options.mail_to_files {
+        config.smtp_url = None;
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     let app = Application::build_with(config, listener, options.clock.clone())
         .await

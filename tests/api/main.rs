@@ -30,6 +30,8 @@ mod cli;
 mod durability;
 mod enroll_flow;
 mod helpers;
+mod instances;
 mod invite_validation;
 mod resend_remove;
+mod scale_out;
 mod settings;
