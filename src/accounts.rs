@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::db::DbConnection;
-use crate::db::schema::{accounts, setup_codes};
+use crate::db::schema::{accounts, sessions, setup_codes};
 use crate::users::{EmailAddress, InvalidInput};
 
 pub const MIN_PASSWORD_LENGTH: usize = 12;
@@ -169,6 +169,134 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option
         .select(AccountRow::as_select())
         .first(conn)
         .optional()
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<AccountRow>> {
+    accounts::table
+        .find(id)
+        .select(AccountRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every account, administrators first, then by address.
+pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<AccountRow>> {
+    accounts::table
+        .order((accounts::role.asc(), accounts::email_key.asc()))
+        .select(AccountRow::as_select())
+        .load(conn)
+}
+
+/// Why an account change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountChangeError {
+    #[error("This is the last active administrator: add or enable another administrator first.")]
+    LastAdministrator,
+    #[error("There is no such account.")]
+    NotFound,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// The account, locked for the rest of the transaction on engines that can (on SQLite
+/// the write transaction already holds the lock).
+fn lock_account(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
+    macro_rules! account {
+        () => {
+            accounts::table.find(id).select(AccountRow::as_select())
+        };
+    }
+    let row = match conn {
+        DbConnection::Postgresql(pg) => account!().for_update().first(pg).optional(),
+        DbConnection::Sqlite(sqlite) => account!().first(sqlite).optional(),
+    }?;
+    row.ok_or(AccountChangeError::NotFound)
+}
+
+/// Locks the target account after every active administrator (in id order, the same
+/// in every transaction), so that two administrators demoting each other at once cannot
+/// both see the other remain, nor deadlock.
+fn lock_for_demotion(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
+    macro_rules! administrators {
+        () => {
+            accounts::table
+                .filter(accounts::role.eq(Role::Administrator.as_str()))
+                .filter(accounts::disabled_at.is_null())
+                .order(accounts::id)
+                .select(accounts::id)
+        };
+    }
+    let administrators: Vec<String> = match conn {
+        DbConnection::Postgresql(pg) => administrators!().for_update().load(pg),
+        DbConnection::Sqlite(sqlite) => administrators!().load(sqlite),
+    }?;
+    let account = lock_account(conn, id)?;
+    let is_active_administrator = administrators.iter().any(|a| a == id);
+    if is_active_administrator && administrators.len() == 1 {
+        return Err(AccountChangeError::LastAdministrator);
+    }
+    Ok(account)
+}
+
+/// Changes an account's role; returns it as it was.
+pub fn change_role(
+    conn: &mut DbConnection,
+    id: &str,
+    role: Role,
+) -> Result<AccountRow, AccountChangeError> {
+    let account = if role.is_administrator() {
+        lock_account(conn, id)?
+    } else {
+        lock_for_demotion(conn, id)?
+    };
+    diesel::update(accounts::table.find(id))
+        .set(accounts::role.eq(role.as_str()))
+        .execute(conn)?;
+    Ok(account)
+}
+
+/// Sets a new password and ends every session of the account.
+pub fn reset_password(
+    conn: &mut DbConnection,
+    id: &str,
+    password_hash: &str,
+) -> Result<AccountRow, AccountChangeError> {
+    let account = lock_account(conn, id)?;
+    diesel::update(accounts::table.find(id))
+        .set(accounts::password_hash.eq(password_hash))
+        .execute(conn)?;
+    end_sessions(conn, id)?;
+    Ok(account)
+}
+
+/// Disables an account and ends its sessions on every instance at once.
+pub fn disable(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<AccountRow, AccountChangeError> {
+    let account = lock_for_demotion(conn, id)?;
+    diesel::update(
+        accounts::table
+            .find(id)
+            .filter(accounts::disabled_at.is_null()),
+    )
+    .set(accounts::disabled_at.eq(now))
+    .execute(conn)?;
+    end_sessions(conn, id)?;
+    Ok(account)
+}
+
+pub fn enable(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
+    let account = lock_account(conn, id)?;
+    diesel::update(accounts::table.find(id))
+        .set(accounts::disabled_at.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+    Ok(account)
+}
+
+fn end_sessions(conn: &mut DbConnection, account_id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::account_id.eq(account_id))).execute(conn)
 }
 
 pub fn any_exist(conn: &mut DbConnection) -> QueryResult<bool> {

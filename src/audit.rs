@@ -12,6 +12,7 @@ pub enum Action {
     Invite,
     Resend,
     Remove,
+    Revoke,
     Enroll,
     SignIn,
     SignInFailed,
@@ -22,10 +23,11 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Invite,
         Self::Resend,
         Self::Remove,
+        Self::Revoke,
         Self::Enroll,
         Self::SignIn,
         Self::SignInFailed,
@@ -40,6 +42,7 @@ impl Action {
             Self::Invite => "invite",
             Self::Resend => "resend",
             Self::Remove => "remove",
+            Self::Revoke => "revoke",
             Self::Enroll => "enroll",
             Self::SignIn => "sign_in",
             Self::SignInFailed => "sign_in_failed",
@@ -55,6 +58,7 @@ impl Action {
             Self::Invite => "Invited",
             Self::Resend => "Resent invitation",
             Self::Remove => "Removed",
+            Self::Revoke => "Revoked invitation",
             Self::Enroll => "Joined",
             Self::SignIn => "Signed in",
             Self::SignInFailed => "Sign-in failed",
@@ -140,4 +144,87 @@ impl NewAuditEvent {
 pub fn record(conn: &mut DbConnection, events: &[NewAuditEvent]) -> QueryResult<()> {
     insert_rows!(conn, audit_events::table, events)?;
     Ok(())
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, on both engines (addresses are ASCII, which both lower-case alike).
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Audit log filters and the page position, from the URL.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub action: Option<Action>,
+    /// Part of the acting account's address.
+    pub actor: String,
+    /// Part of the address the action was about.
+    pub subject: String,
+    /// Show entries older than this one (time and id of the last row seen).
+    pub before: Option<(NaiveDateTime, String)>,
+    pub per_page: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditRow {
+    pub id: String,
+    pub occurred_at: NaiveDateTime,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub subject_email: Option<String>,
+    pub detail: String,
+    pub client_ip: Option<String>,
+}
+
+fn contains_pattern(text: &str) -> String {
+    let escaped: String = text
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(200)
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
+/// Newest first; returns one page and whether older entries remain.
+pub fn page(conn: &mut DbConnection, query: &AuditQuery) -> QueryResult<(Vec<AuditRow>, bool)> {
+    let mut boxed = audit_events::table
+        .select(AuditRow::as_select())
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(query.per_page + 1)
+        .into_boxed();
+    if let Some(action) = query.action {
+        boxed = boxed.filter(audit_events::action.eq(action.as_str()));
+    }
+    if !query.actor.trim().is_empty() {
+        boxed = boxed.filter(
+            lower(audit_events::actor_email.assume_not_null())
+                .like(contains_pattern(&query.actor))
+                .escape('\\'),
+        );
+    }
+    if !query.subject.trim().is_empty() {
+        boxed = boxed.filter(
+            lower(audit_events::subject_email.assume_not_null())
+                .like(contains_pattern(&query.subject))
+                .escape('\\'),
+        );
+    }
+    if let Some((at, id)) = &query.before {
+        boxed = boxed.filter(
+            audit_events::occurred_at
+                .lt(*at)
+                .or(audit_events::occurred_at
+                    .eq(*at)
+                    .and(audit_events::id.lt(id.clone()))),
+        );
+    }
+    let mut rows = boxed.load::<AuditRow>(conn)?;
+    let more = rows.len() as i64 > query.per_page;
+    rows.truncate(usize::try_from(query.per_page).unwrap_or(0));
+    Ok((rows, more))
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{NaiveDateTime, TimeDelta, Utc};
+use chrono::{NaiveDateTime, TimeDelta, Timelike, Utc};
 
 #[derive(Clone, Default)]
 pub struct Clock {
@@ -16,9 +16,13 @@ impl Clock {
         Self::default()
     }
 
-    /// The current time in UTC, as stored in the database.
+    /// The current time in UTC, to the microsecond: what both engines store, so that a
+    /// value read back compares equal to the one written.
     pub fn now(&self) -> NaiveDateTime {
-        Utc::now().naive_utc() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        let now = Utc::now().naive_utc()
+            + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed));
+        now.with_nanosecond(now.nanosecond() / 1000 * 1000)
+            .unwrap_or(now)
     }
 
     /// Moves this clock (and every copy of it) forward.

@@ -27,7 +27,7 @@ use crate::db::{self, Db, Engine};
 use crate::error::AppError;
 use crate::mail::{MailWorker, Mailer, RetryPolicy, WorkerSettings};
 use crate::web::health::Readiness;
-use crate::web::middleware::{RedactedRootSpan, ready_gate, security_headers};
+use crate::web::middleware::{RedactedRootSpan, ready_gate, secure_cookies, security_headers};
 use crate::web::session::{self, DbSessionStore};
 use crate::web::{self as console, AppState, assets, csrf, health};
 
@@ -80,6 +80,8 @@ impl Application {
             mail: mail_queue,
             config: Arc::new(config),
             readiness: readiness.clone(),
+            limits: Arc::new(crate::web::limits::Limits::default()),
+            public_url_is_https: Arc::default(),
         };
         // Polled from now on, so that probes are answered while migrations run.
         let server = http_server(state.clone(), cookie_key, listener)?;
@@ -102,6 +104,12 @@ impl Application {
         };
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
+        }
+        if let Ok(Some(settings)) = db
+            .run(|conn| Ok(crate::settings::InvitationSettings::load(conn)?))
+            .await
+        {
+            state.note_public_url(&settings.public_url);
         }
         readiness.set_ready();
         let worker = worker.start(db.clone(), clock.clone(), worker_settings);
@@ -262,6 +270,7 @@ fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyho
             .app_data(data.clone())
             .app_data(csrf::payload_config())
             .wrap(from_fn(csrf::middleware))
+            .wrap(from_fn(secure_cookies))
             .wrap(security_headers())
             .wrap(TracingLogger::<RedactedRootSpan>::new())
             .route("/livez", web::get().to(health::livez))

@@ -13,6 +13,12 @@ pub fn machine(at: NaiveDateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// RFC 3339 with microseconds, for positions in a list (nothing lost in the round trip).
+pub fn machine_precise(at: NaiveDateTime) -> String {
+    at.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// "in 3 days", "in 5 hours", "2 days ago", "just now".
 pub fn relative(at: NaiveDateTime, now: NaiveDateTime) -> String {
     let delta = at - now;

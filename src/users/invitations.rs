@@ -355,6 +355,65 @@ pub fn remove(
     })
 }
 
+/// The live, unused, unexpired invitations this account sent to people who have not
+/// joined: what disabling the account can revoke.
+fn pending_issued_by(
+    conn: &mut DbConnection,
+    account_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<(String, UserIdentity)>> {
+    invitations::table
+        .inner_join(users::table)
+        .filter(invitations::created_by.eq(account_id))
+        .filter(invitations::superseded_at.is_null())
+        .filter(invitations::used_at.is_null())
+        .filter(invitations::expires_at.gt(now))
+        .filter(users::enrolled_at.is_null())
+        .select((invitations::id, UserIdentity::as_select()))
+        .load(conn)
+}
+
+pub fn count_pending_issued_by(
+    conn: &mut DbConnection,
+    account_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    Ok(pending_issued_by(conn, account_id, now)?.len())
+}
+
+/// Ends those invitations now (they read as Expired, and can be resent by someone
+/// still here) and stops their unsent emails. Runs in the caller's transaction.
+pub fn revoke_issued_by(
+    conn: &mut DbConnection,
+    change: &Change<'_>,
+    account_id: &str,
+) -> QueryResult<usize> {
+    let pending = pending_issued_by(conn, account_id, change.now)?;
+    let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
+    diesel::update(invitations::table.filter(invitations::id.eq_any(&ids)))
+        .set(invitations::expires_at.eq(change.now))
+        .execute(conn)?;
+    outbox::cancel_unsent(
+        conn,
+        &ids,
+        &[EmailKind::Invitation.as_str(), EmailKind::Reminder.as_str()],
+    )?;
+    let events: Vec<NewAuditEvent> = pending
+        .iter()
+        .map(|(_, user)| {
+            NewAuditEvent::new(
+                change.now,
+                change.actor,
+                Action::Revoke,
+                Some(&user.email),
+                "the account that sent it was disabled",
+            )
+        })
+        .collect();
+    audit::record(conn, &events)?;
+    Ok(pending.len())
+}
+
 /// What a token is good for right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenState {

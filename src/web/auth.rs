@@ -72,6 +72,12 @@ pub async fn login(
     token: CsrfToken,
     CsrfForm(input): CsrfForm<LoginInput>,
 ) -> Result<HttpResponse, AppError> {
+    let ip = client_ip(&req, state.config.trust_proxy);
+    if let Err(retry) = state.limits.sign_in_attempt(&input.email, ip.as_deref()) {
+        return Err(AppError::TooManyRequests {
+            retry_after_seconds: retry.seconds(),
+        });
+    }
     let password = SecretString::from(input.password);
     let email = input.email.trim().to_owned();
     let lookup_email = email.clone();
@@ -83,7 +89,6 @@ pub async fn login(
     // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
     let password_ok =
         web::block(move || accounts::verify_password(&password, stored_hash.as_deref())).await?;
-    let ip = client_ip(&req, state.config.trust_proxy);
     let now = state.clock.now();
     let signed_in = match account {
         Some(account) if password_ok && account.is_active() => Some(account),
@@ -236,6 +241,12 @@ pub async fn setup(
     if console_is_set_up(&state).await? {
         return Ok(see_other("/login"));
     }
+    let ip = client_ip(&req, state.config.trust_proxy);
+    if let Err(retry) = state.limits.sign_in_attempt("setup code", ip.as_deref()) {
+        return Err(AppError::TooManyRequests {
+            retry_after_seconds: retry.seconds(),
+        });
+    }
     let now = state.clock.now();
     let code = input.setup_code.clone();
     let code_ok = state
@@ -278,7 +289,6 @@ pub async fn setup(
         .map_into_boxed_body());
     };
     let hash = web::block(move || new_password.hash()).await??;
-    let ip = client_ip(&req, state.config.trust_proxy);
     let account_id = state
         .db
         .run(move |conn| {

@@ -138,6 +138,23 @@ async fn inspect(
         .await
 }
 
+/// A token that leads nowhere counts against the client's address; too many get 429.
+fn throttle_unknown(
+    req: &HttpRequest,
+    state: &AppState,
+    token_state: &TokenState,
+) -> Result<(), AppError> {
+    if *token_state != TokenState::Unknown {
+        return Ok(());
+    }
+    state
+        .limits
+        .bad_token(client_ip(req, state.config.trust_proxy).as_deref())
+        .map_err(|retry| AppError::TooManyRequests {
+            retry_after_seconds: retry.seconds(),
+        })
+}
+
 fn respond(req: &HttpRequest, page: EnrollPage) -> HttpResponse {
     let status = page.status();
     page.customize()
@@ -155,6 +172,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let token_text = path.into_inner();
     let (token_state, contact, organization) = inspect(&state, &token_text).await?;
+    throttle_unknown(&req, &state, &token_state)?;
     let just_joined = flashes.iter().any(|m| m.content() == JOINED);
     let (situation, invitee) = situation_of(&token_state, just_joined);
     Ok(respond(
@@ -179,6 +197,7 @@ pub async fn join(
 ) -> Result<HttpResponse, AppError> {
     let token_text = path.into_inner();
     let Some(parsed) = EnrollmentToken::parse(&token_text) else {
+        throttle_unknown(&req, &state, &TokenState::Unknown)?;
         let (_, contact, organization) = inspect(&state, "").await?;
         return Ok(respond(
             &req,
@@ -208,6 +227,7 @@ pub async fn join(
             Ok(see_other(&format!("/enroll/{token_text}")))
         }
         EnrollOutcome::Refused(refused) => {
+            throttle_unknown(&req, &state, &refused)?;
             let (_, contact, organization) = inspect(&state, "").await?;
             let (situation, invitee) = situation_of(&refused, false);
             Ok(respond(

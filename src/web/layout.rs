@@ -14,6 +14,8 @@ use crate::error::AppError;
 pub enum Section {
     Users,
     Settings,
+    Accounts,
+    Audit,
     None,
 }
 
@@ -40,7 +42,10 @@ impl Layout {
     pub fn is_section(&self, name: &str) -> bool {
         matches!(
             (self.section, name),
-            (Section::Users, "users") | (Section::Settings, "settings")
+            (Section::Users, "users")
+                | (Section::Settings, "settings")
+                | (Section::Accounts, "accounts")
+                | (Section::Audit, "audit")
         )
     }
 }

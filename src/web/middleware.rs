@@ -4,6 +4,9 @@
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, Next};
+use std::sync::atomic::Ordering;
+
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse, web};
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
@@ -56,6 +59,34 @@ pub async fn ready_gate(
         .content_type("text/plain; charset=utf-8")
         .body("Enroll is starting: database migrations are running. Try again in a moment.");
     Ok(req.into_response(response).map_into_right_body())
+}
+
+/// Marks every cookie Secure when the console is reached over HTTPS: the request came
+/// in over TLS (or a proxy says so), or the configured public URL is https.
+pub async fn secure_cookies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    let secure = req.connection_info().scheme() == "https"
+        || req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| state.public_url_is_https.load(Ordering::Relaxed));
+    let mut response = next.call(req).await?;
+    if secure {
+        let headers = response.headers_mut();
+        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let text = cookie.to_str().unwrap_or_default();
+            let value = if text.is_empty() || text.to_ascii_lowercase().contains("; secure") {
+                cookie
+            } else {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+            };
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Request spans name the route pattern (`/enroll/{token}`), never the raw path, so that

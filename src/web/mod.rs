@@ -1,12 +1,15 @@
 //! The web console: one module per page, the extractors they share, and the URL map.
 
+pub mod accounts;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod csrf;
 pub mod enroll;
 pub mod health;
 pub mod invite;
 pub mod layout;
+pub mod limits;
 pub mod middleware;
 pub mod session;
 pub mod settings;
@@ -30,6 +33,19 @@ pub struct AppState {
     pub mail: MailQueue,
     pub config: Arc<Config>,
     pub readiness: health::Readiness,
+    pub limits: Arc<limits::Limits>,
+    /// Whether the saved public URL is https (cookies are then always Secure).
+    pub public_url_is_https: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    /// Keeps the cookie policy in step with the saved settings.
+    pub fn note_public_url(&self, public_url: &str) {
+        self.public_url_is_https.store(
+            public_url.starts_with("https://"),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 /// Every route, in one place.
@@ -48,7 +64,37 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/invitations", web::get().to(settings::form))
         .route("/settings/invitations", web::post().to(settings::submit))
         .route("/enroll/{token}", web::get().to(enroll::show))
-        .route("/enroll/{token}", web::post().to(enroll::join));
+        .route("/enroll/{token}", web::post().to(enroll::join))
+        .route("/accounts", web::get().to(accounts::list))
+        .route("/accounts", web::post().to(accounts::add))
+        .route("/accounts/{id}", web::get().to(accounts::show))
+        .route("/accounts/{id}/role", web::post().to(accounts::change_role))
+        .route(
+            "/accounts/{id}/password",
+            web::post().to(accounts::reset_password),
+        )
+        .route("/accounts/{id}/disable", web::post().to(accounts::disable))
+        .route("/accounts/{id}/enable", web::post().to(accounts::enable))
+        .route("/audit", web::get().to(audit::list));
+    // Routes that change things answer GET with 405, not a page.
+    for path in [
+        "/logout",
+        "/users/resend",
+        "/users/remove",
+        "/accounts/{id}/role",
+        "/accounts/{id}/password",
+        "/accounts/{id}/disable",
+        "/accounts/{id}/enable",
+    ] {
+        cfg.route(path, web::route().to(method_not_allowed));
+    }
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST"))
+        .content_type("text/plain; charset=utf-8")
+        .body("This address only accepts form submissions (POST).")
 }
 
 async fn home() -> HttpResponse {

@@ -134,6 +134,7 @@ pub async fn submit(
             .map_into_boxed_body());
         }
     };
+    state.note_public_url(&settings.public_url);
     let now = state.clock.now();
     let actor = Actor::account(
         &page.account.account_id,

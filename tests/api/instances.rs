@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::helpers::TEST_SESSION_KEY;
@@ -11,7 +11,9 @@ use crate::helpers::TEST_SESSION_KEY;
 pub struct Instance {
     child: Child,
     pub address: String,
-    _dir: tempfile::TempDir,
+    /// Everything the instance logged so far.
+    log: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
 }
 
 impl Instance {
@@ -24,16 +26,24 @@ impl Instance {
 
     /// Starts `enroll serve` and returns once it listens (it may still be migrating).
     pub fn spawn(database_url: &str, smtp_url: &str) -> Self {
+        Self::spawn_with(Some(database_url), smtp_url, "info")
+    }
+
+    /// `database_url: None` runs on SQLite in the instance's own data folder.
+    pub fn spawn_with(database_url: Option<&str>, smtp_url: &str, log_level: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_enroll"))
-            .env_clear()
-            .env("ENROLL_DATABASE_URL", database_url)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_enroll"));
+        command.env_clear();
+        if let Some(url) = database_url {
+            command.env("ENROLL_DATABASE_URL", url);
+        }
+        let mut child = command
             .env("ENROLL_SESSION_KEY", TEST_SESSION_KEY)
             .env("ENROLL_LISTEN", "127.0.0.1:0")
             .env("ENROLL_SMTP_URL", smtp_url)
             .env("ENROLL_DATA_DIR", dir.path())
             .env("ENROLL_LOG_FORMAT", "json")
-            .env("ENROLL_LOG", "info")
+            .env("ENROLL_LOG", log_level)
             .env("ENROLL_HTTP_WORKERS", "2")
             .env("ENROLL_DB_POOL_SIZE", "6")
             .env("ENROLL_MAIL_WORKERS", "2")
@@ -47,9 +57,16 @@ impl Instance {
             .expect("the enroll binary starts");
         let stdout = child.stdout.take().unwrap();
         let (address_tx, address_rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let log_writer = log.clone();
         // Keeps reading, so that a full pipe never blocks the instance.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                {
+                    let mut log = log_writer.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
@@ -66,7 +83,8 @@ impl Instance {
         Self {
             child,
             address: format!("http://{address}"),
-            _dir: dir,
+            log,
+            dir,
         }
     }
 
@@ -86,6 +104,14 @@ impl Instance {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {

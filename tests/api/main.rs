@@ -25,6 +25,8 @@ macro_rules! on_both_engines {
     };
 }
 
+mod accounts;
+mod adversarial;
 mod auth;
 mod cli;
 mod durability;
