@@ -118,6 +118,7 @@ pub struct NewAuditEvent {
     subject_email: Option<String>,
     detail: String,
     client_ip: Option<String>,
+    subject_user_id: Option<String>,
 }
 
 impl NewAuditEvent {
@@ -137,8 +138,24 @@ impl NewAuditEvent {
             subject_email: subject_email.map(str::to_owned),
             detail: detail.into(),
             client_ip: actor.client_ip.clone(),
+            subject_user_id: None,
         }
     }
+
+    /// Ties the event to a user, for that user's history.
+    pub fn about_user(mut self, user_id: &str) -> Self {
+        self.subject_user_id = Some(user_id.to_owned());
+        self
+    }
+}
+
+/// A user's events, oldest first.
+pub fn for_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<AuditRow>> {
+    audit_events::table
+        .filter(audit_events::subject_user_id.eq(user_id))
+        .order((audit_events::occurred_at.asc(), audit_events::id.asc()))
+        .select(AuditRow::as_select())
+        .load(conn)
 }
 
 pub fn record(conn: &mut DbConnection, events: &[NewAuditEvent]) -> QueryResult<()> {

@@ -192,6 +192,27 @@ pub struct Config {
     )]
     pub mail_lease_seconds: u64,
 
+    /// Resend one user's invitation at most this often per hour (0: no limit)
+    #[arg(
+        long,
+        env = "ENROLL_RESEND_LIMIT_PER_HOUR",
+        default_value_t = 5,
+        global = true
+    )]
+    pub resend_limit_per_hour: u32,
+
+    /// Sign emails with DKIM for this domain (with --dkim-selector and --dkim-key-file)
+    #[arg(long, env = "ENROLL_DKIM_DOMAIN", global = true)]
+    pub dkim_domain: Option<String>,
+
+    /// The DKIM selector whose public key is published in DNS
+    #[arg(long, env = "ENROLL_DKIM_SELECTOR", global = true)]
+    pub dkim_selector: Option<String>,
+
+    /// The DKIM private key: an RSA key in PKCS#1 PEM, or an Ed25519 key in base64
+    #[arg(long, env = "ENROLL_DKIM_KEY_FILE", global = true)]
+    pub dkim_key_file: Option<PathBuf>,
+
     /// Log filter, e.g. "info" or "enroll=debug,info"
     #[arg(long, env = "ENROLL_LOG", default_value = "info", global = true)]
     pub log: String,

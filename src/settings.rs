@@ -20,6 +20,8 @@ pub const MAX_URL_LENGTH: usize = 2000;
 /// Saved, valid settings. Only [`InvitationSettings::parse`] and the database make one.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = invitation_settings)]
+// Turning reminders off stores NULL rather than leaving the old value.
+#[diesel(treat_none_as_null = true)]
 pub struct InvitationSettings {
     pub organization_name: String,
     pub contact_email: String,
@@ -29,6 +31,8 @@ pub struct InvitationSettings {
     pub validity_days: i32,
     pub custom_message: String,
     pub after_join_url: String,
+    /// Send one reminder this many days before an invitation expires.
+    pub reminder_days: Option<i32>,
 }
 
 /// The settings form as typed.
@@ -50,6 +54,8 @@ pub struct SettingsInput {
     pub custom_message: String,
     #[serde(default)]
     pub after_join_url: String,
+    #[serde(default)]
+    pub reminder_days: String,
 }
 
 /// One message per field that is wrong.
@@ -63,6 +69,7 @@ pub struct SettingsErrors {
     pub validity_days: Option<String>,
     pub custom_message: Option<String>,
     pub after_join_url: Option<String>,
+    pub reminder_days: Option<String>,
 }
 
 impl SettingsErrors {
@@ -76,6 +83,7 @@ impl SettingsErrors {
             &self.validity_days,
             &self.custom_message,
             &self.after_join_url,
+            &self.reminder_days,
         ]
         .iter()
         .filter(|e| e.is_some())
@@ -94,6 +102,7 @@ impl From<&InvitationSettings> for SettingsInput {
             validity_days: s.validity_days.to_string(),
             custom_message: s.custom_message.clone(),
             after_join_url: s.after_join_url.clone(),
+            reminder_days: s.reminder_days.map(|d| d.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -121,6 +130,9 @@ impl InvitationSettings {
             .map_err(|e| errors.custom_message = Some(e.to_string()));
         let after_join_url = optional_web_url(&input.after_join_url)
             .map_err(|e| errors.after_join_url = Some(e.to_string()));
+        let reminder_days =
+            reminder_days(&input.reminder_days, validity_days.as_ref().ok().copied())
+                .map_err(|e| errors.reminder_days = Some(e.to_string()));
 
         match (
             organization_name,
@@ -131,6 +143,7 @@ impl InvitationSettings {
             validity_days,
             custom_message,
             after_join_url,
+            reminder_days,
         ) {
             (
                 Ok(organization_name),
@@ -141,6 +154,7 @@ impl InvitationSettings {
                 Ok(validity_days),
                 Ok(custom_message),
                 Ok(after_join_url),
+                Ok(reminder_days),
             ) => Ok(Self {
                 organization_name,
                 contact_email: contact_email.to_string(),
@@ -150,6 +164,7 @@ impl InvitationSettings {
                 validity_days,
                 custom_message,
                 after_join_url,
+                reminder_days,
             }),
             _ => Err(Box::new(errors)),
         }
@@ -228,6 +243,7 @@ impl InvitationSettings {
                 "after joining, go to",
                 before.after_join_url != after.after_join_url,
             ),
+            ("reminder", before.reminder_days != after.reminder_days),
         ];
         let changed: Vec<&str> = fields
             .iter()
@@ -274,6 +290,26 @@ fn custom_message(input: &str) -> Result<String, InvalidInput> {
         ));
     }
     Ok(value)
+}
+
+/// Blank for no reminder; otherwise whole days, fewer than the invitation stays valid.
+fn reminder_days(input: &str, validity_days: Option<i32>) -> Result<Option<i32>, InvalidInput> {
+    let value = input.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let days: i32 = value.parse().map_err(|_| {
+        InvalidInput::new("Enter a whole number of days, or leave it empty for no reminder.")
+    })?;
+    let most = validity_days.unwrap_or(MAX_VALIDITY_DAYS) - 1;
+    if days < 1 || days > most {
+        return Err(InvalidInput::new(format!(
+            "A reminder goes out at least a day after the invitation and before it expires: \
+             enter 1 to {} days, or leave it empty.",
+            most.max(1)
+        )));
+    }
+    Ok(Some(days))
 }
 
 fn validity_days(input: &str) -> Result<i32, InvalidInput> {
@@ -352,6 +388,7 @@ mod tests {
             validity_days: "7".into(),
             custom_message: "Welcome!\r\nSee you soon.".into(),
             after_join_url: String::new(),
+            reminder_days: "2".into(),
         }
     }
 
@@ -374,9 +411,28 @@ mod tests {
             validity_days: "31".into(),
             custom_message: "x".repeat(2001),
             after_join_url: "ftp://example.com".into(),
+            reminder_days: "0".into(),
         };
         let errors = InvitationSettings::parse(&input).unwrap_err();
-        assert_eq!(errors.count(), 8, "{errors:?}");
+        assert_eq!(errors.count(), 9, "{errors:?}");
+    }
+
+    #[test]
+    fn reminders_come_before_expiry() {
+        for (reminder, ok) in [
+            ("", true),
+            ("1", true),
+            ("6", true),
+            ("7", false),
+            ("0", false),
+            ("x", false),
+        ] {
+            let input = SettingsInput {
+                reminder_days: reminder.into(),
+                ..valid_input()
+            };
+            assert_eq!(InvitationSettings::parse(&input).is_ok(), ok, "{reminder}");
+        }
     }
 
     #[test]
@@ -390,6 +446,7 @@ mod tests {
         ] {
             let input = SettingsInput {
                 validity_days: days.into(),
+                reminder_days: String::new(),
                 ..valid_input()
             };
             assert_eq!(InvitationSettings::parse(&input).is_ok(), ok, "{days}");

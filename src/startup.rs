@@ -57,13 +57,7 @@ impl Application {
         let database_url = config.database_url()?;
         let cookie_key = cookie_key(&config, database_url.engine())?;
         let db = Db::connect(&database_url, config.db_pool_size)?;
-        let mailer = match &config.smtp_url {
-            Some(url) => Mailer::smtp(
-                url,
-                std::time::Duration::from_secs(config.smtp_timeout_seconds),
-            )?,
-            None => Mailer::files(&config.mail_dir())?,
-        };
+        let mailer = mailer(&config)?;
         let port = listener.local_addr()?.port();
         let readiness = Readiness::default();
         let worker_settings = worker_settings(&config);
@@ -218,6 +212,27 @@ async fn web_block<T: Send + 'static>(
     actix_web::web::block(work)
         .await
         .map_err(|e| anyhow::anyhow!("background task failed: {e}"))?
+}
+
+fn mailer(config: &Config) -> anyhow::Result<Mailer> {
+    let timeout = std::time::Duration::from_secs(config.smtp_timeout_seconds);
+    let mailer = match &config.smtp_url {
+        Some(url) => Mailer::smtp(url, timeout)?,
+        None => Mailer::files(&config.mail_dir())?,
+    };
+    match (
+        &config.dkim_domain,
+        &config.dkim_selector,
+        &config.dkim_key_file,
+    ) {
+        (None, None, None) => Ok(mailer),
+        (Some(domain), Some(selector), Some(key_file)) => {
+            mailer.with_dkim(domain, selector, key_file)
+        }
+        _ => anyhow::bail!(
+            "DKIM needs all three of ENROLL_DKIM_DOMAIN, ENROLL_DKIM_SELECTOR and ENROLL_DKIM_KEY_FILE"
+        ),
+    }
 }
 
 fn worker_settings(config: &Config) -> WorkerSettings {

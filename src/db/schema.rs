@@ -45,6 +45,15 @@ diesel::table! {
         after_join_url -> Text,
         updated_at -> Timestamp,
         updated_by -> Nullable<Text>,
+        reminder_days -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    form_submissions (submission_key) {
+        submission_key -> Text,
+        account_id -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 
@@ -113,6 +122,7 @@ diesel::table! {
         subject_email -> Nullable<Text>,
         detail -> Text,
         client_ip -> Nullable<Text>,
+        subject_user_id -> Nullable<Text>,
     }
 }
 
@@ -129,4 +139,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     outbound_emails,
     audit_events,
+    form_submissions,
 );

@@ -10,7 +10,7 @@ use crate::time_format;
 #[derive(Template)]
 #[template(path = "email/invitation/subject.txt")]
 struct InvitationSubject<'a> {
-    organization: &'a str,
+    invitation: &'a InvitationContent<'a>,
 }
 
 /// Everything the text and HTML bodies show.
@@ -27,6 +27,8 @@ struct InvitationHtml<'a> {
 }
 
 pub struct InvitationContent<'a> {
+    /// A reminder of an invitation sent earlier (same link), rather than the invitation.
+    pub reminder: bool,
     pub organization: &'a str,
     pub first_name: &'a str,
     pub recipient: &'a str,
@@ -49,18 +51,48 @@ pub struct RenderedEmail {
     pub html: String,
 }
 
-/// Renders an invitation email for one invitee.
-#[allow(clippy::too_many_arguments)]
+/// Who the email is for and what it carries.
+pub struct Invitee<'a> {
+    pub first_name: &'a str,
+    pub recipient: &'a str,
+    pub inviter: &'a str,
+    pub link: &'a str,
+    pub expires_at: NaiveDateTime,
+}
+
+/// Renders an invitation email for one invitee, as of `now`.
 pub fn render_invitation(
     settings: &InvitationSettings,
-    first_name: &str,
-    recipient: &str,
-    inviter: &str,
-    link: &str,
-    expires_at: NaiveDateTime,
+    invitee: &Invitee<'_>,
     now: NaiveDateTime,
 ) -> Result<RenderedEmail, askama::Error> {
+    render(settings, invitee, now, false)
+}
+
+/// Renders the reminder of that invitation, as it reads when sent at `send_at`.
+pub fn render_reminder(
+    settings: &InvitationSettings,
+    invitee: &Invitee<'_>,
+    send_at: NaiveDateTime,
+) -> Result<RenderedEmail, askama::Error> {
+    render(settings, invitee, send_at, true)
+}
+
+fn render(
+    settings: &InvitationSettings,
+    invitee: &Invitee<'_>,
+    now: NaiveDateTime,
+    reminder: bool,
+) -> Result<RenderedEmail, askama::Error> {
+    let Invitee {
+        first_name,
+        recipient,
+        inviter,
+        link,
+        expires_at,
+    } = *invitee;
     let content = InvitationContent {
+        reminder,
         organization: &settings.organization_name,
         first_name,
         recipient,
@@ -72,7 +104,7 @@ pub fn render_invitation(
     };
     Ok(RenderedEmail {
         subject: InvitationSubject {
-            organization: &settings.organization_name,
+            invitation: &content,
         }
         .render()?
         .trim()
@@ -86,6 +118,18 @@ pub fn render_invitation(
         }
         .render()?,
     })
+}
+
+/// The From display name carries the organization's name, so that invitees recognize
+/// who writes ("IT Service Desk at Example Corp").
+pub fn sender_display_name(settings: &InvitationSettings) -> String {
+    let sender = settings.sender_name.trim();
+    let organization = settings.organization_name.trim();
+    if sender.to_lowercase().contains(&organization.to_lowercase()) {
+        sender.to_owned()
+    } else {
+        format!("{sender} at {organization}")
+    }
 }
 
 impl RenderedEmail {
@@ -102,7 +146,7 @@ impl RenderedEmail {
         NewOutboundEmail::new(
             invitation_id,
             kind,
-            &settings.sender_name,
+            &sender_display_name(settings),
             &settings.sender_address,
             Some(&settings.contact_email),
             recipient,

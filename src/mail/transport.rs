@@ -4,10 +4,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use lettre::{FileTransport, Message, SmtpTransport, Transport};
+use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
 use secrecy::{ExposeSecret, SecretString};
 
-pub enum Mailer {
+pub struct Mailer {
+    transport: Transport,
+    dkim: Option<DkimConfig>,
+}
+
+enum Transport {
     Smtp(SmtpTransport),
     Files {
         transport: FileTransport,
@@ -26,6 +32,75 @@ pub enum SendError {
 
 impl Mailer {
     pub fn smtp(url: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self::new(Transport::smtp(url, timeout)?))
+    }
+
+    pub fn files(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self::new(Transport::files(dir)?))
+    }
+
+    fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            dkim: None,
+        }
+    }
+
+    /// Signs every message with DKIM from now on.
+    pub fn with_dkim(
+        mut self,
+        domain: &str,
+        selector: &str,
+        key_file: &Path,
+    ) -> anyhow::Result<Self> {
+        let key = std::fs::read_to_string(key_file)
+            .with_context(|| format!("cannot read the DKIM key {}", key_file.display()))?;
+        let key = key.trim();
+        let algorithm = if key.starts_with("-----BEGIN") {
+            DkimSigningAlgorithm::Rsa
+        } else {
+            DkimSigningAlgorithm::Ed25519
+        };
+        let signing_key = DkimSigningKey::new(key, algorithm).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a DKIM key (an RSA key in PKCS#1 PEM, or an Ed25519 key in base64): {e}",
+                key_file.display()
+            )
+        })?;
+        self.dkim = Some(DkimConfig::default_config(
+            selector.to_owned(),
+            domain.to_owned(),
+            signing_key,
+        ));
+        Ok(self)
+    }
+
+    pub fn writes_files(&self) -> bool {
+        matches!(self.transport, Transport::Files { .. })
+    }
+
+    pub fn describe(&self) -> String {
+        let transport = match &self.transport {
+            Transport::Smtp(_) => "SMTP (ENROLL_SMTP_URL)".to_owned(),
+            Transport::Files { dir, .. } => format!(".eml files in {}", dir.display()),
+        };
+        if self.dkim.is_some() {
+            format!("{transport}, DKIM-signed")
+        } else {
+            transport
+        }
+    }
+
+    pub fn send(&self, mut message: Message) -> Result<(), SendError> {
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        self.transport.send(&message)
+    }
+}
+
+impl Transport {
+    fn smtp(url: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
         // lettre's error for a bad URL does not echo it; keep it that way (it may hold a password).
         let transport = SmtpTransport::from_url(url.expose_secret())
             .context("ENROLL_SMTP_URL is not a valid smtp:// or smtps:// URL")?
@@ -34,7 +109,7 @@ impl Mailer {
         Ok(Self::Smtp(transport))
     }
 
-    pub fn files(dir: &Path) -> anyhow::Result<Self> {
+    fn files(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the mail folder {}", dir.display()))?;
         Ok(Self::Files {
@@ -43,18 +118,7 @@ impl Mailer {
         })
     }
 
-    pub fn writes_files(&self) -> bool {
-        matches!(self, Self::Files { .. })
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Smtp(_) => "SMTP (ENROLL_SMTP_URL)".to_owned(),
-            Self::Files { dir, .. } => format!(".eml files in {}", dir.display()),
-        }
-    }
-
-    pub fn send(&self, message: &Message) -> Result<(), SendError> {
+    fn send(&self, message: &Message) -> Result<(), SendError> {
         match self {
             Self::Smtp(transport) => transport.send(message).map(drop).map_err(|e| {
                 let reason = smtp_reason(&e);

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::{EnrollmentToken, NewInvitee, UserLabel, name_key, search_key};
 use crate::audit::{self, Action, Actor, NewAuditEvent};
-use crate::db::schema::{invitation_settings, invitations, users};
+use crate::db::schema::{form_submissions, invitation_settings, invitations, users};
 use crate::db::{DbConnection, insert_rows, is_unique_violation, write_transaction};
 use crate::error::AppError;
 use crate::mail::compose;
@@ -53,10 +53,11 @@ struct NewInvitation {
     expires_at: NaiveDateTime,
 }
 
-/// The rows that one fresh invitation adds: the invitation and its email.
+/// The rows that one fresh invitation adds: the invitation, its email, and the
+/// reminder scheduled before it expires (when reminders are on).
 struct FreshInvitation {
     invitation: NewInvitation,
-    email: NewOutboundEmail,
+    emails: Vec<NewOutboundEmail>,
     link: QueuedLink,
 }
 
@@ -78,21 +79,41 @@ fn fresh_invitation(
         created_by: change.actor.account_id.clone(),
         expires_at,
     };
-    let inviter = change.actor.email.as_deref().unwrap_or("An administrator");
-    let rendered = compose::render_invitation(
-        settings, first_name, recipient, inviter, &link, expires_at, change.now,
-    )?;
-    let email = rendered.into_outbound(
-        settings,
-        &invitation.id,
+    let invitee = compose::Invitee {
+        first_name,
         recipient,
-        EmailKind::Invitation,
-        change.now,
-        change.now,
-    );
+        inviter: change.actor.email.as_deref().unwrap_or("An administrator"),
+        link: &link,
+        expires_at,
+    };
+    let mut emails = vec![
+        compose::render_invitation(settings, &invitee, change.now)?.into_outbound(
+            settings,
+            &invitation.id,
+            recipient,
+            EmailKind::Invitation,
+            change.now,
+            change.now,
+        ),
+    ];
+    if let Some(days) = settings.reminder_days {
+        let remind_at = expires_at - TimeDelta::days(i64::from(days));
+        if remind_at > change.now {
+            emails.push(
+                compose::render_reminder(settings, &invitee, remind_at)?.into_outbound(
+                    settings,
+                    &invitation.id,
+                    recipient,
+                    EmailKind::Reminder,
+                    remind_at,
+                    change.now,
+                ),
+            );
+        }
+    }
     Ok(FreshInvitation {
         invitation,
-        email,
+        emails,
         link: QueuedLink {
             recipient: recipient.to_owned(),
             link: SecretString::from(link),
@@ -103,7 +124,7 @@ fn fresh_invitation(
 fn insert_fresh(conn: &mut DbConnection, fresh: &[FreshInvitation]) -> QueryResult<()> {
     let rows: Vec<NewInvitation> = fresh.iter().map(|f| f.invitation.clone()).collect();
     insert_rows!(conn, invitations::table, rows)?;
-    let emails: Vec<NewOutboundEmail> = fresh.iter().map(|f| f.email.clone()).collect();
+    let emails: Vec<NewOutboundEmail> = fresh.iter().flat_map(|f| f.emails.clone()).collect();
     outbox::enqueue(conn, &emails)
 }
 
@@ -111,20 +132,55 @@ pub enum InviteOutcome {
     Invited(Vec<QueuedLink>),
     /// These addresses (lower-cased) already belong to users; nothing was saved.
     AlreadyInvited(Vec<String>),
+    /// This form was submitted before (a double click, a second tab); nothing was saved.
+    AlreadySubmitted,
+}
+
+/// How long a submitted form's key is remembered.
+const SUBMISSION_MEMORY: TimeDelta = TimeDelta::days(7);
+
+/// Whether a form with this idempotency key was already submitted.
+pub fn was_submitted(conn: &mut DbConnection, submission_key: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        form_submissions::table.find(submission_key),
+    ))
+    .get_result(conn)
 }
 
 /// Creates every invitee with an invitation and a queued email, or nothing at all.
+/// With a `submission_key`, a second submission of the same form saves nothing.
 pub fn invite(
     conn: &mut DbConnection,
     change: &Change<'_>,
     settings: &InvitationSettings,
     invitees: &[NewInvitee],
+    submission_key: Option<&str>,
 ) -> Result<InviteOutcome, AppError> {
     let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
     let result = write_transaction(conn, |conn| {
+        if let Some(key) = submission_key
+            && was_submitted(conn, key)?
+        {
+            return Ok(InviteOutcome::AlreadySubmitted);
+        }
         let existing = existing_email_keys(conn, &keys)?;
         if !existing.is_empty() {
             return Ok(InviteOutcome::AlreadyInvited(existing));
+        }
+        if let Some(key) = submission_key {
+            // Of two identical submissions, the second stops here (unique key).
+            diesel::insert_into(form_submissions::table)
+                .values((
+                    form_submissions::submission_key.eq(key),
+                    form_submissions::account_id.eq(&change.actor.account_id),
+                    form_submissions::created_at.eq(change.now),
+                ))
+                .execute(conn)?;
+            diesel::delete(
+                form_submissions::table
+                    .filter(form_submissions::created_at.lt(change.now - SUBMISSION_MEMORY)),
+            )
+            .execute(conn)?;
         }
         let mut new_users = Vec::with_capacity(invitees.len());
         let mut fresh = Vec::with_capacity(invitees.len());
@@ -148,13 +204,16 @@ pub fn invite(
                 invited_by: change.actor.account_id.clone(),
             });
             fresh.push(fresh_invitation(change, settings, &user_id, first, email)?);
-            events.push(NewAuditEvent::new(
-                change.now,
-                change.actor,
-                Action::Invite,
-                Some(email),
-                invitee.display_name(),
-            ));
+            events.push(
+                NewAuditEvent::new(
+                    change.now,
+                    change.actor,
+                    Action::Invite,
+                    Some(email),
+                    invitee.display_name(),
+                )
+                .about_user(&user_id),
+            );
         }
         insert_rows!(conn, users::table, new_users)?;
         insert_fresh(conn, &fresh)?;
@@ -164,8 +223,14 @@ pub fn invite(
         ))
     });
     match result {
-        // Someone invited one of these addresses between our check and our insert.
+        // The same form was submitted meanwhile, or someone invited one of these
+        // addresses between our check and our insert.
         Err(AppError::Database(e)) if is_unique_violation(&e) => {
+            if let Some(key) = submission_key
+                && was_submitted(conn, key)?
+            {
+                return Ok(InviteOutcome::AlreadySubmitted);
+            }
             let existing = existing_email_keys(conn, &keys)?;
             Ok(InviteOutcome::AlreadyInvited(existing))
         }
@@ -257,9 +322,44 @@ pub fn find_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<Us
 pub struct ResendReport {
     pub resent: Vec<UserLabel>,
     pub already_enrolled: Vec<UserLabel>,
+    /// Resent too often in the last hour, with when they can be resent again.
+    pub rate_limited: Vec<(UserLabel, NaiveDateTime)>,
     /// Selected, but gone by the time we looked (removed meanwhile).
     pub missing: usize,
     pub links: Vec<QueuedLink>,
+}
+
+/// For users resent `limit` times within the last hour (each resend supersedes one
+/// invitation), the moment the oldest of those leaves the hour.
+fn resend_waits(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    users: &[UserIdentity],
+    limit: u32,
+) -> QueryResult<std::collections::HashMap<String, NaiveDateTime>> {
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let hour_ago = now - TimeDelta::hours(1);
+    let recent: Vec<(String, Option<NaiveDateTime>)> = invitations::table
+        .filter(invitations::user_id.eq_any(&ids))
+        .filter(invitations::superseded_at.gt(hour_ago))
+        .order(invitations::superseded_at.desc())
+        .select((invitations::user_id, invitations::superseded_at))
+        .load(conn)?;
+    let mut per_user: std::collections::HashMap<String, Vec<NaiveDateTime>> =
+        std::collections::HashMap::new();
+    for (user_id, at) in recent {
+        per_user.entry(user_id).or_default().extend(at);
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(per_user
+        .into_iter()
+        .filter(|(_, times)| times.len() >= limit)
+        .filter_map(|(user_id, times)| {
+            // Newest first: the limit-th newest resend is the one that must age out.
+            let blocking = times.get(limit.checked_sub(1)?)?;
+            Some((user_id, *blocking + TimeDelta::hours(1)))
+        })
+        .collect())
 }
 
 /// Gives each selected, not-yet-enrolled user a new token and a new email; their older
@@ -269,6 +369,7 @@ pub fn resend(
     change: &Change<'_>,
     settings: &InvitationSettings,
     user_ids: &[String],
+    per_hour_limit: u32,
 ) -> Result<ResendReport, AppError> {
     write_transaction(conn, |conn| {
         let selected = lock_users(conn, user_ids)?;
@@ -276,9 +377,17 @@ pub fn resend(
             missing: user_ids.len().saturating_sub(selected.len()),
             ..ResendReport::default()
         };
-        let (enrolled, to_resend): (Vec<_>, Vec<_>) =
+        let (enrolled, not_enrolled): (Vec<_>, Vec<_>) =
             selected.into_iter().partition(|u| u.enrolled_at.is_some());
         report.already_enrolled = enrolled.iter().map(UserIdentity::label).collect();
+        let next_allowed = resend_waits(conn, change.now, &not_enrolled, per_hour_limit)?;
+        let (limited, to_resend): (Vec<_>, Vec<_>) = not_enrolled
+            .into_iter()
+            .partition(|u| next_allowed.contains_key(&u.id));
+        report.rate_limited = limited
+            .iter()
+            .map(|u| (u.label(), next_allowed[&u.id]))
+            .collect();
         if to_resend.is_empty() {
             return Ok(report);
         }
@@ -306,13 +415,16 @@ pub fn resend(
                 &user.first_name,
                 &user.email,
             )?);
-            events.push(NewAuditEvent::new(
-                change.now,
-                change.actor,
-                Action::Resend,
-                Some(&user.email),
-                user.label().name,
-            ));
+            events.push(
+                NewAuditEvent::new(
+                    change.now,
+                    change.actor,
+                    Action::Resend,
+                    Some(&user.email),
+                    user.label().name,
+                )
+                .about_user(&user.id),
+            );
         }
         insert_fresh(conn, &fresh)?;
         audit::record(conn, &events)?;
@@ -348,6 +460,7 @@ pub fn remove(
                     Some(&user.email),
                     detail,
                 )
+                .about_user(&user.id)
             })
             .collect();
         audit::record(conn, &events)?;
@@ -408,6 +521,7 @@ pub fn revoke_issued_by(
                 Some(&user.email),
                 "the account that sent it was disabled",
             )
+            .about_user(&user.id)
         })
         .collect();
     audit::record(conn, &events)?;
@@ -563,7 +677,8 @@ pub fn enroll(
                 Action::Enroll,
                 Some(&invitee.email),
                 format!("joined {}", invitee.organization),
-            )],
+            )
+            .about_user(&user_id)],
         )?;
         Ok(EnrollOutcome::Enrolled(invitee))
     })

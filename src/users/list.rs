@@ -13,6 +13,7 @@ use crate::db::{DbConnection, MultiBackend};
 pub const PAGE_SIZES: [i64; 3] = [25, 50, 100];
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_SEARCH_LENGTH: usize = 200;
+pub const EXPIRING_SOON_DAYS: i64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
@@ -111,6 +112,8 @@ pub enum PageFrom {
 pub struct ListQuery {
     pub search: String,
     pub status: Option<EnrollmentStatus>,
+    /// Only invitations still open that expire within [`EXPIRING_SOON_DAYS`].
+    pub expiring_soon: bool,
     pub sort: SortKey,
     pub direction: Direction,
     pub from: PageFrom,
@@ -122,6 +125,7 @@ impl Default for ListQuery {
         Self {
             search: String::new(),
             status: None,
+            expiring_soon: false,
             sort: SortKey::Name,
             direction: Direction::Ascending,
             from: PageFrom::Start,
@@ -214,7 +218,42 @@ fn filtered(query: &ListQuery, now: NaiveDateTime) -> BoxedUsers<'static> {
     if let Some(status) = query.status {
         boxed = boxed.filter(status.sql_filter(now));
     }
+    if query.expiring_soon {
+        boxed = boxed
+            .filter(users::enrolled_at.is_null())
+            .filter(invitations::delivery_failed_at.is_null())
+            .filter(invitations::expires_at.gt(now))
+            .filter(invitations::expires_at.le(now + chrono::TimeDelta::days(EXPIRING_SOON_DAYS)));
+    }
     boxed
+}
+
+/// How many users match the search and expire soon.
+pub fn expiring_soon_count(
+    conn: &mut DbConnection,
+    search: &str,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    let query = ListQuery {
+        search: search.to_owned(),
+        expiring_soon: true,
+        ..ListQuery::default()
+    };
+    filtered(&query, now).count().get_result(conn)
+}
+
+/// Users who never joined and whose invitation expired before `cutoff`: what
+/// "Remove expired invitations" removes.
+pub fn expired_before(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+) -> QueryResult<Vec<(String, String, String, String)>> {
+    users_with_live_invitation()
+        .filter(users::enrolled_at.is_null())
+        .filter(invitations::expires_at.le(cutoff))
+        .order((users::name_key, users::id))
+        .select((users::id, users::first_name, users::last_name, users::email))
+        .load(conn)
 }
 
 /// `%term%` with LIKE's wildcards in the term taken literally.

@@ -33,6 +33,8 @@ struct InvitePage {
     problem_count: usize,
     form_error: Option<String>,
     max_rows: usize,
+    /// Identifies this form across re-renders, so that submitting it twice sends once.
+    submission_key: String,
 }
 
 /// One row of the form as typed, with a message beside each field that is wrong.
@@ -145,6 +147,7 @@ pub async fn form(
         problem_count: 0,
         form_error: None,
         max_rows: MAX_ROWS,
+        submission_key: uuid::Uuid::new_v4().to_string(),
     }
     .respond_to(&req)
     .map_into_boxed_body())
@@ -160,9 +163,20 @@ pub struct InviteForm {
     email: Vec<String>,
     #[serde(default)]
     action: String,
+    #[serde(default)]
+    submission_key: String,
 }
 
 impl InviteForm {
+    /// The form's idempotency key; a missing or malformed one is replaced, so that the
+    /// re-rendered form still has one.
+    fn submission_key(&self) -> (String, bool) {
+        match uuid::Uuid::parse_str(self.submission_key.trim()) {
+            Ok(key) => (key.to_string(), true),
+            Err(_) => (uuid::Uuid::new_v4().to_string(), false),
+        }
+    }
+
     /// The rows as typed; a row missing a field (a hand-made request) gets it empty.
     fn rows(&self) -> Vec<RowView> {
         let count = self
@@ -192,6 +206,17 @@ pub async fn submit(
     let Some(settings) = load_settings(&state).await? else {
         return Ok(see_other("/users/invite"));
     };
+    let (submission_key, key_sent) = form.submission_key();
+    if key_sent {
+        let key = submission_key.clone();
+        if state
+            .db
+            .run(move |conn| Ok(invitations::was_submitted(conn, &key)?))
+            .await?
+        {
+            return Ok(already_submitted());
+        }
+    }
     let mut rows = form.rows();
     let render =
         |layout: Layout, rows: Vec<RowView>, form_error: Option<String>, status: StatusCode| {
@@ -204,6 +229,7 @@ pub async fn submit(
                 problem_count,
                 form_error,
                 max_rows: MAX_ROWS,
+                submission_key: submission_key.clone(),
             }
             .customize()
             .with_status(status)
@@ -238,7 +264,7 @@ pub async fn submit(
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
-    let mut invitees = validate_rows(&mut rows);
+    let invitees = validate_rows(&mut rows);
     let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
     let existing = state
         .db
@@ -259,6 +285,7 @@ pub async fn submit(
         &page.account.email,
         client_ip(&req, state.config.trust_proxy),
     );
+    let key = submission_key.clone();
     let outcome = state
         .db
         .run(move |conn| {
@@ -266,9 +293,13 @@ pub async fn submit(
                 now: change_now,
                 actor: &actor,
             };
-            let outcome = invitations::invite(conn, &change, &settings, &invitees)?;
-            invitees.clear();
-            Ok(outcome)
+            invitations::invite(
+                conn,
+                &change,
+                &settings,
+                &invitees,
+                key_sent.then_some(key.as_str()),
+            )
         })
         .await?;
     match outcome {
@@ -284,6 +315,7 @@ pub async fn submit(
             .send();
             Ok(see_other("/users"))
         }
+        InviteOutcome::AlreadySubmitted => Ok(already_submitted()),
         InviteOutcome::AlreadyInvited(keys) => {
             mark_existing(&mut rows, &keys);
             Ok(render(
@@ -294,6 +326,15 @@ pub async fn submit(
             ))
         }
     }
+}
+
+/// A form sent twice (a double click, a second tab): the first one did the work.
+fn already_submitted() -> HttpResponse {
+    FlashMessage::info(
+        "This form was already sent, so nothing more was done: the invitations went out once.",
+    )
+    .send();
+    see_other("/users")
 }
 
 /// Validates every row (messages go beside the fields) and looks for an address typed

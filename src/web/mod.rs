@@ -77,6 +77,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/accounts/{id}/enable", web::post().to(accounts::enable))
         .route("/audit", web::get().to(audit::list));
     // Routes that change things answer GET with 405, not a page.
+    cfg.route(
+        "/users/remove-expired",
+        web::get().to(users::remove_expired_form),
+    )
+    .route(
+        "/users/remove-expired",
+        web::post().to(users::remove_expired),
+    );
     for path in [
         "/logout",
         "/users/resend",
@@ -88,6 +96,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.route(path, web::route().to(method_not_allowed));
     }
+    // Last: every fixed /users/... path above wins over the id.
+    cfg.route("/users/{id}", web::get().to(users::history));
 }
 
 async fn method_not_allowed() -> HttpResponse {

@@ -181,21 +181,24 @@ fn preview(
         "{}/enroll/EXAMPLE-LINK-FOR-PREVIEW-ONLY",
         settings.public_url
     );
+    let invitee = compose::Invitee {
+        first_name: "Ada",
+        recipient: "ada.lovelace@example.com",
+        inviter,
+        link: &link,
+        expires_at: now + TimeDelta::days(i64::from(settings.validity_days)),
+    };
     let RenderedEmail {
         subject,
         text,
         html,
-    } = compose::render_invitation(
-        settings,
-        "Ada",
-        "ada.lovelace@example.com",
-        inviter,
-        &link,
-        now + TimeDelta::days(i64::from(settings.validity_days)),
-        now,
-    )?;
+    } = compose::render_invitation(settings, &invitee, now)?;
     Ok(Preview {
-        from: format!("{} <{}>", settings.sender_name, settings.sender_address),
+        from: format!(
+            "{} <{}>",
+            compose::sender_display_name(settings),
+            settings.sender_address
+        ),
         reply_to: settings.contact_email.clone(),
         subject,
         text,

@@ -15,6 +15,7 @@ use crate::audit::Actor;
 use crate::error::AppError;
 use crate::settings::InvitationSettings;
 use crate::time_format;
+use crate::users::history::{self, Tone};
 use crate::users::invitations::{self, Change, UserIdentity};
 use crate::users::list::{self, Cursor, Direction, ListQuery, PageFrom, SortKey};
 use crate::users::{EnrollmentStatus, UserLabel};
@@ -56,6 +57,7 @@ impl ListParams {
                 .take(list::MAX_SEARCH_LENGTH)
                 .collect(),
             status: self.status.as_deref().and_then(EnrollmentStatus::from_slug),
+            expiring_soon: self.status.as_deref() == Some(EXPIRING_SOON),
             sort,
             direction: self
                 .dir
@@ -78,10 +80,22 @@ struct ViewUrl<'a> {
     query: &'a ListQuery,
 }
 
+/// The `status` value of the "Expires within 3 days" filter.
+const EXPIRING_SOON: &str = "expiring_soon";
+
 impl ViewUrl<'_> {
+    /// The `status` value of the current view.
+    fn status(&self) -> Option<&'static str> {
+        if self.query.expiring_soon {
+            Some(EXPIRING_SOON)
+        } else {
+            self.query.status.map(EnrollmentStatus::slug)
+        }
+    }
+
     fn build(
         &self,
-        status: Option<EnrollmentStatus>,
+        status: Option<&str>,
         sort: SortKey,
         direction: Direction,
         from: Option<(&str, String)>,
@@ -91,7 +105,7 @@ impl ViewUrl<'_> {
             url.append_pair("q", self.query.search.trim());
         }
         if let Some(status) = status {
-            url.append_pair("status", status.slug());
+            url.append_pair("status", status);
         }
         if sort != SortKey::Name {
             url.append_pair("sort", sort.slug());
@@ -119,15 +133,10 @@ impl ViewUrl<'_> {
             PageFrom::After(c) => Some(("after", c.encode())),
             PageFrom::Before(c) => Some(("before", c.encode())),
         };
-        self.build(
-            self.query.status,
-            self.query.sort,
-            self.query.direction,
-            from,
-        )
+        self.build(self.status(), self.query.sort, self.query.direction, from)
     }
 
-    fn with_status(&self, status: Option<EnrollmentStatus>) -> String {
+    fn with_status(&self, status: Option<&str>) -> String {
         self.build(status, self.query.sort, self.query.direction, None)
     }
 
@@ -138,12 +147,12 @@ impl ViewUrl<'_> {
         } else {
             Direction::Ascending
         };
-        self.build(self.query.status, sort, direction, None)
+        self.build(self.status(), sort, direction, None)
     }
 
     fn page(&self, name: &str, cursor: &Cursor) -> String {
         self.build(
-            self.query.status,
+            self.status(),
             self.query.sort,
             self.query.direction,
             Some((name, cursor.encode())),
@@ -165,6 +174,29 @@ struct UserView {
     expires_relative: String,
     show_expiry: bool,
     delivery_error: Option<String>,
+}
+
+impl UserView {
+    fn new(row: &list::UserRow, now: chrono::NaiveDateTime) -> Self {
+        let status = row.status(now);
+        Self {
+            id: row.id.clone(),
+            first_name: row.first_name.clone(),
+            last_name: row.last_name.clone(),
+            email: row.email.clone(),
+            status_label: status.label(),
+            status_class: status.css_class(),
+            invited: time_format::short(row.created_at),
+            invited_machine: time_format::machine(row.created_at),
+            expires: time_format::short(row.expires_at),
+            expires_machine: time_format::machine(row.expires_at),
+            expires_relative: time_format::relative(row.expires_at, now),
+            show_expiry: status != EnrollmentStatus::Enrolled,
+            delivery_error: (status == EnrollmentStatus::DeliveryFailed)
+                .then(|| row.delivery_error.clone())
+                .flatten(),
+        }
+    }
 }
 
 struct StatusChip {
@@ -226,49 +258,45 @@ pub async fn list(
     let query = params.to_query();
     let now = state.clock.now();
     let db_query = query.clone();
-    let (result, counts) = state
+    let (result, counts, expiring) = state
         .db
         .run(move |conn| {
             let result = list::page(conn, &db_query, now)?;
             let counts = list::status_counts(conn, &db_query.search, now)?;
-            Ok((result, counts))
+            let expiring = list::expiring_soon_count(conn, &db_query.search, now)?;
+            Ok((result, counts, expiring))
         })
         .await?;
     let urls = ViewUrl { query: &query };
     let rows = result
         .rows
         .iter()
-        .map(|row| {
-            let status = row.status(now);
-            UserView {
-                id: row.id.clone(),
-                first_name: row.first_name.clone(),
-                last_name: row.last_name.clone(),
-                email: row.email.clone(),
-                status_label: status.label(),
-                status_class: status.css_class(),
-                invited: time_format::short(row.created_at),
-                invited_machine: time_format::machine(row.created_at),
-                expires: time_format::short(row.expires_at),
-                expires_machine: time_format::machine(row.expires_at),
-                expires_relative: time_format::relative(row.expires_at, now),
-                show_expiry: status != EnrollmentStatus::Enrolled,
-                delivery_error: (status == EnrollmentStatus::DeliveryFailed)
-                    .then(|| row.delivery_error.clone())
-                    .flatten(),
-            }
-        })
+        .map(|row| UserView::new(row, now))
         .collect();
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let chips = counts
+    let mut chips: Vec<StatusChip> = counts
         .iter()
         .map(|(status, count)| StatusChip {
             label: status.label(),
             count: *count,
-            url: urls.with_status(Some(*status)),
+            url: urls.with_status(Some(status.slug())),
             selected: query.status == Some(*status),
         })
         .collect();
+    chips.push(StatusChip {
+        label: "Expires within 3 days",
+        count: expiring,
+        url: urls.with_status(Some(EXPIRING_SOON)),
+        selected: query.expiring_soon,
+    });
+    let shown = if query.expiring_soon {
+        expiring
+    } else {
+        query
+            .status
+            .and_then(|s| counts.iter().find(|(c, _)| *c == s).map(|(_, n)| *n))
+            .unwrap_or(total)
+    };
     Ok(UsersPage {
         name_header: sort_header("Name", SortKey::Name, &query, &urls),
         email_header: sort_header("Email address", SortKey::Email, &query, &urls),
@@ -280,11 +308,11 @@ pub async fn list(
             label: "All",
             count: total,
             url: urls.with_status(None),
-            selected: query.status.is_none(),
+            selected: query.status.is_none() && !query.expiring_soon,
         },
         chips,
-        filtered: !query.search.trim().is_empty() || query.status.is_some(),
-        total_users: total,
+        filtered: !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon,
+        total_users: shown,
         search: query.search.clone(),
         rows,
         layout: page.layout.in_section(Section::Users),
@@ -361,6 +389,7 @@ pub async fn resend(
         return Ok(see_other(form.back()));
     }
     let now = state.clock.now();
+    let per_hour_limit = state.config.resend_limit_per_hour;
     let actor = Actor::account(
         &page.account.account_id,
         &page.account.email,
@@ -374,7 +403,11 @@ pub async fn resend(
             };
             let change = Change { now, actor: &actor };
             Ok(Some(invitations::resend(
-                conn, &change, &settings, &selected,
+                conn,
+                &change,
+                &settings,
+                &selected,
+                per_hour_limit,
             )?))
         })
         .await?;
@@ -397,6 +430,17 @@ pub async fn resend(
             "{} already enrolled, not resent: {}.",
             report.already_enrolled.len(),
             name_list(&report.already_enrolled)
+        ))
+        .send();
+    }
+    if let Some(latest) = report.rate_limited.iter().map(|(_, at)| *at).max() {
+        let names: Vec<UserLabel> = report.rate_limited.iter().map(|(u, _)| u.clone()).collect();
+        FlashMessage::warning(format!(
+            "{} already resent {} times in the last hour, not resent: {}. Try again after {}.",
+            users_word(names.len()),
+            state.config.resend_limit_per_hour,
+            name_list(&names),
+            time_format::short(latest)
         ))
         .send();
     }
@@ -472,4 +516,170 @@ pub async fn remove(
         .send();
     }
     Ok(see_other(form.back()))
+}
+
+struct EntryView {
+    when: String,
+    when_machine: String,
+    title: String,
+    detail: String,
+    css_class: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "user.html")]
+struct UserPage {
+    layout: Layout,
+    user: UserView,
+    entries: Vec<EntryView>,
+}
+
+/// One user's page: their status and the history of their invitation. Both roles see
+/// it; it never shows a link or a token.
+pub async fn history(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = uuid::Uuid::parse_str(&path.into_inner())
+        .map_err(|_| AppError::NotFound)?
+        .to_string();
+    let now = state.clock.now();
+    let (user, entries) = state
+        .db
+        .run(move |conn| history::load(conn, &id, now)?.ok_or(AppError::NotFound))
+        .await?;
+    let entries = entries
+        .into_iter()
+        .map(|entry| EntryView {
+            when: time_format::short(entry.at),
+            when_machine: time_format::machine(entry.at),
+            title: entry.title,
+            detail: entry.detail,
+            css_class: match entry.tone {
+                Tone::Good => "timeline-entry timeline-good",
+                Tone::Bad => "timeline-entry timeline-bad",
+                Tone::Neutral => "timeline-entry",
+            },
+        })
+        .collect();
+    Ok(UserPage {
+        layout: page.layout.in_section(Section::Users),
+        user: UserView::new(&user, now),
+        entries,
+    }
+    .respond_to(&req)
+    .map_into_boxed_body())
+}
+
+pub const DEFAULT_EXPIRED_DAYS: i64 = 30;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "remove_expired.html")]
+struct RemoveExpiredPage {
+    layout: Layout,
+    days: String,
+    days_error: Option<String>,
+    count: usize,
+    sample: Vec<String>,
+}
+
+/// "Expired more than N days ago": whole days, 0 to ten years.
+fn parse_days(input: Option<&str>) -> Result<i64, String> {
+    let Some(input) = input.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT_EXPIRED_DAYS);
+    };
+    input
+        .parse::<i64>()
+        .ok()
+        .filter(|d| (0..=3650).contains(d))
+        .ok_or_else(|| "Enter a whole number of days from 0 to 3650.".to_owned())
+}
+
+#[derive(Deserialize)]
+pub struct ExpiredParams {
+    days: Option<String>,
+}
+
+/// The confirmation page of "Remove expired invitations".
+pub async fn remove_expired_form(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    params: web::Query<ExpiredParams>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let (days, days_error) = match parse_days(params.days.as_deref()) {
+        Ok(days) => (days, None),
+        Err(message) => (DEFAULT_EXPIRED_DAYS, Some(message)),
+    };
+    let cutoff = state.clock.now() - chrono::TimeDelta::days(days);
+    let expired = state
+        .db
+        .run(move |conn| Ok(list::expired_before(conn, cutoff)?))
+        .await?;
+    Ok(RemoveExpiredPage {
+        layout: page.layout.in_section(Section::Users),
+        days: params.days.clone().unwrap_or_else(|| days.to_string()),
+        days_error,
+        count: expired.len(),
+        sample: expired
+            .iter()
+            .take(20)
+            .map(|(_, first, last, email)| format!("{first} {last} <{email}>"))
+            .collect(),
+    }
+    .respond_to(&req)
+    .map_into_boxed_body())
+}
+
+#[derive(Deserialize)]
+pub struct RemoveExpiredForm {
+    #[serde(default)]
+    days: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn remove_expired(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<RemoveExpiredForm>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let Ok(days) = parse_days(Some(&form.days)) else {
+        return Ok(see_other(&format!(
+            "/users/remove-expired?days={}",
+            url::form_urlencoded::byte_serialize(form.days.as_bytes()).collect::<String>()
+        )));
+    };
+    if form.confirm != "yes" {
+        return Ok(see_other(&format!("/users/remove-expired?days={days}")));
+    }
+    let now = state.clock.now();
+    let actor = Actor::account(
+        &page.account.account_id,
+        &page.account.email,
+        client_ip(&req, state.config.trust_proxy),
+    );
+    let removed = state
+        .db
+        .run(move |conn| {
+            let ids: Vec<String> = list::expired_before(conn, now - chrono::TimeDelta::days(days))?
+                .into_iter()
+                .map(|(id, ..)| id)
+                .collect();
+            let change = Change { now, actor: &actor };
+            invitations::remove(conn, &change, &ids)
+        })
+        .await?;
+    FlashMessage::success(format!(
+        "Removed {} whose invitation expired more than {days} day{} ago without joining.",
+        users_word(removed.len()),
+        if days == 1 { "" } else { "s" }
+    ))
+    .send();
+    Ok(see_other("/users"))
 }
