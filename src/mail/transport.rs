@@ -141,10 +141,21 @@ fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {
     use std::error::Error as _;
     let mut reason = error.to_string();
     let mut source = error.source();
+    let mut timed_out = error.is_timeout();
     while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            // A socket read timeout surfaces as EAGAIN (WouldBlock) on Linux.
+            timed_out |= matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            );
+        }
         reason.push_str(": ");
         reason.push_str(&cause.to_string());
         source = cause.source();
+    }
+    if timed_out {
+        reason = format!("timed out waiting for the mail server ({reason})");
     }
     reason.chars().take(500).collect()
 }

@@ -192,6 +192,10 @@ impl TestSmtp {
         self.behaviour.lock().unwrap().delay_per_message = delay;
     }
 
+    pub fn clear_refusals(&self) {
+        self.behaviour.lock().unwrap().refuse_containing = None;
+    }
+
     pub fn refuse_recipients_containing(&self, text: &str) {
         self.behaviour.lock().unwrap().refuse_containing = Some(text.to_owned());
     }
@@ -378,6 +382,8 @@ pub struct AppOptions {
     pub smtp_url: Option<String>,
     /// Write email as files, like the embedded default, instead of using SMTP.
     pub mail_to_files: bool,
+    /// Changes to the test configuration (timeouts, limits, DKIM...).
+    pub tweak: Option<fn(&mut Config)>,
     /// Reuse another app's data folder and database (a restart, or a second instance).
     pub data: Option<Arc<TestData>>,
     pub clock: Clock,
@@ -389,6 +395,7 @@ impl Default for AppOptions {
             seed_accounts: true,
             smtp_url: None,
             mail_to_files: false,
+            tweak: None,
             data: None,
             clock: Clock::system(),
         }
@@ -432,6 +439,9 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
     let mut config = test_config(&data, &smtp_url);
     if options.mail_to_files {
         config.smtp_url = None;
+    }
+    if let Some(tweak) = options.tweak {
+        tweak(&mut config);
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     let app = Application::build_with(config, listener, options.clock.clone())
@@ -643,8 +653,24 @@ impl TestApp {
             ("validity_days", "7"),
             ("custom_message", "Welcome aboard!\nSee you on Monday."),
             ("after_join_url", "https://intranet.example.com/welcome"),
+            ("reminder_days", ""),
             ("action", "save"),
         ])
+    }
+
+    /// Signs in as administrator and saves the settings with some fields changed.
+    pub async fn set_up_invitations_with(&self, changes: &[(&str, &str)]) {
+        self.login_admin().await;
+        let mut form = Self::settings_fields();
+        for (name, value) in changes {
+            if let Some(field) = form.iter_mut().find(|(k, _)| k == name) {
+                field.1 = (*value).to_owned();
+            }
+        }
+        let page = self
+            .submit("/settings/invitations", "/settings/invitations", &form)
+            .await;
+        assert_eq!(page.status, 303, "settings were not saved: {}", page.text());
     }
 
     /// Signs in as administrator and saves the invitation settings.
