@@ -142,8 +142,8 @@ pub struct Config {
     )]
     pub smtp_timeout_seconds: u64,
 
-    /// Email sender threads per instance
-    #[arg(long, env = "ENROLL_MAIL_WORKERS", default_value_t = 2, global = true)]
+    /// Email sender threads per instance (each mostly waits on the mail server)
+    #[arg(long, env = "ENROLL_MAIL_WORKERS", default_value_t = 32, global = true)]
     pub mail_workers: usize,
 
     /// How often an idle email worker looks for due email (other instances' included)
@@ -191,6 +191,17 @@ pub struct Config {
         global = true
     )]
     pub mail_lease_seconds: u64,
+
+    /// Share a rendered page of the Users table between requests for the same view for
+    /// this long (0: render every request). Changes made through this instance show at
+    /// once; other instances' changes within this time
+    #[arg(
+        long,
+        env = "ENROLL_USERS_PAGE_CACHE_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub users_page_cache_ms: u64,
 
     /// Resend one user's invitation at most this often per hour (0: no limit)
     #[arg(

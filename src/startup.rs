@@ -12,7 +12,6 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use actix_web_flash_messages::FlashMessagesFramework;
-use actix_web_flash_messages::storage::CookieMessageStore;
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -27,6 +26,7 @@ use crate::db::{self, Db, Engine};
 use crate::error::AppError;
 use crate::mail::{MailWorker, Mailer, RetryPolicy, WorkerSettings};
 use crate::web::health::Readiness;
+use crate::web::layout::FlashCookies;
 use crate::web::middleware::{RedactedRootSpan, ready_gate, secure_cookies, security_headers};
 use crate::web::session::{self, DbSessionStore};
 use crate::web::{self as console, AppState, assets, csrf, health};
@@ -68,6 +68,7 @@ impl Application {
             "starting Enroll"
         );
         let (worker, mail_queue) = MailWorker::prepare(mailer);
+        let page_cache = std::time::Duration::from_millis(config.users_page_cache_ms);
         let state = AppState {
             db: db.clone(),
             clock: clock.clone(),
@@ -76,6 +77,8 @@ impl Application {
             readiness: readiness.clone(),
             limits: Arc::new(crate::web::limits::Limits::default()),
             public_url_is_https: Arc::default(),
+            counts: Arc::default(),
+            views: Arc::new(crate::web::users::ViewCache::new(page_cache)),
         };
         // Polled from now on, so that probes are answered while migrations run.
         let server = http_server(state.clone(), cookie_key, listener)?;
@@ -106,7 +109,17 @@ impl Application {
             state.note_public_url(&settings.public_url);
         }
         readiness.set_ready();
-        let worker = worker.start(db.clone(), clock.clone(), worker_settings);
+        // Count users by status now rather than on the first visit to the Users page.
+        let (counts, counts_db, counts_clock) = (state.counts.clone(), db.clone(), clock.clone());
+        tokio::spawn(async move {
+            if let Err(error) = counts.get(&counts_db, &counts_clock).await {
+                tracing::warn!(%error, "could not count users by status");
+            }
+        });
+        // The worker's own connections: sends on PostgreSQL hold one each, and must not
+        // starve the pages.
+        let mail_db = Db::connect_lazily(&database_url, worker_settings.threads as u32 + 1)?;
+        let worker = worker.start(mail_db, clock.clone(), worker_settings);
         let app = Self {
             port,
             server: server_handle,
@@ -217,7 +230,11 @@ async fn web_block<T: Send + 'static>(
 fn mailer(config: &Config) -> anyhow::Result<Mailer> {
     let timeout = std::time::Duration::from_secs(config.smtp_timeout_seconds);
     let mailer = match &config.smtp_url {
-        Some(url) => Mailer::smtp(url, timeout)?,
+        Some(url) => Mailer::smtp(
+            url,
+            timeout,
+            u32::try_from(config.mail_workers).unwrap_or(u32::MAX),
+        )?,
         None => Mailer::files(&config.mail_dir())?,
     };
     match (
@@ -241,7 +258,8 @@ fn worker_settings(config: &Config) -> WorkerSettings {
         threads: config.mail_workers,
         poll_interval: std::time::Duration::from_millis(config.mail_poll_ms),
         lease: seconds(config.mail_lease_seconds),
-        batch_size: 20,
+        // Small claims spread a burst over all the threads.
+        batch_size: 5,
         retry: RetryPolicy {
             first_delay: seconds(config.mail_retry_base_seconds),
             max_delay: seconds(config.mail_retry_max_seconds),
@@ -261,6 +279,9 @@ fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyho
         .config
         .http_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let blocking_threads = (state.config.db_pool_size as usize)
+        .div_ceil(workers)
+        .max(2);
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
@@ -275,16 +296,12 @@ fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyho
                 ),
             ))
             .build();
-        let flashes = FlashMessagesFramework::builder(
-            CookieMessageStore::builder(cookie_key.clone())
-                .cookie_name("enroll_flash".to_owned())
-                .build(),
-        )
-        .build();
+        let flashes =
+            FlashMessagesFramework::builder(FlashCookies::new(cookie_key.clone(), "enroll_flash"))
+                .build();
         App::new()
             .app_data(data.clone())
             .app_data(csrf::payload_config())
-            .wrap(from_fn(csrf::middleware))
             .wrap(from_fn(secure_cookies))
             .wrap(security_headers())
             .wrap(TracingLogger::<RedactedRootSpan>::new())
@@ -296,6 +313,8 @@ fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyho
                 web::scope("")
                     .wrap(sessions)
                     .wrap(flashes)
+                    // Probes and assets above get no CSRF cookie; every page does.
+                    .wrap(from_fn(csrf::middleware))
                     .wrap(from_fn(ready_gate))
                     .configure(console::routes)
                     .default_service(web::to(|| async {
@@ -304,6 +323,9 @@ fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyho
             )
     })
     .workers(workers)
+    // Blocking work is database work: more threads than connections would only queue
+    // (and hold memory) waiting for one.
+    .worker_max_blocking_threads(blocking_threads)
     .listen(listener)?
     .run();
     Ok(server)

@@ -1,16 +1,37 @@
 //! Dates as people read them. Everything is stored and shown in UTC, and says so.
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{Datelike, NaiveDateTime, TimeDelta, Timelike};
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+// Written out rather than through chrono's format strings: the Users page formats
+// hundreds of dates per request, and this is several times faster.
 
 /// "3 Dec 2026, 11:05 UTC"
 pub fn short(at: NaiveDateTime) -> String {
-    at.format("%-d %b %Y, %H:%M UTC").to_string()
+    format!(
+        "{} {} {}, {:02}:{:02} UTC",
+        at.day(),
+        MONTHS[at.month0() as usize % 12],
+        at.year(),
+        at.hour(),
+        at.minute()
+    )
 }
 
 /// RFC 3339, for `<time datetime>` (the page script shows it in the viewer's zone).
 pub fn machine(at: NaiveDateTime) -> String {
-    at.and_utc()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// RFC 3339 with microseconds, for positions in a list (nothing lost in the round trip).
@@ -83,5 +104,10 @@ mod tests {
             "on Thursday 3 December 2026 at 11:05 UTC (in 7 days)"
         );
         assert_eq!(short(now), "26 Nov 2026, 11:05 UTC");
+        assert_eq!(
+            machine(now),
+            now.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
     }
 }

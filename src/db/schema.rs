@@ -69,6 +69,7 @@ diesel::table! {
         created_at -> Timestamp,
         invited_by -> Nullable<Text>,
         enrolled_at -> Nullable<Timestamp>,
+        search_id -> Nullable<BigInt>,
     }
 }
 

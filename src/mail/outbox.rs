@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use super::compose::RenderedEmail;
 use crate::db::schema::{invitations, outbound_emails};
-use crate::db::{DbConnection, insert_rows, write_transaction};
+use crate::db::{Db, DbConnection, Engine, insert_rows, write_transaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailKind {
@@ -298,31 +298,36 @@ pub fn settle(
 /// On PostgreSQL the row is locked for the whole attempt, so that two instances never
 /// send it and a concurrent removal or resend either waits for it or stops it first.
 /// On SQLite (one instance) a transaction held across the SMTP conversation would block
-/// every other writer, so the claim is re-checked, the email sent, and the outcome
-/// recorded in a short transaction of its own.
+/// every other writer, so the claim is re-checked, the connection returned while the
+/// email is sent, and the outcome recorded in a short transaction of its own.
 pub fn deliver_claimed(
-    conn: &mut DbConnection,
+    db: &Db,
     id: &str,
     claim_token: &str,
     clock: &crate::clock::Clock,
     attempt: impl FnOnce(&ClaimedEmail) -> Outcome,
-) -> QueryResult<()> {
-    match conn {
-        DbConnection::Postgresql(_) => write_transaction(conn, |conn| {
-            let Some(email) = load_claimed(conn, id, claim_token)? else {
-                return Ok(());
-            };
-            let outcome = attempt(&email);
-            settle(conn, &email, claim_token, &outcome, clock.now())
-        }),
-        DbConnection::Sqlite(_) => {
-            let Some(email) = load_claimed(conn, id, claim_token)? else {
-                return Ok(());
-            };
-            let outcome = attempt(&email);
-            write_transaction(conn, |conn| {
+) -> anyhow::Result<()> {
+    match db.engine() {
+        Engine::Postgres => {
+            let mut conn = db.get()?;
+            write_transaction(&mut conn, |conn| {
+                let Some(email) = load_claimed(conn, id, claim_token)? else {
+                    return Ok(());
+                };
+                let outcome = attempt(&email);
                 settle(conn, &email, claim_token, &outcome, clock.now())
-            })
+            })?;
+        }
+        Engine::Sqlite => {
+            let claimed = load_claimed(&mut *db.get()?, id, claim_token)?;
+            let Some(email) = claimed else {
+                return Ok(());
+            };
+            let outcome = attempt(&email);
+            write_transaction(&mut *db.get()?, |conn| {
+                settle(conn, &email, claim_token, &outcome, clock.now())
+            })?;
         }
     }
+    Ok(())
 }

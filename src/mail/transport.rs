@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -31,8 +32,9 @@ pub enum SendError {
 }
 
 impl Mailer {
-    pub fn smtp(url: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self::new(Transport::smtp(url, timeout)?))
+    /// `connections`: how many SMTP connections are kept open for reuse.
+    pub fn smtp(url: &SecretString, timeout: Duration, connections: u32) -> anyhow::Result<Self> {
+        Ok(Self::new(Transport::smtp(url, timeout, connections)?))
     }
 
     pub fn files(dir: &Path) -> anyhow::Result<Self> {
@@ -100,11 +102,12 @@ impl Mailer {
 }
 
 impl Transport {
-    fn smtp(url: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+    fn smtp(url: &SecretString, timeout: Duration, connections: u32) -> anyhow::Result<Self> {
         // lettre's error for a bad URL does not echo it; keep it that way (it may hold a password).
         let transport = SmtpTransport::from_url(url.expose_secret())
             .context("ENROLL_SMTP_URL is not a valid smtp:// or smtps:// URL")?
             .timeout(Some(timeout))
+            .pool_config(PoolConfig::new().max_size(connections.max(1)))
             .build();
         Ok(Self::Smtp(transport))
     }

@@ -228,10 +228,9 @@ impl Worker {
 
     /// Claims and sends one batch; returns how many emails were claimed.
     fn work_once(&self) -> anyhow::Result<usize> {
-        let mut conn = self.db.get()?;
         let claim_token = uuid::Uuid::new_v4().to_string();
         let ids = outbox::claim_due(
-            &mut conn,
+            &mut *self.db.get()?,
             self.clock.now(),
             &claim_token,
             self.settings.lease,
@@ -242,7 +241,7 @@ impl Worker {
                 // The rest become due again when the lease runs out.
                 break;
             }
-            outbox::deliver_claimed(&mut conn, id, &claim_token, &self.clock, |email| {
+            outbox::deliver_claimed(&self.db, id, &claim_token, &self.clock, |email| {
                 self.attempt(email)
             })?;
         }

@@ -39,6 +39,8 @@ struct NewUser {
     search_key: String,
     created_at: NaiveDateTime,
     invited_by: Option<String>,
+    /// Key of the user's entry in the search index.
+    search_id: i64,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -202,6 +204,7 @@ pub fn invite(
                 search_key: search_key(first, last, email),
                 created_at: change.now,
                 invited_by: change.actor.account_id.clone(),
+                search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
             });
             fresh.push(fresh_invitation(change, settings, &user_id, first, email)?);
             events.push(

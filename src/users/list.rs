@@ -6,30 +6,37 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::EnrollmentStatus;
-use super::status::{StatusFacts, users_with_live_invitation};
+use super::status::{
+    StatusFacts, StatusFilter, UsersWithLiveInvitationSource, expiring_soon_filter,
+    users_with_live_invitation,
+};
 use crate::db::schema::{invitations, users};
-use crate::db::{DbConnection, MultiBackend};
+use crate::db::{DbConnection, Engine, MaybeStamp, MultiBackend, Stamp, engine_of};
 
 pub const PAGE_SIZES: [i64; 3] = [25, 50, 100];
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_SEARCH_LENGTH: usize = 200;
-pub const EXPIRING_SOON_DAYS: i64 = 3;
+/// Between the status and the name in a status-sorted cursor.
+const STATUS_SEPARATOR: char = '\u{1e}';
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     Name,
     Email,
     Invited,
+    /// By enrollment status (in the order of [`EnrollmentStatus::ALL`]), then by name.
+    Status,
 }
 
 impl SortKey {
-    pub const ALL: [Self; 3] = [Self::Name, Self::Email, Self::Invited];
+    pub const ALL: [Self; 4] = [Self::Name, Self::Email, Self::Invited, Self::Status];
 
     pub fn slug(self) -> &'static str {
         match self {
             Self::Name => "name",
             Self::Email => "email",
             Self::Invited => "invited",
+            Self::Status => "status",
         }
     }
 
@@ -149,17 +156,15 @@ pub struct UserRow {
     pub email_key: String,
     #[diesel(select_expression = users::name_key)]
     pub name_key: String,
-    #[diesel(select_expression = users::created_at)]
+    #[diesel(select_expression = users::created_at, deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
-    #[diesel(select_expression = users::enrolled_at)]
+    #[diesel(select_expression = users::enrolled_at, deserialize_as = MaybeStamp)]
     pub enrolled_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = invitations::created_at)]
-    pub last_sent_at: NaiveDateTime,
-    #[diesel(select_expression = invitations::expires_at)]
+    #[diesel(select_expression = invitations::expires_at, deserialize_as = Stamp)]
     pub expires_at: NaiveDateTime,
-    #[diesel(select_expression = invitations::sent_at)]
+    #[diesel(select_expression = invitations::sent_at, deserialize_as = MaybeStamp)]
     pub sent_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = invitations::delivery_failed_at)]
+    #[diesel(select_expression = invitations::delivery_failed_at, deserialize_as = MaybeStamp)]
     pub delivery_failed_at: Option<NaiveDateTime>,
     #[diesel(select_expression = invitations::delivery_error)]
     pub delivery_error: Option<String>,
@@ -178,11 +183,16 @@ impl UserRow {
         )
     }
 
-    fn cursor(&self, sort: SortKey) -> Cursor {
+    fn cursor(&self, sort: SortKey, now: NaiveDateTime) -> Cursor {
         let value = match sort {
             SortKey::Name => self.name_key.clone(),
             SortKey::Email => self.email_key.clone(),
-            SortKey::Invited => crate::time_format::machine(self.created_at),
+            SortKey::Invited => crate::time_format::machine_precise(self.created_at),
+            SortKey::Status => format!(
+                "{}{STATUS_SEPARATOR}{}",
+                self.status(now).slug(),
+                self.name_key
+            ),
         };
         Cursor {
             sort,
@@ -208,38 +218,20 @@ type BoxedUsers<'a> = diesel::dsl::IntoBoxed<
     MultiBackend,
 >;
 
-fn filtered(query: &ListQuery, now: NaiveDateTime) -> BoxedUsers<'static> {
+fn filtered(query: &ListQuery, now: NaiveDateTime, engine: Engine) -> BoxedUsers<'static> {
     let mut boxed = users_with_live_invitation()
         .select(UserRow::as_select())
         .into_boxed();
-    if let Some(pattern) = search_pattern(&query.search) {
-        boxed = boxed.filter(users::search_key.like(pattern).escape('\\'));
+    if let Some(search) = search_filter(&query.search, engine) {
+        boxed = boxed.filter(search);
     }
     if let Some(status) = query.status {
         boxed = boxed.filter(status.sql_filter(now));
     }
     if query.expiring_soon {
-        boxed = boxed
-            .filter(users::enrolled_at.is_null())
-            .filter(invitations::delivery_failed_at.is_null())
-            .filter(invitations::expires_at.gt(now))
-            .filter(invitations::expires_at.le(now + chrono::TimeDelta::days(EXPIRING_SOON_DAYS)));
+        boxed = boxed.filter(expiring_soon_filter(now));
     }
     boxed
-}
-
-/// How many users match the search and expire soon.
-pub fn expiring_soon_count(
-    conn: &mut DbConnection,
-    search: &str,
-    now: NaiveDateTime,
-) -> QueryResult<i64> {
-    let query = ListQuery {
-        search: search.to_owned(),
-        expiring_soon: true,
-        ..ListQuery::default()
-    };
-    filtered(&query, now).count().get_result(conn)
 }
 
 /// Users who never joined and whose invitation expired before `cutoff`: what
@@ -257,6 +249,47 @@ pub fn expired_before(
 }
 
 /// `%term%` with LIKE's wildcards in the term taken literally.
+type SearchFilter = Box<
+    dyn BoxableExpression<
+            UsersWithLiveInvitationSource,
+            MultiBackend,
+            SqlType = diesel::sql_types::Bool,
+        >,
+>;
+
+/// Substring search over names and addresses, answered from a trigram index first and
+/// only then sorted: SQLite's FTS5 trigram table, PostgreSQL's pg_trgm index. On
+/// PostgreSQL the subquery carries `OFFSET 0` so that the planner does not fold it into
+/// a walk along the name order (it cannot know that matches cluster: "hopper" users all
+/// sort together), which took 20 ms where the index takes 2. Terms of one or two
+/// characters have no trigram, and terms with LIKE's wildcards are matched by a scan.
+fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
+    let pattern = search_pattern(search)?;
+    let term = search.trim();
+    let indexed = term.chars().count() >= 3 && !term.contains(['%', '_', '\\']);
+    let subquery = match engine {
+        _ if !indexed => None,
+        Engine::Sqlite => {
+            Some("users.search_id IN (SELECT rowid FROM users_search WHERE search_key LIKE ")
+        }
+        Engine::Postgres => {
+            Some("users.id IN (SELECT id FROM users AS matching WHERE matching.search_key LIKE ")
+        }
+    };
+    let closing = match engine {
+        Engine::Sqlite => ")",
+        Engine::Postgres => " OFFSET 0)",
+    };
+    Some(match subquery {
+        Some(opening) => Box::new(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(opening)
+                .bind::<diesel::sql_types::Text, _>(pattern)
+                .sql(closing),
+        ),
+        None => Box::new(users::search_key.like(pattern).escape('\\')),
+    })
+}
+
 fn search_pattern(search: &str) -> Option<String> {
     let term = search.trim().to_lowercase();
     if term.is_empty() {
@@ -275,6 +308,9 @@ fn search_pattern(search: &str) -> Option<String> {
 
 /// One page of users, in the requested order, from the requested position.
 pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> QueryResult<Page> {
+    if query.sort == SortKey::Status {
+        return page_by_status(conn, query, now);
+    }
     // Paging backwards reads the rows before the cursor in reverse, then flips them.
     let (cursor, backwards) = match &query.from {
         PageFrom::Start => (None, false),
@@ -286,29 +322,104 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
     } else {
         query.direction
     };
-    let mut boxed = filtered(query, now);
+    let mut boxed = filtered(query, now, engine_of(conn));
     if let Some(cursor) = cursor {
         boxed = past_cursor(boxed, cursor, direction);
     }
     boxed = ordered(boxed, query.sort, direction);
-    let mut rows = boxed.limit(query.per_page + 1).load::<UserRow>(conn)?;
+    let rows = boxed.limit(query.per_page + 1).load::<UserRow>(conn)?;
+    Ok(finish_page(rows, query, backwards, now))
+}
+
+/// Sorting by status walks the statuses in order, each sorted by name, so that every
+/// step is an indexed, filtered query rather than a sort of all users.
+fn page_by_status(
+    conn: &mut DbConnection,
+    query: &ListQuery,
+    now: NaiveDateTime,
+) -> QueryResult<Page> {
+    let engine = engine_of(conn);
+    let (cursor, backwards) = match &query.from {
+        PageFrom::Start => (None, false),
+        PageFrom::After(c) => (Some(c), false),
+        PageFrom::Before(c) => (Some(c), true),
+    };
+    let direction = if backwards {
+        query.direction.reversed()
+    } else {
+        query.direction
+    };
+    let position = cursor.and_then(|c| {
+        let (status, name) = c.value.split_once(STATUS_SEPARATOR)?;
+        Some((
+            EnrollmentStatus::from_slug(status)?,
+            name.to_owned(),
+            c.id.clone(),
+        ))
+    });
+    let mut statuses: Vec<EnrollmentStatus> = match query.status {
+        Some(status) => vec![status],
+        None => EnrollmentStatus::ALL.to_vec(),
+    };
+    if direction == Direction::Descending {
+        statuses.reverse();
+    }
+    let begin = position
+        .as_ref()
+        .and_then(|(status, ..)| statuses.iter().position(|s| s == status))
+        .unwrap_or(0);
+    let wanted = usize::try_from(query.per_page + 1).unwrap_or(1);
+    let mut rows = Vec::with_capacity(wanted);
+    for (step, status) in statuses[begin..].iter().enumerate() {
+        let mut boxed = filtered(query, now, engine).filter(status.sql_filter(now));
+        if step == 0
+            && let Some((_, name, id)) = &position
+        {
+            let within = Cursor {
+                sort: SortKey::Name,
+                value: name.clone(),
+                id: id.clone(),
+            };
+            boxed = past_cursor(boxed, &within, direction);
+        }
+        let remaining = i64::try_from(wanted - rows.len()).unwrap_or(0);
+        rows.extend(
+            ordered(boxed, SortKey::Name, direction)
+                .limit(remaining)
+                .load::<UserRow>(conn)?,
+        );
+        if rows.len() >= wanted {
+            break;
+        }
+    }
+    Ok(finish_page(rows, query, backwards, now))
+}
+
+/// Trims the one extra row read to learn whether there is more, restores the display
+/// order, and works out the neighbouring pages' cursors.
+fn finish_page(
+    mut rows: Vec<UserRow>,
+    query: &ListQuery,
+    backwards: bool,
+    now: NaiveDateTime,
+) -> Page {
     let has_more = rows.len() as i64 > query.per_page;
     rows.truncate(usize::try_from(query.per_page).unwrap_or(0));
     if backwards {
         rows.reverse();
     }
-    let first = rows.first().map(|r| r.cursor(query.sort));
-    let last = rows.last().map(|r| r.cursor(query.sort));
+    let first = rows.first().map(|r| r.cursor(query.sort, now));
+    let last = rows.last().map(|r| r.cursor(query.sort, now));
     let (next, previous) = match (&query.from, backwards) {
         (PageFrom::Start, _) => (has_more.then_some(last).flatten(), None),
         (_, false) => (has_more.then_some(last).flatten(), first),
         (_, true) => (last, has_more.then_some(first).flatten()),
     };
-    Ok(Page {
+    Page {
         rows,
         next,
         previous,
-    })
+    }
 }
 
 fn ordered(boxed: BoxedUsers<'static>, sort: SortKey, direction: Direction) -> BoxedUsers<'static> {
@@ -320,9 +431,14 @@ fn ordered(boxed: BoxedUsers<'static>, sort: SortKey, direction: Direction) -> B
         (SortKey::Email, Descending) => boxed.order(users::email_key.desc()),
         (SortKey::Invited, Ascending) => boxed.order((users::created_at.asc(), users::id.asc())),
         (SortKey::Invited, Descending) => boxed.order((users::created_at.desc(), users::id.desc())),
+        // Within one status (see `page_by_status`), users are in name order.
+        (SortKey::Status, direction) => ordered(boxed, SortKey::Name, direction),
     }
 }
 
+/// Rows strictly after the cursor in `direction`. Written as `key >= v AND (key > v OR
+/// id > i)` rather than `key > v OR (key = v AND id > i)`: the first half is an index
+/// range on both engines, where the plain OR makes SQLite scan from the start.
 fn past_cursor(
     boxed: BoxedUsers<'static>,
     cursor: &Cursor,
@@ -331,15 +447,17 @@ fn past_cursor(
     let forward = direction == Direction::Ascending;
     let (value, id) = (cursor.value.clone(), cursor.id.clone());
     match cursor.sort {
+        // Status cursors are split into a status and a name position by `page_by_status`.
+        SortKey::Status => boxed,
         SortKey::Name if forward => boxed.filter(
             users::name_key
-                .gt(value.clone())
-                .or(users::name_key.eq(value).and(users::id.gt(id))),
+                .ge(value.clone())
+                .and(users::name_key.gt(value).or(users::id.gt(id))),
         ),
         SortKey::Name => boxed.filter(
             users::name_key
-                .lt(value.clone())
-                .or(users::name_key.eq(value).and(users::id.lt(id))),
+                .le(value.clone())
+                .and(users::name_key.lt(value).or(users::id.lt(id))),
         ),
         // Email keys are unique: no tie-break needed.
         SortKey::Email if forward => boxed.filter(users::email_key.gt(value)),
@@ -352,38 +470,64 @@ fn past_cursor(
             if forward {
                 boxed.filter(
                     users::created_at
-                        .gt(at)
-                        .or(users::created_at.eq(at).and(users::id.gt(id))),
+                        .ge(at)
+                        .and(users::created_at.gt(at).or(users::id.gt(id))),
                 )
             } else {
                 boxed.filter(
                     users::created_at
-                        .lt(at)
-                        .or(users::created_at.eq(at).and(users::id.lt(id))),
+                        .le(at)
+                        .and(users::created_at.lt(at).or(users::id.lt(id))),
                 )
             }
         }
     }
 }
 
-/// How many users of each status match the search.
+/// How many users matching the search (everyone when it is empty) have each status, and
+/// how many expire soon: one pass, counted by the database.
 pub fn status_counts(
     conn: &mut DbConnection,
     search: &str,
     now: NaiveDateTime,
-) -> QueryResult<Vec<(EnrollmentStatus, i64)>> {
-    EnrollmentStatus::ALL
-        .into_iter()
-        .map(|status| {
-            let query = ListQuery {
-                search: search.to_owned(),
-                status: Some(status),
-                ..ListQuery::default()
-            };
-            let count = filtered(&query, now).count().get_result::<i64>(conn)?;
-            Ok((status, count))
-        })
-        .collect()
+) -> QueryResult<(Vec<(EnrollmentStatus, i64)>, i64)> {
+    use diesel::dsl::{case_when, sum};
+    use diesel::sql_types::Integer;
+    let query = ListQuery {
+        search: search.to_owned(),
+        ..ListQuery::default()
+    };
+    let matching =
+        |condition: StatusFilter| sum(case_when::<_, _, Integer>(condition, 1).otherwise(0));
+    let [pending, sending, expired, failed, enrolled] = EnrollmentStatus::ALL;
+    // SUM over no rows is NULL.
+    type Sums = (
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let counts: Sums = filtered(&query, now, engine_of(conn))
+        .select((
+            matching(pending.sql_filter(now)),
+            matching(sending.sql_filter(now)),
+            matching(expired.sql_filter(now)),
+            matching(failed.sql_filter(now)),
+            matching(enrolled.sql_filter(now)),
+            matching(expiring_soon_filter(now)),
+        ))
+        .first(conn)?;
+    let (a, b, c, d, e, soon) = counts;
+    Ok((
+        EnrollmentStatus::ALL
+            .into_iter()
+            .zip([a, b, c, d, e])
+            .map(|(status, n)| (status, n.unwrap_or(0)))
+            .collect(),
+        soon.unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]

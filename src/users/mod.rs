@@ -1,6 +1,7 @@
 //! The users & invitations domain: types that validate on construction, the status
 //! rules, and the queries that invite, resend, remove and enroll.
 
+pub mod counts;
 pub mod email;
 pub mod history;
 pub mod invitations;

@@ -42,7 +42,7 @@ pub type UsersWithLiveInvitation =
 pub type UsersWithLiveInvitationSource =
     diesel::dsl::InnerJoinQuerySource<users::table, invitations::table, LiveInvitationJoin>;
 
-type StatusFilter = Box<
+pub type StatusFilter = Box<
     dyn BoxableExpression<
             UsersWithLiveInvitationSource,
             MultiBackend,
@@ -55,6 +55,20 @@ pub fn users_with_live_invitation() -> UsersWithLiveInvitation {
         invitations::table.on(invitations::user_id
             .eq(users::id)
             .and(invitations::superseded_at.is_null())),
+    )
+}
+
+/// "Expires within 3 days": still open, and not for long.
+pub const EXPIRING_SOON_DAYS: i64 = 3;
+
+/// "Expires within 3 days": invitations still open, and not for long.
+pub fn expiring_soon_filter(now: NaiveDateTime) -> StatusFilter {
+    Box::new(
+        users::enrolled_at
+            .is_null()
+            .and(invitations::delivery_failed_at.is_null())
+            .and(invitations::expires_at.gt(now))
+            .and(invitations::expires_at.le(now + chrono::TimeDelta::days(EXPIRING_SOON_DAYS))),
     )
 }
 

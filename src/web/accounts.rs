@@ -456,6 +456,7 @@ pub async fn disable(
     .await?;
     match result {
         Ok(account) => {
+            state.counts.invalidate();
             FlashMessage::success(format!(
                 "{} is disabled and signed out everywhere.",
                 account.email

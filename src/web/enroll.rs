@@ -223,6 +223,7 @@ pub async fn join(
         .await?;
     match outcome {
         EnrollOutcome::Enrolled(_) => {
+            state.counts.invalidate();
             FlashMessage::success(JOINED).send();
             Ok(see_other(&format!("/enroll/{token_text}")))
         }

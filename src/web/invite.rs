@@ -306,6 +306,7 @@ pub async fn submit(
         InviteOutcome::Invited(links) => {
             log_links(&state, &links);
             state.mail.notify();
+            state.counts.invalidate();
             let count = links.len();
             FlashMessage::success(if count == 1 {
                 format!("Invitation on its way to {}.", links[0].recipient)

@@ -110,3 +110,46 @@ impl FromRequest for ConsolePage {
         })
     }
 }
+
+/// Flash messages in a signed cookie, as actix-web-flash-messages keeps them, except
+/// that a response clears the cookie only when the request had one: the library's store
+/// adds an empty cookie to every response otherwise.
+pub struct FlashCookies {
+    inner: actix_web_flash_messages::storage::CookieMessageStore,
+    cookie_name: String,
+}
+
+impl FlashCookies {
+    pub fn new(signing_key: actix_web::cookie::Key, cookie_name: &str) -> Self {
+        Self {
+            inner: actix_web_flash_messages::storage::CookieMessageStore::builder(signing_key)
+                .cookie_name(cookie_name.to_owned())
+                .build(),
+            cookie_name: cookie_name.to_owned(),
+        }
+    }
+}
+
+impl actix_web_flash_messages::storage::FlashMessageStore for FlashCookies {
+    fn load(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<
+        Vec<actix_web_flash_messages::FlashMessage>,
+        actix_web_flash_messages::storage::LoadError,
+    > {
+        self.inner.load(request)
+    }
+
+    fn store(
+        &self,
+        messages: &[actix_web_flash_messages::FlashMessage],
+        request: HttpRequest,
+        response: &mut actix_web::dev::ResponseHead,
+    ) -> Result<(), actix_web_flash_messages::storage::StoreError> {
+        if messages.is_empty() && request.cookie(&self.cookie_name).is_none() {
+            return Ok(());
+        }
+        self.inner.store(messages, request, response)
+    }
+}

@@ -34,6 +34,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub readiness: health::Readiness,
     pub limits: Arc<limits::Limits>,
+    /// Status counts of the unfiltered Users page.
+    pub counts: Arc<crate::users::counts::CountsCache>,
+    /// Rendered pages of the Users table.
+    pub views: Arc<users::ViewCache>,
     /// Whether the saved public URL is https (cookies are then always Secure).
     pub public_url_is_https: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -79,12 +79,13 @@ impl SessionStore for DbSessionStore {
         let hash = key_hash(session_key);
         let now = self.clock.now();
         let idle = self.idle;
+        let lookup = hash.clone();
         let row = self
             .db
-            .run(move |conn| {
+            .read(move |conn| {
                 let row: Option<(String, NaiveDateTime, String, String)> = sessions::table
                     .inner_join(accounts::table)
-                    .filter(sessions::id_hash.eq(&hash))
+                    .filter(sessions::id_hash.eq(&lookup))
                     .filter(sessions::idle_expires_at.gt(now))
                     .filter(sessions::expires_at.gt(now))
                     .filter(accounts::disabled_at.is_null())
@@ -96,20 +97,24 @@ impl SessionStore for DbSessionStore {
                     ))
                     .first(conn)
                     .optional()?;
-                if let Some((_, idle_expires_at, _, _)) = &row
-                    && now + idle - *idle_expires_at > TOUCH_INTERVAL
-                {
-                    diesel::update(sessions::table.find(&hash))
-                        .set(sessions::idle_expires_at.eq(now + idle))
-                        .execute(conn)?;
-                }
                 Ok(row)
             })
             .await
             .map_err(|e| LoadError::Other(to_anyhow(e)))?;
-        let Some((state, _, email, role)) = row else {
+        let Some((state, idle_expires_at, email, role)) = row else {
             return Ok(None);
         };
+        if now + idle - idle_expires_at > TOUCH_INTERVAL {
+            self.db
+                .run(move |conn| {
+                    diesel::update(sessions::table.find(&hash))
+                        .set(sessions::idle_expires_at.eq(now + idle))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| LoadError::Other(to_anyhow(e)))?;
+        }
         let mut state: HashMap<String, String> =
             serde_json::from_str(&state).map_err(|e| LoadError::Deserialization(e.into()))?;
         state.insert(

@@ -1,6 +1,9 @@
 //! The Users page ("Resources › Users"), and the two actions on selected rows:
 //! Resend invitation and Remove user.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
@@ -15,6 +18,7 @@ use crate::audit::Actor;
 use crate::error::AppError;
 use crate::settings::InvitationSettings;
 use crate::time_format;
+use crate::users::counts::StatusCounts;
 use crate::users::history::{self, Tone};
 use crate::users::invitations::{self, Change, UserIdentity};
 use crate::users::list::{self, Cursor, Direction, ListQuery, PageFrom, SortKey};
@@ -206,6 +210,11 @@ struct StatusChip {
     selected: bool,
 }
 
+struct PageSize {
+    size: i64,
+    selected: bool,
+}
+
 struct SortHeader {
     label: &'static str,
     url: String,
@@ -217,13 +226,21 @@ struct SortHeader {
 #[template(path = "users.html")]
 struct UsersPage {
     layout: Layout,
-    rows: Vec<UserView>,
+    /// The table's rows, rendered (and escaped) by [`UsersRows`].
+    rows_html: Arc<str>,
+    is_empty: bool,
     search: String,
     chips: Vec<StatusChip>,
     all_chip: StatusChip,
     name_header: SortHeader,
     email_header: SortHeader,
     invited_header: SortHeader,
+    status_header: SortHeader,
+    /// The current view's filter and order, kept by the search form.
+    status_value: String,
+    sort_value: &'static str,
+    direction_value: &'static str,
+    page_sizes: Vec<PageSize>,
     next_url: Option<String>,
     previous_url: Option<String>,
     return_to: String,
@@ -249,6 +266,183 @@ fn sort_header(
     }
 }
 
+/// The rows of the Users table, rendered on their own so that a page of them can be
+/// shared by the requests for the same view.
+#[derive(Template)]
+#[template(path = "users_rows.html")]
+struct UsersRows {
+    rows: Vec<UserView>,
+}
+
+/// One rendered page of the table, with what else depends only on the view.
+pub struct TableView {
+    rows_html: Arc<str>,
+    row_count: usize,
+    next: Option<Cursor>,
+    previous: Option<Cursor>,
+    /// Counts within a search (the unfiltered counts are cached on their own).
+    searched_counts: Option<StatusCounts>,
+}
+
+/// Rendered pages of the Users table, shared by all requests for the same view (same
+/// search, filter, order, position and size) for a short while: a busy console renders
+/// each view about once a second instead of once per request. A change made through
+/// this instance empties it at once; other instances' changes, and statuses changing
+/// with time, show within the freshness window (`ENROLL_USERS_PAGE_CACHE_MS`).
+pub struct ViewCache {
+    fresh_for: chrono::TimeDelta,
+    entries: std::sync::Mutex<HashMap<String, CachedTable>>,
+}
+
+struct CachedTable {
+    generation: u64,
+    rendered_at: chrono::NaiveDateTime,
+    table: Arc<TableView>,
+    /// One request is rendering it again; the others keep getting this one meanwhile.
+    refreshing: bool,
+}
+
+/// What the cache holds for a view.
+enum Lookup {
+    Fresh(Arc<TableView>),
+    /// Old, and another request is already rendering it again.
+    Stale(Arc<TableView>),
+    Missing,
+}
+
+/// Views kept at most; beyond it the oldest goes.
+const CACHED_VIEWS: usize = 64;
+
+impl ViewCache {
+    pub fn new(fresh_for: std::time::Duration) -> Self {
+        Self {
+            fresh_for: chrono::TimeDelta::from_std(fresh_for).unwrap_or_default(),
+            entries: std::sync::Mutex::default(),
+        }
+    }
+
+    async fn render(
+        query: &ListQuery,
+        state: &AppState,
+        now: chrono::NaiveDateTime,
+    ) -> Result<TableView, AppError> {
+        let db_query = query.clone();
+        let searching = !query.search.trim().is_empty();
+        let (page, searched_counts) = state
+            .db
+            .read(move |conn| {
+                let page = list::page(conn, &db_query, now)?;
+                let counts = if searching {
+                    Some(StatusCounts::count(conn, &db_query.search, now)?)
+                } else {
+                    None
+                };
+                Ok((page, counts))
+            })
+            .await?;
+        let rows: Vec<UserView> = page
+            .rows
+            .iter()
+            .map(|row| UserView::new(row, now))
+            .collect();
+        Ok(TableView {
+            row_count: rows.len(),
+            rows_html: UsersRows { rows }.render()?.into(),
+            next: page.next,
+            previous: page.previous,
+            searched_counts,
+        })
+    }
+
+    /// A fresh table; or, when it is merely old, the old one while a single request
+    /// (this one gets `Missing`) renders it again. A change made here always re-renders.
+    fn lookup(&self, key: &str, generation: u64, now: chrono::NaiveDateTime) -> Lookup {
+        if self.fresh_for <= chrono::TimeDelta::zero() {
+            return Lookup::Missing;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return Lookup::Missing;
+        };
+        let Some(cached) = entries.get_mut(key).filter(|c| c.generation == generation) else {
+            return Lookup::Missing;
+        };
+        if now - cached.rendered_at < self.fresh_for {
+            Lookup::Fresh(cached.table.clone())
+        } else if cached.refreshing {
+            Lookup::Stale(cached.table.clone())
+        } else {
+            cached.refreshing = true;
+            Lookup::Missing
+        }
+    }
+
+    fn key(query: &ListQuery) -> String {
+        let from = match &query.from {
+            PageFrom::Start => String::new(),
+            PageFrom::After(c) => format!("after:{}", c.encode()),
+            PageFrom::Before(c) => format!("before:{}", c.encode()),
+        };
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            query.sort.slug(),
+            query.direction.slug(),
+            query.status.map_or("", EnrollmentStatus::slug),
+            query.expiring_soon,
+            query.per_page,
+            from,
+            query.search.trim().to_lowercase()
+        )
+    }
+
+    async fn table(
+        &self,
+        query: &ListQuery,
+        state: &AppState,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Arc<TableView>, AppError> {
+        let generation = state.counts.generation();
+        let key = Self::key(query);
+        match self.lookup(&key, generation, now) {
+            Lookup::Fresh(table) | Lookup::Stale(table) => return Ok(table),
+            Lookup::Missing => {}
+        }
+        let table = match Self::render(query, state, now).await {
+            Ok(table) => Arc::new(table),
+            Err(error) => {
+                // Let the next request try again rather than serve the old one forever.
+                if let Ok(mut entries) = self.entries.lock()
+                    && let Some(cached) = entries.get_mut(&key)
+                {
+                    cached.refreshing = false;
+                }
+                return Err(error);
+            }
+        };
+        if self.fresh_for > chrono::TimeDelta::zero()
+            && let Ok(mut entries) = self.entries.lock()
+        {
+            if entries.len() >= CACHED_VIEWS
+                && let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, cached)| cached.rendered_at)
+                    .map(|(key, _)| key.clone())
+            {
+                entries.remove(&oldest);
+            }
+            entries.insert(
+                key,
+                CachedTable {
+                    generation,
+                    rendered_at: now,
+                    table: table.clone(),
+                    refreshing: false,
+                },
+            );
+        }
+        Ok(table)
+    }
+}
+
 pub async fn list(
     req: HttpRequest,
     page: ConsolePage,
@@ -257,24 +451,16 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let query = params.to_query();
     let now = state.clock.now();
-    let db_query = query.clone();
-    let (result, counts, expiring) = state
-        .db
-        .run(move |conn| {
-            let result = list::page(conn, &db_query, now)?;
-            let counts = list::status_counts(conn, &db_query.search, now)?;
-            let expiring = list::expiring_soon_count(conn, &db_query.search, now)?;
-            Ok((result, counts, expiring))
-        })
-        .await?;
+    let table = state.views.table(&query, &state, now).await?;
+    let counts = match &table.searched_counts {
+        Some(counts) => counts.clone(),
+        None => state.counts.get(&state.db, &state.clock).await?,
+    };
     let urls = ViewUrl { query: &query };
-    let rows = result
-        .rows
-        .iter()
-        .map(|row| UserView::new(row, now))
-        .collect();
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let total = counts.total();
+    let expiring = counts.expiring_soon;
     let mut chips: Vec<StatusChip> = counts
+        .by_status
         .iter()
         .map(|(status, count)| StatusChip {
             label: status.label(),
@@ -292,17 +478,25 @@ pub async fn list(
     let shown = if query.expiring_soon {
         expiring
     } else {
-        query
-            .status
-            .and_then(|s| counts.iter().find(|(c, _)| *c == s).map(|(_, n)| *n))
-            .unwrap_or(total)
+        query.status.map_or(total, |status| counts.of(status))
     };
     Ok(UsersPage {
         name_header: sort_header("Name", SortKey::Name, &query, &urls),
         email_header: sort_header("Email address", SortKey::Email, &query, &urls),
         invited_header: sort_header("Invited", SortKey::Invited, &query, &urls),
-        next_url: result.next.as_ref().map(|c| urls.page("after", c)),
-        previous_url: result.previous.as_ref().map(|c| urls.page("before", c)),
+        status_header: sort_header("Enrollment status", SortKey::Status, &query, &urls),
+        status_value: urls.status().unwrap_or_default().to_owned(),
+        sort_value: query.sort.slug(),
+        direction_value: query.direction.slug(),
+        page_sizes: list::PAGE_SIZES
+            .into_iter()
+            .map(|size| PageSize {
+                size,
+                selected: size == query.per_page,
+            })
+            .collect(),
+        next_url: table.next.as_ref().map(|c| urls.page("after", c)),
+        previous_url: table.previous.as_ref().map(|c| urls.page("before", c)),
         return_to: urls.current(),
         all_chip: StatusChip {
             label: "All",
@@ -314,7 +508,8 @@ pub async fn list(
         filtered: !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon,
         total_users: shown,
         search: query.search.clone(),
-        rows,
+        rows_html: table.rows_html.clone(),
+        is_empty: table.row_count == 0,
         layout: page.layout.in_section(Section::Users),
     }
     .respond_to(&req)
@@ -417,6 +612,7 @@ pub async fn resend(
     };
     log_links(&state, &report.links);
     if !report.resent.is_empty() {
+        state.counts.invalidate();
         state.mail.notify();
         FlashMessage::success(format!(
             "Invitation resent to {}: {}. Their earlier links no longer work.",
@@ -505,6 +701,7 @@ pub async fn remove(
             invitations::remove(conn, &change, &selected)
         })
         .await?;
+    state.counts.invalidate();
     if removed.is_empty() {
         FlashMessage::warning("The selected users no longer exist; nothing was removed.").send();
     } else {
@@ -675,6 +872,7 @@ pub async fn remove_expired(
             invitations::remove(conn, &change, &ids)
         })
         .await?;
+    state.counts.invalidate();
     FlashMessage::success(format!(
         "Removed {} whose invitation expired more than {days} day{} ago without joining.",
         users_word(removed.len()),

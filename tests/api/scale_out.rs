@@ -331,11 +331,15 @@ async fn resend_and_remove_of_one_user_at_once_through_two_instances_stay_consis
     }
     run_on(Engine::Postgres, async {
         let first = spawn_app().await;
-        let second = spawn_app_with(AppOptions {
-            data: Some(first.data.clone()),
-            seed_accounts: false,
-            ..AppOptions::default()
-        })
+        // Both instances' workers send to one mail server.
+        let second = spawn_app_with_smtp(
+            AppOptions {
+                data: Some(first.data.clone()),
+                seed_accounts: false,
+                ..AppOptions::default()
+            },
+            first.smtp.clone(),
+        )
         .await;
         first.set_up_invitations().await;
         second.login_admin().await;

@@ -1,0 +1,133 @@
+//! Status counts for the unfiltered Users page, which would otherwise cost a scan of
+//! every user on every request. Counted again after a change made here, and in the
+//! background when a few seconds old (statuses also change with time and through other
+//! instances); a searched view is small and counted on the spot.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use super::EnrollmentStatus;
+use super::list;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::error::AppError;
+
+/// Served as they are for this long.
+const FRESH_FOR: TimeDelta = TimeDelta::seconds(5);
+/// Served while being counted again in the background for up to this long; older
+/// counts are counted again before answering.
+const USABLE_FOR: TimeDelta = TimeDelta::seconds(60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub by_status: Vec<(EnrollmentStatus, i64)>,
+    pub expiring_soon: i64,
+}
+
+impl StatusCounts {
+    pub fn total(&self) -> i64 {
+        self.by_status.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn of(&self, status: EnrollmentStatus) -> i64 {
+        self.by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Counts users matching `search` (all users when it is empty).
+    pub fn count(
+        conn: &mut crate::db::DbConnection,
+        search: &str,
+        now: NaiveDateTime,
+    ) -> diesel::QueryResult<Self> {
+        let (by_status, expiring_soon) = list::status_counts(conn, search, now)?;
+        Ok(Self {
+            by_status,
+            expiring_soon,
+        })
+    }
+}
+
+struct Snapshot {
+    generation: u64,
+    counted_at: NaiveDateTime,
+    counts: StatusCounts,
+}
+
+#[derive(Default)]
+pub struct CountsCache {
+    snapshot: Mutex<Option<Snapshot>>,
+    /// Bumped by every change made through this instance.
+    generation: AtomicU64,
+    refreshing: AtomicBool,
+    /// One count at a time: requests arriving meanwhile wait for it, not count again.
+    counting: tokio::sync::Mutex<()>,
+}
+
+impl CountsCache {
+    /// Users were invited, resent, removed, or joined: count again before the next page.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes made through this instance so far; caches of the Users page compare it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The counts, and whether they are fresh, if usable at all.
+    fn cached(&self, clock: &Clock) -> Option<(StatusCounts, bool)> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let now = clock.now();
+        self.snapshot.lock().ok().and_then(|snapshot| {
+            snapshot
+                .as_ref()
+                .filter(|s| s.generation == generation && now - s.counted_at < USABLE_FOR)
+                .map(|s| (s.counts.clone(), now - s.counted_at < FRESH_FOR))
+        })
+    }
+
+    pub async fn get(self: &Arc<Self>, db: &Db, clock: &Clock) -> Result<StatusCounts, AppError> {
+        match self.cached(clock) {
+            Some((counts, true)) => Ok(counts),
+            Some((counts, false)) => {
+                if !self.refreshing.swap(true, Ordering::SeqCst) {
+                    let (cache, db, clock) = (self.clone(), db.clone(), clock.clone());
+                    tokio::spawn(async move {
+                        if let Err(error) = cache.recount(&db, &clock).await {
+                            tracing::warn!(%error, "could not count users by status");
+                        }
+                        cache.refreshing.store(false, Ordering::SeqCst);
+                    });
+                }
+                Ok(counts)
+            }
+            None => self.recount(db, clock).await,
+        }
+    }
+
+    async fn recount(&self, db: &Db, clock: &Clock) -> Result<StatusCounts, AppError> {
+        let _counting = self.counting.lock().await;
+        // Counted by the request we waited for?
+        if let Some((counts, true)) = self.cached(clock) {
+            return Ok(counts);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let now = clock.now();
+        let counts = db
+            .run(move |conn| Ok(StatusCounts::count(conn, "", now)?))
+            .await?;
+        if let Ok(mut snapshot) = self.snapshot.lock() {
+            *snapshot = Some(Snapshot {
+                generation,
+                counted_at: now,
+                counts: counts.clone(),
+            });
+        }
+        Ok(counts)
+    }
+}
