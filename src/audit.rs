@@ -13,6 +13,7 @@ pub enum Action {
     Resend,
     Remove,
     Revoke,
+    Export,
     Enroll,
     SignIn,
     SignInFailed,
@@ -23,11 +24,12 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Invite,
         Self::Resend,
         Self::Remove,
         Self::Revoke,
+        Self::Export,
         Self::Enroll,
         Self::SignIn,
         Self::SignInFailed,
@@ -43,6 +45,7 @@ impl Action {
             Self::Resend => "resend",
             Self::Remove => "remove",
             Self::Revoke => "revoke",
+            Self::Export => "export",
             Self::Enroll => "enroll",
             Self::SignIn => "sign_in",
             Self::SignInFailed => "sign_in_failed",
@@ -59,6 +62,7 @@ impl Action {
             Self::Resend => "Resent invitation",
             Self::Remove => "Removed",
             Self::Revoke => "Revoked invitation",
+            Self::Export => "Exported users (CSV)",
             Self::Enroll => "Joined",
             Self::SignIn => "Signed in",
             Self::SignInFailed => "Sign-in failed",

@@ -302,6 +302,15 @@ fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyho
         App::new()
             .app_data(data.clone())
             .app_data(csrf::payload_config())
+            .app_data(
+                actix_multipart::form::MultipartFormConfig::default()
+                    .total_limit(3 * 1024 * 1024)
+                    .memory_limit(3 * 1024 * 1024)
+                    .error_handler(|error, _| {
+                        AppError::BadRequest(format!("The upload could not be read: {error}"))
+                            .into()
+                    }),
+            )
             .wrap(from_fn(secure_cookies))
             .wrap(security_headers())
             .wrap(TracingLogger::<RedactedRootSpan>::new())

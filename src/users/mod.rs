@@ -2,6 +2,7 @@
 //! rules, and the queries that invite, resend, remove and enroll.
 
 pub mod counts;
+pub mod csv;
 pub mod email;
 pub mod history;
 pub mod invitations;

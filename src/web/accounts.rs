@@ -248,7 +248,7 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let account = load(&state, path.into_inner()).await?;
+    let account = load(&state, super::path_id(&path.into_inner())?).await?;
     Ok(account_page(page, &account)
         .respond_to(&req)
         .map_into_boxed_body())
@@ -311,7 +311,7 @@ pub async fn change_role(
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = path.into_inner();
+    let id = super::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
     let Some(role) = Role::parse(&form.role) else {
         FlashMessage::error("Choose Administrator or Help desk.").send();
@@ -354,7 +354,7 @@ pub async fn reset_password(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = path.into_inner();
+    let id = super::path_id(&path.into_inner())?;
     let account = load(&state, id.clone()).await?;
     let password = NewPassword::parse(&SecretString::from(form.password.clone()), &account.email);
     let mismatch = form.password != form.password_confirmation;
@@ -418,7 +418,7 @@ pub async fn disable(
     CsrfForm(form): CsrfForm<DisableForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = path.into_inner();
+    let id = super::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
     if form.confirm != "yes" {
         let account = load(&state, id.clone()).await?;
@@ -479,7 +479,7 @@ pub async fn enable(
     CsrfForm(_): CsrfForm<super::auth::NoFields>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = path.into_inner();
+    let id = super::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
     let actor = actor(&req, &state, &page);
     let target = id.clone();

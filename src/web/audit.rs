@@ -77,8 +77,8 @@ pub async fn list(
     page.require_administrator()?;
     let query = AuditQuery {
         action: Action::parse(&params.action),
-        actor: params.actor.chars().take(200).collect(),
-        subject: params.subject.chars().take(200).collect(),
+        actor: super::plain_text(&params.actor, 200),
+        subject: super::plain_text(&params.subject, 200),
         before: decode_position(&params.before),
         per_page: PER_PAGE,
     };

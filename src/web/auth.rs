@@ -79,7 +79,8 @@ pub async fn login(
         });
     }
     let password = SecretString::from(input.password);
-    let email = input.email.trim().to_owned();
+    // What reaches the database (the lookup, the audit log) is plain text.
+    let email = super::plain_text(input.email.trim(), crate::users::email::MAX_EMAIL_LENGTH);
     let lookup_email = email.clone();
     let account = state
         .db

@@ -176,18 +176,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
             let token: TokenField =
                 serde_html_form::from_bytes(&body).map_err(|_| AppError::Csrf)?;
-            let valid = req
-                .extensions()
-                .get::<CsrfSecret>()
-                .is_some_and(|secret| secret.accepts(&token.csrf_token));
-            if !valid {
-                return Err(AppError::Csrf);
-            }
+            verify(&req, &token.csrf_token)?;
             serde_html_form::from_bytes(&body)
                 .map(CsrfForm)
                 .map_err(|e| AppError::BadRequest(format!("The form was not understood: {e}")))
         })
     }
+}
+
+/// Checks the token of a form that [`CsrfForm`] does not read (a file upload).
+pub fn verify(req: &HttpRequest, token: &str) -> Result<(), AppError> {
+    let valid = req
+        .extensions()
+        .get::<CsrfSecret>()
+        .is_some_and(|secret| secret.accepts(token));
+    if valid { Ok(()) } else { Err(AppError::Csrf) }
 }
 
 /// The body limit for forms, applied through `web::PayloadConfig`.

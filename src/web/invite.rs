@@ -12,7 +12,11 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use validator::{Validate, ValidationError, ValidationErrors};
 
-use super::csrf::CsrfForm;
+use actix_multipart::form::MultipartForm;
+use actix_multipart::form::bytes::Bytes as MultipartBytes;
+use actix_multipart::form::text::Text;
+
+use super::csrf::{self, CsrfForm};
 use super::layout::{ConsolePage, Layout, Section};
 use super::{AppState, client_ip, see_other};
 use crate::audit::Actor;
@@ -32,6 +36,8 @@ struct InvitePage {
     rows: Vec<RowView>,
     problem_count: usize,
     form_error: Option<String>,
+    /// What happened before this form was shown (an import).
+    notice: Option<String>,
     max_rows: usize,
     /// Identifies this form across re-renders, so that submitting it twice sends once.
     submission_key: String,
@@ -146,6 +152,7 @@ pub async fn form(
         rows: numbered(vec![RowView::default()]),
         problem_count: 0,
         form_error: None,
+        notice: None,
         max_rows: MAX_ROWS,
         submission_key: uuid::Uuid::new_v4().to_string(),
     }
@@ -220,21 +227,15 @@ pub async fn submit(
     let mut rows = form.rows();
     let render =
         |layout: Layout, rows: Vec<RowView>, form_error: Option<String>, status: StatusCode| {
-            let rows = numbered(rows);
-            let problem_count = rows.iter().filter(|r| r.has_error()).count();
-            InvitePage {
-                layout: layout.in_section(Section::Users),
-                set_up: true,
+            form_page(
+                &req,
+                layout,
                 rows,
-                problem_count,
                 form_error,
-                max_rows: MAX_ROWS,
-                submission_key: submission_key.clone(),
-            }
-            .customize()
-            .with_status(status)
-            .respond_to(&req)
-            .map_into_boxed_body()
+                None,
+                status,
+                &submission_key,
+            )
         };
     if rows.len() > MAX_ROWS {
         rows.truncate(MAX_ROWS);
@@ -264,13 +265,7 @@ pub async fn submit(
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
-    let invitees = validate_rows(&mut rows);
-    let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
-    let existing = state
-        .db
-        .run(move |conn| Ok(invitations::existing_email_keys(conn, &keys)?))
-        .await?;
-    mark_existing(&mut rows, &existing);
+    let invitees = check_rows(&state, &mut rows).await?;
     if rows.iter().any(RowView::has_error) {
         return Ok(render(
             page.layout,
@@ -327,6 +322,133 @@ pub async fn submit(
             ))
         }
     }
+}
+
+/// The invite form with these rows, numbered, and a summary of their problems.
+fn form_page(
+    req: &HttpRequest,
+    layout: Layout,
+    rows: Vec<RowView>,
+    form_error: Option<String>,
+    notice: Option<String>,
+    status: StatusCode,
+    submission_key: &str,
+) -> HttpResponse {
+    let rows = numbered(rows);
+    let problem_count = rows.iter().filter(|r| r.has_error()).count();
+    InvitePage {
+        layout: layout.in_section(Section::Users),
+        set_up: true,
+        rows,
+        problem_count,
+        form_error,
+        notice,
+        max_rows: MAX_ROWS,
+        submission_key: submission_key.to_owned(),
+    }
+    .customize()
+    .with_status(status)
+    .respond_to(req)
+    .map_into_boxed_body()
+}
+
+/// Validates the rows and marks addresses that already belong to users; returns the
+/// invitees of the rows that are right.
+async fn check_rows(state: &AppState, rows: &mut [RowView]) -> Result<Vec<NewInvitee>, AppError> {
+    let invitees = validate_rows(rows);
+    let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
+    let existing = state
+        .db
+        .run(move |conn| Ok(invitations::existing_email_keys(conn, &keys)?))
+        .await?;
+    mark_existing(rows, &existing);
+    Ok(invitees)
+}
+
+#[derive(MultipartForm)]
+pub struct ImportForm {
+    csrf_token: Option<Text<String>>,
+    submission_key: Option<Text<String>>,
+    #[multipart(limit = "2MB")]
+    file: Option<MultipartBytes>,
+}
+
+/// "Import from CSV": fills the form with the file's people, each row checked like a
+/// typed one; nothing is sent until "Send invite".
+pub async fn import(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    MultipartForm(form): MultipartForm<ImportForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf::verify(&req, form.csrf_token.as_ref().map_or("", |t| t.0.as_str()))?;
+    page.require_administrator()?;
+    if load_settings(&state).await?.is_none() {
+        return Ok(see_other("/users/invite"));
+    }
+    let submission_key = form
+        .submission_key
+        .and_then(|key| uuid::Uuid::parse_str(key.0.trim()).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .to_string();
+    let refuse = |layout: Layout, message: String| {
+        form_page(
+            &req,
+            layout,
+            vec![RowView::default()],
+            Some(message),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &submission_key,
+        )
+    };
+    let Some(file) = form.file.filter(|f| !f.data.is_empty()) else {
+        return Ok(refuse(
+            page.layout,
+            "Choose a CSV file to import.".to_owned(),
+        ));
+    };
+    let imported = match crate::users::csv::parse(&file.data, MAX_ROWS) {
+        Ok(rows) if rows.is_empty() => {
+            return Ok(refuse(
+                page.layout,
+                "The file has a header row but nobody in it.".to_owned(),
+            ));
+        }
+        Ok(rows) => rows,
+        Err(error) => return Ok(refuse(page.layout, error.to_string())),
+    };
+    let mut rows: Vec<RowView> = imported
+        .into_iter()
+        .map(|row| RowView {
+            first_name: row.first_name,
+            last_name: row.last_name,
+            email: row.email,
+            ..RowView::default()
+        })
+        .collect();
+    check_rows(&state, &mut rows).await?;
+    let name = file
+        .file_name
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "the file".to_owned());
+    let notice = format!(
+        "{} read from {name}. Nothing has been sent: check the rows, then press Send invite.",
+        if rows.len() == 1 {
+            "1 person".to_owned()
+        } else {
+            format!("{} people", rows.len())
+        }
+    );
+    Ok(form_page(
+        &req,
+        page.layout,
+        rows,
+        None,
+        Some(notice),
+        StatusCode::OK,
+        &submission_key,
+    ))
 }
 
 /// A form sent twice (a double click, a second tab): the first one did the work.

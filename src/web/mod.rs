@@ -63,6 +63,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users", web::get().to(users::list))
         .route("/users/invite", web::get().to(invite::form))
         .route("/users/invite", web::post().to(invite::submit))
+        .route("/users/invite/import", web::post().to(invite::import))
+        .route("/users/export.csv", web::get().to(users::export))
         .route("/users/resend", web::post().to(users::resend))
         .route("/users/remove", web::post().to(users::remove))
         .route("/settings/invitations", web::get().to(settings::form))
@@ -91,6 +93,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
     for path in [
         "/logout",
+        "/users/invite/import",
         "/users/resend",
         "/users/remove",
         "/accounts/{id}/role",
@@ -132,6 +135,23 @@ pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<String> {
     } else {
         req.peer_addr().map(|addr| addr.ip().to_string())
     }
+}
+
+/// Free text typed into a search or filter box, as the database can take it: control
+/// characters (NUL above all, which PostgreSQL refuses in text) dropped, length capped.
+pub fn plain_text(input: &str, max_chars: usize) -> String {
+    input
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
+/// An id from a URL path: a UUID, or no such thing (404).
+pub fn path_id(raw: &str) -> Result<String, crate::error::AppError> {
+    uuid::Uuid::parse_str(raw)
+        .map(|id| id.to_string())
+        .map_err(|_| crate::error::AppError::NotFound)
 }
 
 /// A local path to return to after sign-in; anything else (another host, `//evil`) is

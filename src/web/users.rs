@@ -53,13 +53,10 @@ impl ListParams {
         }
         .unwrap_or(PageFrom::Start);
         ListQuery {
-            search: self
-                .q
-                .as_deref()
-                .unwrap_or_default()
-                .chars()
-                .take(list::MAX_SEARCH_LENGTH)
-                .collect(),
+            search: super::plain_text(
+                self.q.as_deref().unwrap_or_default(),
+                list::MAX_SEARCH_LENGTH,
+            ),
             status: self.status.as_deref().and_then(EnrollmentStatus::from_slug),
             expiring_soon: self.status.as_deref() == Some(EXPIRING_SOON),
             sort,
@@ -226,6 +223,8 @@ struct SortHeader {
 #[template(path = "users.html")]
 struct UsersPage {
     layout: Layout,
+    /// "Export CSV" of this view.
+    export_url: String,
     /// The table's rows, rendered (and escaped) by [`UsersRows`].
     rows_html: Arc<str>,
     is_empty: bool,
@@ -498,6 +497,9 @@ pub async fn list(
         next_url: table.next.as_ref().map(|c| urls.page("after", c)),
         previous_url: table.previous.as_ref().map(|c| urls.page("before", c)),
         return_to: urls.current(),
+        export_url: urls
+            .build(urls.status(), query.sort, query.direction, None)
+            .replacen("/users", "/users/export.csv", 1),
         all_chip: StatusChip {
             label: "All",
             count: total,
@@ -528,11 +530,12 @@ pub struct SelectionForm {
 
 impl SelectionForm {
     fn selected(&self) -> Result<Vec<String>, AppError> {
+        // Ids are UUIDs; anything else selects nobody.
         let mut ids: Vec<String> = self
             .user_id
             .iter()
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
+            .filter_map(|id| uuid::Uuid::parse_str(id.trim()).ok())
+            .map(|id| id.to_string())
             .collect();
         ids.sort();
         ids.dedup();
@@ -739,9 +742,7 @@ pub async fn history(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let id = uuid::Uuid::parse_str(&path.into_inner())
-        .map_err(|_| AppError::NotFound)?
-        .to_string();
+    let id = super::path_id(&path.into_inner())?;
     let now = state.clock.now();
     let (user, entries) = state
         .db
@@ -880,4 +881,133 @@ pub async fn remove_expired(
     ))
     .send();
     Ok(see_other("/users"))
+}
+
+/// Rows fetched per query while exporting.
+const EXPORT_BATCH: i64 = 1000;
+
+/// "Export CSV" (administrators): every user of the current view (search, filter and
+/// order; not just the page shown), streamed as it is read, so that 100,000 users never
+/// sit in memory at once.
+pub async fn export(
+    req: HttpRequest,
+    page: ConsolePage,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, AppError> {
+    page.require_administrator()?;
+    let mut query = params.to_query();
+    query.from = PageFrom::Start;
+    query.per_page = EXPORT_BATCH;
+    let now = state.clock.now();
+    let view = ViewUrl { query: &query }.build(
+        ViewUrl { query: &query }.status(),
+        query.sort,
+        query.direction,
+        None,
+    );
+    let actor = Actor::account(
+        &page.account.account_id,
+        &page.account.email,
+        client_ip(&req, state.config.trust_proxy),
+    );
+    state
+        .db
+        .run(move |conn| {
+            crate::audit::record(
+                conn,
+                &[crate::audit::NewAuditEvent::new(
+                    now,
+                    &actor,
+                    crate::audit::Action::Export,
+                    None,
+                    view,
+                )],
+            )?;
+            Ok(())
+        })
+        .await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || export_rows(&db, query, now, &sender));
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"enroll-users-{}.csv\"",
+                now.format("%Y-%m-%d")
+            ),
+        ))
+        .streaming(body))
+}
+
+type ExportChunk = Result<web::Bytes, std::io::Error>;
+
+/// Writes the view batch by batch into the response stream; stops when the client goes.
+fn export_rows(
+    db: &crate::db::Db,
+    mut query: ListQuery,
+    now: chrono::NaiveDateTime,
+    sender: &tokio::sync::mpsc::Sender<ExportChunk>,
+) {
+    use crate::users::csv::safe_cell;
+    let fail = |error: String| {
+        tracing::error!(%error, "CSV export failed");
+        let _ = sender.blocking_send(Err(std::io::Error::other(error)));
+    };
+    let mut conn = match db.get() {
+        Ok(conn) => conn,
+        Err(error) => return fail(error.to_string()),
+    };
+    // A byte-order mark, so that spreadsheets read the file as UTF-8.
+    let mut header = b"\xEF\xBB\xBF".to_vec();
+    header.extend_from_slice(
+        b"First name,Last name,Email address,Status,Invited (UTC),Expires (UTC)\r\n",
+    );
+    if sender.blocking_send(Ok(header.into())).is_err() {
+        return;
+    }
+    loop {
+        let page = match list::page(&mut conn, &query, now) {
+            Ok(page) => page,
+            Err(error) => return fail(error.to_string()),
+        };
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        for row in &page.rows {
+            let status = row.status(now);
+            let expires = if status == EnrollmentStatus::Enrolled {
+                String::new()
+            } else {
+                time_format::short(row.expires_at)
+            };
+            let record = [
+                safe_cell(&row.first_name),
+                safe_cell(&row.last_name),
+                safe_cell(&row.email),
+                status.label().into(),
+                time_format::short(row.created_at).into(),
+                expires.into(),
+            ];
+            if let Err(error) = writer.write_record(record.iter().map(|cell| cell.as_ref())) {
+                return fail(error.to_string());
+            }
+        }
+        let chunk = match writer.into_inner() {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(error.to_string()),
+        };
+        if sender.blocking_send(Ok(chunk.into())).is_err() {
+            return;
+        }
+        match page.next {
+            Some(cursor) => query.from = PageFrom::After(cursor),
+            None => return,
+        }
+    }
 }

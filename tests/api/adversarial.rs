@@ -658,3 +658,48 @@ async fn tokens_never_reach_the_log() {
     assert!(!log.contains(&secret), "the token appears in the log");
     assert!(!log.contains(ADMIN_PASSWORD));
 }
+
+on_both_engines! {
+    async fn nul_bytes_and_junk_anywhere_never_cause_a_server_error() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let token = app.get("/users").await.csrf_token();
+        for path in [
+            "/users?q=%00%01",
+            "/users?q=a%00b&status=pending",
+            "/audit?actor=%00&subject=x%00y&action=%00",
+            "/accounts/%00",
+            "/accounts/not-an-id",
+            "/users/%00",
+            "/enroll/%00",
+            "/users/export.csv?q=%00",
+            "/login?next=%00",
+        ] {
+            let page = app.get(path).await;
+            assert!(page.status < 500, "{path}: {}", page.status);
+        }
+        for (path, form) in [
+            ("/users/resend", fields(&[("user_id", "\0"), ("user_id", "x\0y")])),
+            ("/users/remove", fields(&[("user_id", "\0"), ("confirm", "yes")])),
+            ("/accounts/%00/role", fields(&[("role", "\0")])),
+            ("/accounts/%00/disable", fields(&[("confirm", "yes")])),
+            ("/settings/invitations", fields(&[("organization_name", "A\0"), ("public_url", "\0"), ("action", "save")])),
+            ("/accounts", fields(&[("email", "\0@example.com"), ("role", "\0"), ("password", "\0"), ("password_confirmation", "\0")])),
+        ] {
+            let mut form = form;
+            form.push(("csrf_token".into(), token.clone()));
+            let page = app.post_with(&app.client, path, &form).await;
+            assert!(page.status < 500, "POST {path}: {}", page.status);
+        }
+        let visitor = browser();
+        let login = app.get_with(&visitor, "/login").await;
+        let page = app
+            .post_with(
+                &visitor,
+                "/login",
+                &fields(&[("email", "nobody\0@example.com"), ("password", "\0"), ("csrf_token", &login.csrf_token())]),
+            )
+            .await;
+        assert_eq!(page.status, 401, "sign-in with NUL is an ordinary failure");
+    }
+}
