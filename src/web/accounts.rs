@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::csrf::CsrfForm;
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, client_ip, see_other};
+use super::{AppState, see_other};
 use crate::accounts::{self, AccountChangeError, AccountRow, NewPassword, Role};
 use crate::audit::{self, Action, Actor, NewAuditEvent};
 use crate::db::write_transaction;
@@ -140,14 +140,6 @@ pub struct NewAccountForm {
     password_confirmation: String,
 }
 
-fn actor(req: &HttpRequest, state: &AppState, page: &ConsolePage) -> Actor {
-    Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(req, state.config.trust_proxy),
-    )
-}
-
 pub async fn add(
     req: HttpRequest,
     page: ConsolePage,
@@ -176,7 +168,7 @@ pub async fn add(
     };
     let hash = web::block(move || password.hash()).await??;
     let now = state.clock.now();
-    let actor = actor(&req, &state, &page);
+    let actor = page.actor(&req, &state);
     let new_email = email.clone();
     let created = state
         .db
@@ -317,7 +309,7 @@ pub async fn change_role(
         FlashMessage::error("Choose Administrator or Help desk.").send();
         return Ok(see_other(&back));
     };
-    let actor = actor(&req, &state, &page);
+    let actor = page.actor(&req, &state);
     let target = id.clone();
     let result = change_account(&state, actor, move |conn, _, _| {
         let before = accounts::change_role(conn, &target, role)?;
@@ -374,7 +366,7 @@ pub async fn reset_password(
     };
     let hash = web::block(move || password.hash()).await??;
     let is_self = id == page.account.account_id;
-    let actor = actor(&req, &state, &page);
+    let actor = page.actor(&req, &state);
     let target = id.clone();
     change_account(&state, actor, move |conn, _, _| {
         let account = accounts::reset_password(conn, &target, &hash)?;
@@ -437,7 +429,7 @@ pub async fn disable(
     }
     let revoke = form.revoke_invitations == "yes";
     let is_self = id == page.account.account_id;
-    let actor = actor(&req, &state, &page);
+    let actor = page.actor(&req, &state);
     let target = id.clone();
     let result = change_account(&state, actor, move |conn, now, actor| {
         let account = accounts::disable(conn, &target, now)?;
@@ -481,7 +473,7 @@ pub async fn enable(
     page.require_administrator()?;
     let id = super::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
-    let actor = actor(&req, &state, &page);
+    let actor = page.actor(&req, &state);
     let target = id.clone();
     let account = change_account(&state, actor, move |conn, _, _| {
         Ok((accounts::enable(conn, &target)?, "enabled".to_owned()))

@@ -18,8 +18,7 @@ use actix_multipart::form::text::Text;
 
 use super::csrf::{self, CsrfForm};
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, client_ip, see_other};
-use crate::audit::Actor;
+use super::{AppState, see_other};
 use crate::error::AppError;
 use crate::settings::InvitationSettings;
 use crate::users::invitations::{self, Change, InviteOutcome, QueuedLink};
@@ -275,11 +274,7 @@ pub async fn submit(
         ));
     }
     let change_now = state.clock.now();
-    let actor = Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(&req, state.config.trust_proxy),
-    );
+    let actor = page.actor(&req, &state);
     let key = submission_key.clone();
     let outcome = state
         .db

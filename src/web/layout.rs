@@ -73,6 +73,15 @@ pub struct ConsolePage {
 }
 
 impl ConsolePage {
+    /// The signed-in account as the one acting, for the audit log.
+    pub fn actor(&self, req: &HttpRequest, state: &super::AppState) -> crate::audit::Actor {
+        crate::audit::Actor::account(
+            &self.account.account_id,
+            &self.account.email,
+            super::client_ip(req, state.config.trust_proxy),
+        )
+    }
+
     /// Administrator-only pages and actions; help desk gets 403.
     pub fn require_administrator(&self) -> Result<(), AppError> {
         if self.account.is_administrator() {

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::csrf::CsrfForm;
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, client_ip, see_other};
-use crate::audit::{self, Action, Actor, NewAuditEvent};
+use super::{AppState, see_other};
+use crate::audit::{self, Action, NewAuditEvent};
 use crate::db::write_transaction;
 use crate::error::AppError;
 use crate::mail::compose::{self, RenderedEmail};
@@ -136,11 +136,7 @@ pub async fn submit(
     };
     state.note_public_url(&settings.public_url);
     let now = state.clock.now();
-    let actor = Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(&req, state.config.trust_proxy),
-    );
+    let actor = page.actor(&req, &state);
     state
         .db
         .run(move |conn| {

@@ -13,8 +13,7 @@ use serde::Deserialize;
 use super::csrf::CsrfForm;
 use super::invite::log_links;
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, client_ip, safe_return_path, see_other};
-use crate::audit::Actor;
+use super::{AppState, safe_return_path, see_other};
 use crate::error::AppError;
 use crate::settings::InvitationSettings;
 use crate::time_format;
@@ -588,11 +587,7 @@ pub async fn resend(
     }
     let now = state.clock.now();
     let per_hour_limit = state.config.resend_limit_per_hour;
-    let actor = Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(&req, state.config.trust_proxy),
-    );
+    let actor = page.actor(&req, &state);
     let report = state
         .db
         .run(move |conn| {
@@ -692,11 +687,7 @@ pub async fn remove(
         .map_into_boxed_body());
     }
     let now = state.clock.now();
-    let actor = Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(&req, state.config.trust_proxy),
-    );
+    let actor = page.actor(&req, &state);
     let removed = state
         .db
         .run(move |conn| {
@@ -857,11 +848,7 @@ pub async fn remove_expired(
         return Ok(see_other(&format!("/users/remove-expired?days={days}")));
     }
     let now = state.clock.now();
-    let actor = Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(&req, state.config.trust_proxy),
-    );
+    let actor = page.actor(&req, &state);
     let removed = state
         .db
         .run(move |conn| {
@@ -906,11 +893,7 @@ pub async fn export(
         query.direction,
         None,
     );
-    let actor = Actor::account(
-        &page.account.account_id,
-        &page.account.email,
-        client_ip(&req, state.config.trust_proxy),
-    );
+    let actor = page.actor(&req, &state);
     state
         .db
         .run(move |conn| {

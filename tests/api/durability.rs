@@ -107,6 +107,8 @@ on_both_engines! {
         app.invite(&[("Ada", "Lovelace", "ada@example.com")])
             .await
             .assert_redirect_to("/users");
+        // Pending once the file is written in full.
+        app.wait_for_status("ada@example.com", "Pending").await;
         let mail_dir = app.data_dir.join("mail");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let file = loop {
@@ -126,6 +128,5 @@ on_both_engines! {
         let page = app.get_with(&browser(), &email.enrollment_path()).await;
         assert_eq!(page.status, 200);
         assert!(page.text().contains("ada@example.com"));
-        app.wait_for_status("ada@example.com", "Pending").await;
     }
 }
