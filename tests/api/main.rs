@@ -28,6 +28,7 @@ macro_rules! on_both_engines {
 mod accounts;
 mod adversarial;
 mod auth;
+mod browser;
 mod cli;
 mod csv_import_export;
 mod delivery;
