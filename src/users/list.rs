@@ -248,7 +248,7 @@ pub fn expired_before(
         .load(conn)
 }
 
-/// `%term%` with LIKE's wildcards in the term taken literally.
+/// A condition on users and their live invitation.
 type SearchFilter = Box<
     dyn BoxableExpression<
             UsersWithLiveInvitationSource,
@@ -258,52 +258,56 @@ type SearchFilter = Box<
 >;
 
 /// Substring search over names and addresses, answered from a trigram index first and
-/// only then sorted: SQLite's FTS5 trigram table, PostgreSQL's pg_trgm index. On
-/// PostgreSQL the subquery carries `OFFSET 0` so that the planner does not fold it into
-/// a walk along the name order (it cannot know that matches cluster: "hopper" users all
-/// sort together), which took 20 ms where the index takes 2. Terms of one or two
-/// characters have no trigram, and terms with LIKE's wildcards are matched by a scan.
+/// only then sorted. On SQLite that is an FTS5 trigram phrase query: a phrase of
+/// trigrams is exactly a substring, and unlike LIKE on the same table it needs no
+/// look-up of each candidate's text (2,000 matches: 0.4 ms instead of 5). On PostgreSQL
+/// it is pg_trgm behind LIKE, in a subquery carrying `OFFSET 0` so that the planner does
+/// not fold it into a walk along the name order (it cannot know that matches cluster:
+/// "hopper" users all sort together), which took 20 ms where the index takes 2. Terms
+/// of one or two characters have no trigram and are matched by a scan.
 fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
-    let pattern = search_pattern(search)?;
-    let term = search.trim();
-    let indexed = term.chars().count() >= 3 && !term.contains(['%', '_', '\\']);
-    let subquery = match engine {
-        _ if !indexed => None,
-        Engine::Sqlite => {
-            Some("users.search_id IN (SELECT rowid FROM users_search WHERE search_key LIKE ")
-        }
-        Engine::Postgres => {
-            Some("users.id IN (SELECT id FROM users AS matching WHERE matching.search_key LIKE ")
-        }
-    };
-    let closing = match engine {
-        Engine::Sqlite => ")",
-        Engine::Postgres => " OFFSET 0)",
-    };
-    Some(match subquery {
-        Some(opening) => Box::new(
-            diesel::dsl::sql::<diesel::sql_types::Bool>(opening)
-                .bind::<diesel::sql_types::Text, _>(pattern)
-                .sql(closing),
-        ),
-        None => Box::new(users::search_key.like(pattern).escape('\\')),
-    })
-}
-
-fn search_pattern(search: &str) -> Option<String> {
-    let term = search.trim().to_lowercase();
+    let term: String = search
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(MAX_SEARCH_LENGTH)
+        .collect();
     if term.is_empty() {
         return None;
     }
-    let escaped: String = term
-        .chars()
-        .take(MAX_SEARCH_LENGTH)
+    let like_pattern = format!("%{}%", escape_like(&term));
+    if term.chars().count() < 3 {
+        return Some(Box::new(users::search_key.like(like_pattern).escape('\\')));
+    }
+    use diesel::sql_types::{Bool, Text};
+    Some(match engine {
+        Engine::Sqlite => Box::new(
+            diesel::dsl::sql::<Bool>(
+                "users.search_id IN (SELECT rowid FROM users_search WHERE users_search MATCH ",
+            )
+            // Inside an FTS5 string only the double quote is special, written twice.
+            .bind::<Text, _>(format!("\"{}\"", term.replace('"', "\"\"")))
+            .sql(")"),
+        ),
+        Engine::Postgres => Box::new(
+            diesel::dsl::sql::<Bool>(
+                "users.id IN (SELECT id FROM users AS matching \
+                 WHERE matching.search_key LIKE ",
+            )
+            .bind::<Text, _>(like_pattern)
+            .sql(" ESCAPE '\\' OFFSET 0)"),
+        ),
+    })
+}
+
+/// The term with LIKE's wildcards taken literally.
+fn escape_like(term: &str) -> String {
+    term.chars()
         .flat_map(|c| match c {
             '\\' | '%' | '_' => vec!['\\', c],
             c => vec![c],
         })
-        .collect();
-    Some(format!("%{escaped}%"))
+        .collect()
 }
 
 /// One page of users, in the requested order, from the requested position.
@@ -551,8 +555,7 @@ mod tests {
 
     #[test]
     fn search_wildcards_are_literal() {
-        assert_eq!(search_pattern("  "), None);
-        assert_eq!(search_pattern("Ada"), Some("%ada%".into()));
-        assert_eq!(search_pattern("50%_off"), Some("%50\\%\\_off%".into()));
+        assert_eq!(escape_like("ada"), "ada");
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
     }
 }

@@ -153,8 +153,17 @@ on_both_engines! {
             ("Ada", "Lovelace", "ada.lovelace@example.com"),
             ("Grace", "Hopper", "grace@navy.example"),
             ("Alan", "Turing", "alan@example.com"),
+            ("Ann", "O'Neil", "ann_o@example.com"),
+            ("Neo", "Anderson", "neo@example.com"),
         ])
         .await;
+        let everyone = vec![
+            "ada.lovelace@example.com",
+            "grace@navy.example",
+            "alan@example.com",
+            "ann_o@example.com",
+            "neo@example.com",
+        ];
         for (query, expected) in [
             ("lovelace", vec!["ada.lovelace@example.com"]),
             ("LOVE", vec!["ada.lovelace@example.com"]),
@@ -162,8 +171,14 @@ on_both_engines! {
             ("grace hopper", vec!["grace@navy.example"]),
             ("navy.exa", vec!["grace@navy.example"]),
             ("ur", vec!["alan@example.com"]),
-            ("a", vec!["ada.lovelace@example.com", "grace@navy.example", "alan@example.com"]),
+            ("a", everyone),
+            // Wildcards and quotes are plain characters, indexed or not.
+            ("n_o", vec!["ann_o@example.com"]),
+            ("o'n", vec!["ann_o@example.com"]),
+            ("_", vec!["ann_o@example.com"]),
             ("50%", vec![]),
+            ("\"neo\"", vec![]),
+            ("neo\" OR \"ada", vec![]),
             ("nobody", vec![]),
         ] {
             let mut found = emails(&app.get(&format!("/users?q={}", urlencode(query))).await);
