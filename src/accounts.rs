@@ -163,9 +163,14 @@ pub fn create(
     Ok(id)
 }
 
+/// The form of an address that identifies an account.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_ascii_lowercase()
+}
+
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<AccountRow>> {
     accounts::table
-        .filter(accounts::email_key.eq(email.trim().to_ascii_lowercase()))
+        .filter(accounts::email_key.eq(email_key(email)))
         .select(AccountRow::as_select())
         .first(conn)
         .optional()

@@ -238,7 +238,8 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it)
+    /// Take the client address from the last X-Forwarded-For entry, the one the proxy in
+    /// front appends (set only behind such a proxy)
     #[arg(
         long,
         env = "ENROLL_TRUST_PROXY",

@@ -93,16 +93,20 @@ impl Cursor {
         ))
     }
 
-    /// A cursor from another sort order, or junk, is ignored rather than an error.
+    /// A cursor from another sort order, or junk, is ignored rather than an error. The
+    /// URL is the client's to edit, so the parts are checked for what a real cursor
+    /// holds (PostgreSQL refuses text with NUL in it outright).
     pub fn decode(text: &str, sort: SortKey) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(text.as_bytes()).ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let mut parts = text.splitn(3, '\u{1f}');
         let (slug, value, id) = (parts.next()?, parts.next()?, parts.next()?);
-        (SortKey::parse(slug)? == sort).then(|| Self {
+        let plain = |c: char| !c.is_control() || c == STATUS_SEPARATOR;
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        (SortKey::parse(slug)? == sort && value.chars().all(plain)).then(|| Self {
             sort,
             value: value.to_owned(),
-            id: id.to_owned(),
+            id: id.to_string(),
         })
     }
 }
@@ -543,7 +547,7 @@ mod tests {
         let cursor = Cursor {
             sort: SortKey::Name,
             value: "lovelace ada".into(),
-            id: "0190-abc".into(),
+            id: "019ac0de-7a2b-7c3d-8e4f-0123456789ab".into(),
         };
         assert_eq!(
             Cursor::decode(&cursor.encode(), SortKey::Name),
@@ -551,6 +555,19 @@ mod tests {
         );
         assert_eq!(Cursor::decode(&cursor.encode(), SortKey::Email), None);
         assert_eq!(Cursor::decode("!!!", SortKey::Name), None);
+        let with = |value: &str, id: &str| {
+            Cursor {
+                value: value.into(),
+                id: id.into(),
+                ..cursor.clone()
+            }
+            .encode()
+        };
+        assert_eq!(
+            Cursor::decode(&with("a\0b", &cursor.id), SortKey::Name),
+            None
+        );
+        assert_eq!(Cursor::decode(&with("ab", "x\0y"), SortKey::Name), None);
     }
 
     #[test]

@@ -65,7 +65,9 @@ fn decode_position(text: &str) -> Option<(chrono::NaiveDateTime, String)> {
     let text = String::from_utf8(bytes).ok()?;
     let (at, id) = text.split_once('\u{1f}')?;
     let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.naive_utc();
-    Some((at, id.to_owned()))
+    // The URL is the client's to edit: only a real id reaches the query.
+    let id = uuid::Uuid::parse_str(id).ok()?;
+    Some((at, id.to_string()))
 }
 
 pub async fn list(

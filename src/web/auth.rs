@@ -73,20 +73,22 @@ pub async fn login(
     CsrfForm(input): CsrfForm<LoginInput>,
 ) -> Result<HttpResponse, AppError> {
     let ip = client_ip(&req, state.config.trust_proxy);
-    if let Err(retry) = state.limits.sign_in_attempt(&input.email, ip.as_deref()) {
+    // One form of the address for the limit and the lookup alike, so that no variant of
+    // it (case, spaces, control characters) gets tries of its own.
+    let email = super::plain_text(input.email.trim(), crate::users::email::MAX_EMAIL_LENGTH);
+    let email_key = accounts::email_key(&email);
+    if let Err(retry) = state.limits.sign_in_attempt(&email_key, ip.as_deref()) {
         return Err(AppError::TooManyRequests {
             retry_after_seconds: retry.seconds(),
         });
     }
     let password = SecretString::from(input.password);
-    // What reaches the database (the lookup, the audit log) is plain text.
-    let email = super::plain_text(input.email.trim(), crate::users::email::MAX_EMAIL_LENGTH);
-    let lookup_email = email.clone();
     let account = state
         .db
-        .run(move |conn| Ok(accounts::find_by_email(conn, &lookup_email)?))
+        .run(move |conn| Ok(accounts::find_by_email(conn, &email_key)?))
         .await?;
     let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
+    let known_account_email = account.as_ref().map(|a| a.email.clone());
     // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
     let password_ok =
         web::block(move || accounts::verify_password(&password, stored_hash.as_deref())).await?;
@@ -96,7 +98,12 @@ pub async fn login(
         _ => None,
     };
     let Some(account) = signed_in else {
-        let subject = email.clone();
+        // Only an address that belongs to an account is logged: what was typed into
+        // the Email field may be someone's password.
+        let detail = match known_account_email {
+            Some(_) => "wrong password, or account disabled",
+            None => "no account with the address typed",
+        };
         state
             .db
             .run(move |conn| {
@@ -106,8 +113,8 @@ pub async fn login(
                         now,
                         &Actor::anonymous(ip),
                         Action::SignInFailed,
-                        Some(&subject),
-                        "wrong email or password, or account disabled",
+                        known_account_email.as_deref(),
+                        detail,
                     )],
                 )?;
                 Ok(())

@@ -66,15 +66,17 @@ impl Limits {
     }
 
     /// Counts a sign-in attempt, before the password is checked, so that a locked
-    /// account stays locked even for the right password.
-    pub fn sign_in_attempt(&self, email: &str, address: Option<&str>) -> Result<(), RetryAfter> {
+    /// account stays locked even for the right password. `email_key` is the address
+    /// as accounts are looked up by ([`crate::accounts::email_key`]).
+    pub fn sign_in_attempt(
+        &self,
+        email_key: &str,
+        address: Option<&str>,
+    ) -> Result<(), RetryAfter> {
         if let Some(address) = address {
             self.check(&self.sign_in_per_address, address)?;
         }
-        self.check(
-            &self.sign_in_per_account,
-            &email.trim().to_ascii_lowercase(),
-        )
+        self.check(&self.sign_in_per_account, email_key)
     }
 
     /// Counts a request with a token that leads nowhere.
@@ -101,7 +103,7 @@ mod tests {
                     .is_ok()
             );
         }
-        let locked = limits.sign_in_attempt("ADA@example.com", Some("10.0.0.9"));
+        let locked = limits.sign_in_attempt("ada@example.com", Some("10.0.0.9"));
         assert!(locked.is_err_and(|retry| retry.seconds() >= 1));
         assert!(
             limits

@@ -125,16 +125,25 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The client's address for the audit log and rate limits: the peer, or the proxy's
-/// X-Forwarded-For when we are told to trust it.
+/// The client's address for the audit log and rate limits: the peer, or, when we are
+/// told to trust the proxy in front, the address that proxy appended to
+/// X-Forwarded-For. Only the last entry is the proxy's: everything before it is
+/// whatever the client sent, so taking the first would let a client choose its address.
 pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<String> {
-    if trust_proxy {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(|addr| addr.to_owned())
-    } else {
-        req.peer_addr().map(|addr| addr.ip().to_string())
+    let peer = || req.peer_addr().map(|addr| addr.ip().to_string());
+    if !trust_proxy {
+        return peer();
     }
+    let appended_by_proxy = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .last()
+        .and_then(|entry| entry.parse::<std::net::IpAddr>().ok());
+    appended_by_proxy.map(|ip| ip.to_string()).or_else(peer)
 }
 
 /// Free text typed into a search or filter box, as the database can take it: control

@@ -202,6 +202,8 @@ on_both_engines! {
 on_both_engines! {
     async fn the_audit_log_records_who_did_what_to_whom_from_where() {
         let app = spawn_app().await;
+        // A password typed into the Email field must not end up in the log.
+        assert_eq!(app.login_with(&browser(), "MyOwnPassw0rd!", "x").await.status, 401);
         assert_eq!(app.login_with(&browser(), ADMIN_EMAIL, "not the password at all").await.status, 401);
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com"), ("Alan", "Turing", "alan@example.com")]).await;
@@ -232,8 +234,10 @@ on_both_engines! {
             ("Changed invitation settings", ADMIN_EMAIL, ""),
             ("Signed in", ADMIN_EMAIL, ""),
             ("Sign-in failed", "anonymous", ADMIN_EMAIL),
+            ("Sign-in failed", "anonymous", "no account with the address typed"),
         ];
         assert!(rows.len() >= expected_newest_first.len(), "{rows:?}");
+        assert!(!page.text().contains("MyOwnPassw0rd"));
         for (row, (action, actor, subject)) in rows.iter().zip(expected_newest_first) {
             assert!(row.contains(action) && row.contains(actor) && row.contains(subject), "{row} vs {action}/{actor}/{subject}");
             assert!(row.contains("127.0.0.1"), "the client address is recorded: {row}");

@@ -405,9 +405,62 @@ on_both_engines! {
         assert_eq!(locked.status, 429, "even the right password waits");
         assert!(locked.headers.get("retry-after").is_some());
         assert!(locked.text().contains("Too many attempts"));
+        let upper = ADMIN_EMAIL.to_uppercase();
+        for variant in [format!("{ADMIN_EMAIL}\u{7}"), format!("  {upper} "), format!("\0{ADMIN_EMAIL}")] {
+            let page = app.login_with(&browser(), &variant, ADMIN_PASSWORD).await;
+            assert_eq!(page.status, 429, "{variant:?} is the same account");
+        }
         app.login_with(&browser(), HELPDESK_EMAIL, HELPDESK_PASSWORD)
             .await
             .assert_redirect_to("/users");
+    }
+}
+
+on_both_engines! {
+    async fn behind_a_trusted_proxy_the_client_cannot_choose_its_address() {
+        let app = spawn_app_with(AppOptions {
+            tweak: Some(|config| config.trust_proxy = true),
+            ..AppOptions::default()
+        })
+        .await;
+        // The proxy appends the address it saw; whatever comes before is the client's.
+        let via_proxy = |client_wrote: &str, proxy_saw: &str| format!("{client_wrote}, {proxy_saw}");
+        let scanner = browser();
+        let mut statuses = Vec::new();
+        for n in 0..12 {
+            let response = scanner
+                .get(app.url(&format!("/enroll/{n:0>43}")))
+                .header("x-forwarded-for", via_proxy(&format!("198.51.100.{n}"), "192.0.2.7"))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert!(statuses[..10].iter().all(|s| *s == 404), "{statuses:?}");
+        assert_eq!(statuses[11], 429, "a new first entry is not a new client");
+        let other_client = scanner
+            .get(app.url("/enroll/0000000000000000000000000000000000000000000"))
+            .header("x-forwarded-for", via_proxy("192.0.2.7", "192.0.2.8"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other_client.status(), 404, "another client the proxy saw has its own limit");
+
+        let visitor = browser();
+        let login = app.get_with(&visitor, "/login").await;
+        let form = fields(&[("email", ADMIN_EMAIL), ("password", "a wrong guess"), ("csrf_token", &login.csrf_token())]);
+        let response = visitor
+            .post(app.url("/login"))
+            .header("x-forwarded-for", via_proxy("203.0.113.9", "192.0.2.9"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        app.login_admin().await;
+        let audit = app.get("/audit?action=sign_in_failed").await.text();
+        assert!(audit.contains("192.0.2.9"), "{audit}");
+        assert!(!audit.contains("203.0.113.9"), "{audit}");
     }
 }
 
@@ -677,6 +730,25 @@ on_both_engines! {
         ] {
             let page = app.get(path).await;
             assert!(page.status < 500, "{path}: {}", page.status);
+        }
+        // Page cursors are opaque, but the client can write its own.
+        let id = "019ac0de-7a2b-7c3d-8e4f-0123456789ab";
+        let cursor = |text: String| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+        };
+        for sort in ["name", "email", "invited", "status"] {
+            for value in ["a\0b", "pending\u{1e}a\0b", "2026-01-01T00:00:00Z"] {
+                for (direction, position) in [("after", format!("{value}\u{1f}{id}")), ("before", format!("{value}\u{1f}x\0y"))] {
+                    let path = format!("/users?sort={sort}&{direction}={}", cursor(format!("{sort}\u{1f}{position}")));
+                    let page = app.get(&path).await;
+                    assert_eq!(page.status, 200, "{path}");
+                }
+            }
+        }
+        for position in ["2026-01-01T00:00:00Z\u{1f}a\0b".to_owned(), format!("\0\u{1f}{id}")] {
+            let path = format!("/audit?before={}", cursor(position));
+            assert_eq!(app.get(&path).await.status, 200, "{path}");
         }
         for (path, form) in [
             ("/users/resend", fields(&[("user_id", "\0"), ("user_id", "x\0y")])),
