@@ -268,12 +268,16 @@ impl Db {
     }
 }
 
-/// Inserts many rows in one statement per 500. Multi-row INSERT is not available through
+/// Values bound in one statement at most: SQLite allows 32,766 in all, and a batch of
+/// rows with many columns each must stay well under that.
+pub const MAX_BOUND_PER_QUERY: usize = 500;
+
+/// Inserts many rows in one statement per [`MAX_BOUND_PER_QUERY`]. Multi-row INSERT is not available through
 /// the MultiConnection backend, so it runs on the inner connection of either engine.
 macro_rules! insert_rows {
     ($conn:expr, $table:expr, $rows:expr) => {{
         let mut inserted = 0;
-        for chunk in $rows.chunks(500) {
+        for chunk in $rows.chunks($crate::db::MAX_BOUND_PER_QUERY) {
             inserted += match &mut *$conn {
                 $crate::db::DbConnection::Postgresql(pg) => {
                     diesel::insert_into($table).values(chunk).execute(pg)

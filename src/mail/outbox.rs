@@ -106,19 +106,23 @@ pub fn cancel_unsent(
     invitation_ids: &[String],
     kinds: &[&str],
 ) -> QueryResult<usize> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::invitation_id.eq_any(invitation_ids))
-            .filter(outbound_emails::kind.eq_any(kinds))
-            .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING])),
-    )
-    .set((
-        outbound_emails::status.eq(status::CANCELLED),
-        outbound_emails::body_text.eq(None::<String>),
-        outbound_emails::body_html.eq(None::<String>),
-        outbound_emails::claim_token.eq(None::<String>),
-    ))
-    .execute(conn)
+    let mut cancelled = 0;
+    for chunk in invitation_ids.chunks(crate::db::MAX_BOUND_PER_QUERY) {
+        cancelled += diesel::update(
+            outbound_emails::table
+                .filter(outbound_emails::invitation_id.eq_any(chunk))
+                .filter(outbound_emails::kind.eq_any(kinds))
+                .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING])),
+        )
+        .set((
+            outbound_emails::status.eq(status::CANCELLED),
+            outbound_emails::body_text.eq(None::<String>),
+            outbound_emails::body_html.eq(None::<String>),
+            outbound_emails::claim_token.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    }
+    Ok(cancelled)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -298,12 +302,16 @@ pub fn settle(
 /// On PostgreSQL the row is locked for the whole attempt, so that two instances never
 /// send it and a concurrent removal or resend either waits for it or stops it first.
 /// On SQLite (one instance) a transaction held across the SMTP conversation would block
-/// every other writer, so the claim is re-checked, the connection returned while the
-/// email is sent, and the outcome recorded in a short transaction of its own.
+/// every other writer, so the claim is re-checked and its lease renewed, the connection
+/// returned while the email is sent, and the outcome recorded in a short transaction of
+/// its own. Renewing per email matters: the batch was claimed under one lease, and the
+/// sends before this one may have used most of it, after which another mail thread
+/// would claim this email again and send it twice.
 pub fn deliver_claimed(
     db: &Db,
     id: &str,
     claim_token: &str,
+    lease: TimeDelta,
     clock: &crate::clock::Clock,
     attempt: impl FnOnce(&ClaimedEmail) -> Outcome,
 ) -> anyhow::Result<()> {
@@ -319,7 +327,16 @@ pub fn deliver_claimed(
             })?;
         }
         Engine::Sqlite => {
-            let claimed = load_claimed(&mut *db.get()?, id, claim_token)?;
+            let claimed = write_transaction(&mut *db.get()?, |conn| {
+                diesel::update(
+                    outbound_emails::table
+                        .filter(outbound_emails::id.eq(id))
+                        .filter(outbound_emails::claim_token.eq(claim_token)),
+                )
+                .set(outbound_emails::next_attempt_at.eq(clock.now() + lease))
+                .execute(conn)?;
+                load_claimed(conn, id, claim_token)
+            })?;
             let Some(email) = claimed else {
                 return Ok(());
             };

@@ -241,9 +241,14 @@ impl Worker {
                 // The rest become due again when the lease runs out.
                 break;
             }
-            outbox::deliver_claimed(&self.db, id, &claim_token, &self.clock, |email| {
-                self.attempt(email)
-            })?;
+            outbox::deliver_claimed(
+                &self.db,
+                id,
+                &claim_token,
+                self.settings.lease,
+                &self.clock,
+                |email| self.attempt(email),
+            )?;
         }
         Ok(ids.len())
     }

@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use super::{EnrollmentToken, NewInvitee, UserLabel, name_key, search_key};
 use crate::audit::{self, Action, Actor, NewAuditEvent};
 use crate::db::schema::{form_submissions, invitation_settings, invitations, users};
-use crate::db::{DbConnection, insert_rows, is_unique_violation, write_transaction};
+use crate::db::{
+    DbConnection, MAX_BOUND_PER_QUERY, insert_rows, is_unique_violation, write_transaction,
+};
 use crate::error::AppError;
 use crate::mail::compose;
 use crate::mail::outbox::{self, EmailKind, NewOutboundEmail};
@@ -243,7 +245,7 @@ pub fn invite(
 
 pub fn existing_email_keys(conn: &mut DbConnection, keys: &[String]) -> QueryResult<Vec<String>> {
     let mut found = Vec::new();
-    for chunk in keys.chunks(500) {
+    for chunk in keys.chunks(MAX_BOUND_PER_QUERY) {
         found.extend(
             users::table
                 .filter(users::email_key.eq_any(chunk))
@@ -261,6 +263,7 @@ pub struct UserIdentity {
     pub first_name: String,
     pub last_name: String,
     pub email: String,
+    pub name_key: String,
     pub enrolled_at: Option<NaiveDateTime>,
 }
 
@@ -273,21 +276,31 @@ impl UserIdentity {
     }
 }
 
-/// The selected users, locked against concurrent change where the engine can.
+/// The selected users, locked against concurrent change where the engine can, in name
+/// order. Every change to users locks them first, always in id order, so that two
+/// changes to the same users cannot each hold a lock the other waits for.
 fn lock_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<UserIdentity>> {
-    // Built per arm: `as_select` is typed by the backend it runs on.
-    macro_rules! selected {
-        () => {
-            users::table
-                .filter(users::id.eq_any(ids))
-                .order(users::name_key)
-                .select(UserIdentity::as_select())
-        };
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let mut locked = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_BOUND_PER_QUERY) {
+        // Built per arm: `as_select` is typed by the backend it runs on.
+        macro_rules! selected {
+            () => {
+                users::table
+                    .filter(users::id.eq_any(chunk))
+                    .order(users::id)
+                    .select(UserIdentity::as_select())
+            };
+        }
+        locked.extend(match conn {
+            DbConnection::Postgresql(pg) => selected!().for_update().load(pg)?,
+            DbConnection::Sqlite(sqlite) => selected!().load(sqlite)?,
+        });
     }
-    match conn {
-        DbConnection::Postgresql(pg) => selected!().for_update().load(pg),
-        DbConnection::Sqlite(sqlite) => selected!().load(sqlite),
-    }
+    locked.sort_by(|a, b| (&a.name_key, &a.id).cmp(&(&b.name_key, &b.id)));
+    Ok(locked)
 }
 
 /// Locks the user a token belongs to, so that joining takes row locks in the same order
@@ -437,17 +450,44 @@ pub fn resend(
     })
 }
 
-/// Deletes the selected users. Their invitations and unsent emails go with them
-/// (foreign keys cascade), so their links stop working at once.
+/// Which users to remove.
+#[derive(Clone, Copy)]
+pub enum Removal<'a> {
+    /// Chosen on the Users page.
+    Selected(&'a [String]),
+    /// Everyone who never joined and whose invitation expired before this time, as it
+    /// stands once they are locked: someone resent to meanwhile stays.
+    ExpiredBefore(NaiveDateTime),
+}
+
+/// Deletes users. Their invitations and unsent emails go with them (foreign keys
+/// cascade), so their links stop working at once.
 pub fn remove(
     conn: &mut DbConnection,
     change: &Change<'_>,
-    user_ids: &[String],
+    which: Removal<'_>,
 ) -> Result<Vec<UserLabel>, AppError> {
     write_transaction(conn, |conn| {
-        let selected = lock_users(conn, user_ids)?;
+        let selected = match which {
+            Removal::Selected(ids) => lock_users(conn, ids)?,
+            Removal::ExpiredBefore(cutoff) => {
+                let candidates = expired_before(conn, cutoff, None)?;
+                let locked = lock_users(conn, &candidates)?;
+                let ids: Vec<String> = locked.iter().map(|u| u.id.clone()).collect();
+                let still_expired: std::collections::HashSet<String> =
+                    expired_before(conn, cutoff, Some(&ids))?
+                        .into_iter()
+                        .collect();
+                locked
+                    .into_iter()
+                    .filter(|u| still_expired.contains(&u.id))
+                    .collect()
+            }
+        };
         let ids: Vec<&str> = selected.iter().map(|u| u.id.as_str()).collect();
-        diesel::delete(users::table.filter(users::id.eq_any(&ids))).execute(conn)?;
+        for chunk in ids.chunks(MAX_BOUND_PER_QUERY) {
+            diesel::delete(users::table.filter(users::id.eq_any(chunk))).execute(conn)?;
+        }
         let events: Vec<NewAuditEvent> = selected
             .iter()
             .map(|user| {
@@ -469,6 +509,35 @@ pub fn remove(
         audit::record(conn, &events)?;
         Ok(selected.iter().map(UserIdentity::label).collect())
     })
+}
+
+/// Ids of users who never joined and whose invitation expired before `cutoff`, among
+/// `among` when given.
+fn expired_before(
+    conn: &mut DbConnection,
+    cutoff: NaiveDateTime,
+    among: Option<&[String]>,
+) -> QueryResult<Vec<String>> {
+    let query = || {
+        super::status::users_with_live_invitation()
+            .filter(super::status::expired_by(cutoff))
+            .select(users::id)
+            .into_boxed()
+    };
+    match among {
+        None => query().load(conn),
+        Some(ids) => {
+            let mut found = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(MAX_BOUND_PER_QUERY) {
+                found.extend(
+                    query()
+                        .filter(users::id.eq_any(chunk))
+                        .load::<String>(conn)?,
+                );
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// The live, unused, unexpired invitations this account sent to people who have not
@@ -504,11 +573,19 @@ pub fn revoke_issued_by(
     change: &Change<'_>,
     account_id: &str,
 ) -> QueryResult<usize> {
+    // Users first, as every change to them does; then what is still pending.
+    let user_ids: Vec<String> = pending_issued_by(conn, account_id, change.now)?
+        .into_iter()
+        .map(|(_, user)| user.id)
+        .collect();
+    lock_users(conn, &user_ids)?;
     let pending = pending_issued_by(conn, account_id, change.now)?;
     let ids: Vec<String> = pending.iter().map(|(id, _)| id.clone()).collect();
-    diesel::update(invitations::table.filter(invitations::id.eq_any(&ids)))
-        .set(invitations::expires_at.eq(change.now))
-        .execute(conn)?;
+    for chunk in ids.chunks(MAX_BOUND_PER_QUERY) {
+        diesel::update(invitations::table.filter(invitations::id.eq_any(chunk)))
+            .set(invitations::expires_at.eq(change.now))
+            .execute(conn)?;
+    }
     outbox::cancel_unsent(
         conn,
         &ids,

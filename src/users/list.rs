@@ -245,8 +245,7 @@ pub fn expired_before(
     cutoff: NaiveDateTime,
 ) -> QueryResult<Vec<(String, String, String, String)>> {
     users_with_live_invitation()
-        .filter(users::enrolled_at.is_null())
-        .filter(invitations::expires_at.le(cutoff))
+        .filter(super::status::expired_by(cutoff))
         .order((users::name_key, users::id))
         .select((users::id, users::first_name, users::last_name, users::email))
         .load(conn)

@@ -58,6 +58,16 @@ pub fn users_with_live_invitation() -> UsersWithLiveInvitation {
     )
 }
 
+/// Never joined, and the invitation ended by `cutoff`: what "Remove expired
+/// invitations" removes.
+pub fn expired_by(cutoff: NaiveDateTime) -> StatusFilter {
+    Box::new(
+        users::enrolled_at
+            .is_null()
+            .and(invitations::expires_at.le(cutoff)),
+    )
+}
+
 /// "Expires within 3 days": still open, and not for long.
 pub const EXPIRING_SOON_DAYS: i64 = 3;
 

@@ -19,7 +19,7 @@ use crate::settings::InvitationSettings;
 use crate::time_format;
 use crate::users::counts::StatusCounts;
 use crate::users::history::{self, Tone};
-use crate::users::invitations::{self, Change, UserIdentity};
+use crate::users::invitations::{self, Change, Removal, UserIdentity};
 use crate::users::list::{self, Cursor, Direction, ListQuery, PageFrom, SortKey};
 use crate::users::{EnrollmentStatus, UserLabel};
 
@@ -692,7 +692,7 @@ pub async fn remove(
         .db
         .run(move |conn| {
             let change = Change { now, actor: &actor };
-            invitations::remove(conn, &change, &selected)
+            invitations::remove(conn, &change, Removal::Selected(&selected))
         })
         .await?;
     state.counts.invalidate();
@@ -852,12 +852,9 @@ pub async fn remove_expired(
     let removed = state
         .db
         .run(move |conn| {
-            let ids: Vec<String> = list::expired_before(conn, now - chrono::TimeDelta::days(days))?
-                .into_iter()
-                .map(|(id, ..)| id)
-                .collect();
             let change = Change { now, actor: &actor };
-            invitations::remove(conn, &change, &ids)
+            let cutoff = now - chrono::TimeDelta::days(days);
+            invitations::remove(conn, &change, Removal::ExpiredBefore(cutoff))
         })
         .await?;
     state.counts.invalidate();

@@ -422,3 +422,76 @@ on_both_engines! {
         assert!(bad.field_error("days").is_some());
     }
 }
+
+on_both_engines! {
+    async fn tens_of_thousands_of_expired_invitations_are_removed_at_once() {
+        use enroll::audit::Actor;
+        use enroll::settings::InvitationSettings;
+        use enroll::users::invitations::{self, Change};
+        use enroll::users::{EmailAddress, NewInvitee, PersonName};
+        // More users than SQLite takes bound values in one statement (32,766).
+        const EXPIRED: usize = 33_000;
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let mut conn = app.conn();
+        let settings = InvitationSettings::load(&mut conn).unwrap().unwrap();
+        let actor = Actor::anonymous(None);
+        let change = Change { now: app.clock.now(), actor: &actor };
+        let people: Vec<NewInvitee> = (0..EXPIRED)
+            .map(|n| NewInvitee {
+                first_name: PersonName::parse("Test", "first name").unwrap(),
+                last_name: PersonName::parse(&format!("Person {n}"), "last name").unwrap(),
+                email: EmailAddress::parse(&format!("person.{n}@example.com")).unwrap(),
+            })
+            .collect();
+        for batch in people.chunks(1000) {
+            invitations::invite(&mut conn, &change, &settings, batch, None).unwrap();
+        }
+        // Not the point here, and 33,000 emails would only keep the mail thread busy.
+        diesel::update(outbound_emails::table).set(outbound_emails::status.eq("cancelled")).execute(&mut *conn).unwrap();
+        drop(conn);
+        app.clock.advance(TimeDelta::days(40));
+        app.login_admin().await;
+        app.invite(&[("Alan", "T", "alan@example.com")]).await;
+
+        let confirm = app.get("/users/remove-expired?days=30").await;
+        assert!(confirm.text().contains("33000 users will be removed"), "{}", confirm.text());
+        let form = fields(&[("days", "30"), ("confirm", "yes"), ("csrf_token", &confirm.csrf_token())]);
+        let done = app.post_with(&app.client, "/users/remove-expired", &form).await;
+        done.assert_redirect_to("/users");
+        assert!(app.follow(done).await.text().contains("Removed 33000 users"));
+        let left: Vec<String> = users::table.select(users::email).load(&mut *app.conn()).unwrap();
+        assert_eq!(left, vec!["alan@example.com"]);
+        assert_eq!(app.count("invitations"), 1);
+    }
+}
+
+on_both_engines! {
+    async fn a_slow_mail_server_gets_each_email_once_even_past_the_batch_lease() {
+        // One batch of five, each taking 1.2 s to be accepted: the batch outlives the
+        // 3-second lease it was claimed under, and a second mail thread is polling.
+        let app = spawn_app_with(AppOptions {
+            tweak: Some(|config| {
+                config.mail_workers = 2;
+                config.mail_lease_seconds = 3;
+                config.smtp_timeout_seconds = 2;
+            }),
+            ..AppOptions::default()
+        })
+        .await;
+        app.smtp.delay_each_message(Duration::from_millis(1200));
+        app.set_up_invitations().await;
+        let people: Vec<(String, String, String)> =
+            (0..5).map(|n| (format!("Person{n}"), "Slow".to_owned(), format!("slow{n}@example.com"))).collect();
+        let people: Vec<(&str, &str, &str)> = people.iter().map(|(f, l, e)| (f.as_str(), l.as_str(), e.as_str())).collect();
+        app.invite(&people).await.assert_redirect_to("/users");
+        for (_, _, email) in &people {
+            app.wait_for_status(email, "Pending").await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut recipients: Vec<String> = app.smtp.received().into_iter().flat_map(|m| m.to).collect();
+        recipients.sort();
+        let expected: Vec<String> = people.iter().map(|(_, _, e)| (*e).to_owned()).collect();
+        assert_eq!(recipients, expected, "each invitee gets exactly one email");
+    }
+}
