@@ -907,12 +907,7 @@ pub async fn export(
             Ok(())
         })
         .await?;
-    let (sender, receiver) = tokio::sync::mpsc::channel(4);
-    let db = state.db.clone();
-    tokio::task::spawn_blocking(move || export_rows(&db, query, now, &sender));
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    });
+    let body = export_stream(state.db.clone(), query, now);
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -925,69 +920,85 @@ pub async fn export(
         .streaming(body))
 }
 
-type ExportChunk = Result<web::Bytes, std::io::Error>;
+/// Where an export stands between two pieces of the response.
+enum ExportStep {
+    Header(ListQuery),
+    Rows(ListQuery),
+    Done,
+}
 
-/// Writes the view batch by batch into the response stream; stops when the client goes.
-fn export_rows(
-    db: &crate::db::Db,
-    mut query: ListQuery,
+/// The view as CSV, one batch per piece. The next batch is read only when the client
+/// has taken the previous one, and each read borrows a database connection just for
+/// itself: a download that stalls holds a socket, not a connection or a thread.
+fn export_stream(
+    db: crate::db::Db,
+    query: ListQuery,
     now: chrono::NaiveDateTime,
-    sender: &tokio::sync::mpsc::Sender<ExportChunk>,
-) {
-    use crate::users::csv::safe_cell;
-    let fail = |error: String| {
-        tracing::error!(%error, "CSV export failed");
-        let _ = sender.blocking_send(Err(std::io::Error::other(error)));
-    };
-    let mut conn = match db.get() {
-        Ok(conn) => conn,
-        Err(error) => return fail(error.to_string()),
-    };
-    // A byte-order mark, so that spreadsheets read the file as UTF-8.
-    let mut header = b"\xEF\xBB\xBF".to_vec();
-    header.extend_from_slice(
-        b"First name,Last name,Email address,Status,Invited (UTC),Expires (UTC)\r\n",
-    );
-    if sender.blocking_send(Ok(header.into())).is_err() {
-        return;
-    }
-    loop {
-        let page = match list::page(&mut conn, &query, now) {
-            Ok(page) => page,
-            Err(error) => return fail(error.to_string()),
-        };
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::new());
-        for row in &page.rows {
-            let status = row.status(now);
-            let expires = if status == EnrollmentStatus::Enrolled {
-                String::new()
-            } else {
-                time_format::short(row.expires_at)
-            };
-            let record = [
-                safe_cell(&row.first_name),
-                safe_cell(&row.last_name),
-                safe_cell(&row.email),
-                status.label().into(),
-                time_format::short(row.created_at).into(),
-                expires.into(),
-            ];
-            if let Err(error) = writer.write_record(record.iter().map(|cell| cell.as_ref())) {
-                return fail(error.to_string());
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(ExportStep::Header(query), move |step| {
+        let db = db.clone();
+        async move {
+            match step {
+                ExportStep::Header(query) => {
+                    // A byte-order mark, so that spreadsheets read the file as UTF-8.
+                    let header = "\u{feff}First name,Last name,Email address,Status,\
+                                  Invited (UTC),Expires (UTC)\r\n";
+                    Some((Ok(web::Bytes::from(header)), ExportStep::Rows(query)))
+                }
+                ExportStep::Rows(mut query) => {
+                    let batch_query = query.clone();
+                    let batch = db
+                        .run(move |conn| {
+                            let page = list::page(conn, &batch_query, now)?;
+                            Ok((csv_rows(&page.rows, now)?, page.next))
+                        })
+                        .await;
+                    match batch {
+                        Ok((bytes, Some(cursor))) => {
+                            query.from = PageFrom::After(cursor);
+                            Some((Ok(bytes.into()), ExportStep::Rows(query)))
+                        }
+                        Ok((bytes, None)) => Some((Ok(bytes.into()), ExportStep::Done)),
+                        Err(error) => {
+                            tracing::error!(%error, "CSV export failed");
+                            Some((
+                                Err(std::io::Error::other(error.to_string())),
+                                ExportStep::Done,
+                            ))
+                        }
+                    }
+                }
+                ExportStep::Done => None,
             }
         }
-        let chunk = match writer.into_inner() {
-            Ok(bytes) => bytes,
-            Err(error) => return fail(error.to_string()),
+    })
+}
+
+fn csv_rows(rows: &[list::UserRow], now: chrono::NaiveDateTime) -> Result<Vec<u8>, AppError> {
+    use crate::users::csv::safe_cell;
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for row in rows {
+        let status = row.status(now);
+        let expires = if status == EnrollmentStatus::Enrolled {
+            String::new()
+        } else {
+            time_format::short(row.expires_at)
         };
-        if sender.blocking_send(Ok(chunk.into())).is_err() {
-            return;
-        }
-        match page.next {
-            Some(cursor) => query.from = PageFrom::After(cursor),
-            None => return,
-        }
+        let record = [
+            safe_cell(&row.first_name),
+            safe_cell(&row.last_name),
+            safe_cell(&row.email),
+            status.label().into(),
+            time_format::short(row.created_at).into(),
+            expires.into(),
+        ];
+        writer
+            .write_record(record.iter().map(|cell| cell.as_ref()))
+            .map_err(anyhow::Error::from)?;
     }
+    writer
+        .into_inner()
+        .map_err(|error| AppError::Unexpected(anyhow::anyhow!("{error}")))
 }
