@@ -31,7 +31,6 @@ pub const MAX_ROWS: usize = 1000;
 #[template(path = "invite.html")]
 struct InvitePage {
     layout: Layout,
-    set_up: bool,
     rows: Vec<RowView>,
     problem_count: usize,
     form_error: Option<String>,
@@ -138,16 +137,29 @@ async fn load_settings(state: &AppState) -> Result<Option<InvitationSettings>, A
         .await
 }
 
+/// Nobody can be invited before the invitation email is set up: "Invite user" leads
+/// there, saying why.
+fn set_up_first() -> HttpResponse {
+    FlashMessage::info(
+        "Set up user invitations first. Before anyone can be invited, Enroll needs the \
+         organization's name, the address invitees can write to with questions, who the \
+         email comes from, and the public address that invitation links use.",
+    )
+    .send();
+    see_other("/settings/invitations")
+}
+
 pub async fn form(
     req: HttpRequest,
     page: ConsolePage,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let set_up = load_settings(&state).await?.is_some();
+    if load_settings(&state).await?.is_none() {
+        return Ok(set_up_first());
+    }
     Ok(InvitePage {
         layout: page.layout.in_section(Section::Users),
-        set_up,
         rows: numbered(vec![RowView::default()]),
         problem_count: 0,
         form_error: None,
@@ -210,7 +222,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
     let Some(settings) = load_settings(&state).await? else {
-        return Ok(see_other("/users/invite"));
+        return Ok(set_up_first());
     };
     let (submission_key, key_sent) = form.submission_key();
     if key_sent {
@@ -333,7 +345,6 @@ fn form_page(
     let problem_count = rows.iter().filter(|r| r.has_error()).count();
     InvitePage {
         layout: layout.in_section(Section::Users),
-        set_up: true,
         rows,
         problem_count,
         form_error,
@@ -379,7 +390,7 @@ pub async fn import(
     csrf::verify(&req, form.csrf_token.as_ref().map_or("", |t| t.0.as_str()))?;
     page.require_administrator()?;
     if load_settings(&state).await?.is_none() {
-        return Ok(see_other("/users/invite"));
+        return Ok(set_up_first());
     }
     let submission_key = form
         .submission_key
