@@ -127,6 +127,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    withdrawn_tokens (token_hash) {
+        token_hash -> Text,
+        withdrawn_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(outbound_emails -> invitations (invitation_id));
@@ -141,4 +148,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbound_emails,
     audit_events,
     form_submissions,
+    withdrawn_tokens,
 );

@@ -341,9 +341,9 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
     // Alan's newest link no longer works either.
     invitee.goto_url(&alan_again.enrollment_link()).await;
     invitee
-        .wait_for_heading("This invitation link is not valid")
+        .wait_for_heading("This invitation was withdrawn")
         .await;
-    invitee.check_page("15-enroll-link-not-valid").await;
+    invitee.check_page("15-enroll-link-withdrawn").await;
 
     // Sign out.
     admin.press("Sign out").await;

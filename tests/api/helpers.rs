@@ -353,6 +353,9 @@ pub fn browser_with_jar(jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
+        // The server closes idle connections after 5 s; a browser retries a request that
+        // meets one being closed, reqwest does not, so idle ones are let go first.
+        .pool_idle_timeout(Duration::from_secs(3))
         .build()
         .unwrap()
 }
