@@ -19,7 +19,9 @@ use crate::db::DatabaseUrl;
                   help-desk staff resend invitations, and removed users' links stop working.\n\n\
                   With no configuration it keeps its data in ./data (SQLite, email written as \
                   .eml files) and listens on 127.0.0.1:8080. Every option also reads the \
-                  ENROLL_* environment variable shown beside it."
+                  ENROLL_* environment variable shown beside it.",
+    after_help = "`enroll admin add --email E --role administrator|helpdesk` reads the new \
+                  account's password from ENROLL_ADMIN_PASSWORD, or asks for it on the terminal."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,13 +51,8 @@ pub enum AdminCommand {
         /// The account's email address (its sign-in name)
         #[arg(long, env = "ENROLL_ADMIN_EMAIL")]
         email: String,
-        /// What the account may do
-        #[arg(
-            long,
-            env = "ENROLL_ADMIN_ROLE",
-            value_enum,
-            default_value = "administrator"
-        )]
+        /// What the account may do (no default: giving someone full control is a choice)
+        #[arg(long, env = "ENROLL_ADMIN_ROLE", value_enum)]
         role: Role,
     },
 }

@@ -16,23 +16,50 @@ fn enroll(data_dir: &std::path::Path) -> Command {
 #[test]
 fn help_documents_every_option_with_its_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let output = enroll(dir.path()).arg("--help").output().unwrap();
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    for variable in [
-        "ENROLL_DATABASE_URL",
-        "ENROLL_LISTEN",
-        "ENROLL_SMTP_URL",
-        "ENROLL_SESSION_KEY",
-        "ENROLL_DATA_DIR",
-        "ENROLL_MAIL_DIR",
-        "ENROLL_LOG",
-    ] {
+    let help_of = |args: &[&str]| {
+        let output = enroll(dir.path()).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let help = help_of(&["--help"]);
+    let add_help = help_of(&["admin", "add", "--help"]);
+    // Every variable the code reads, found in the source so that a new one cannot be
+    // left out of the help.
+    let mut variables = std::collections::BTreeSet::new();
+    let mut sources = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(path) = sources.pop() {
+        if path.is_dir() {
+            sources.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices("\"ENROLL_") {
+                let name: String = text[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                variables.insert(name);
+            }
+        }
+    }
+    assert!(variables.len() > 20, "{variables:?}");
+    for variable in &variables {
+        let documented = if variable.starts_with("ENROLL_ADMIN_") {
+            &add_help
+        } else {
+            &help
+        };
         assert!(
-            help.contains(variable),
-            "--help does not mention {variable}"
+            documented.contains(variable.as_str()),
+            "the help does not mention {variable}"
         );
     }
+    assert!(
+        help.contains("ENROLL_ADMIN_PASSWORD"),
+        "the top-level help points to it too"
+    );
     for command in ["serve", "migrate", "admin"] {
         assert!(help.contains(command), "--help does not list {command}");
     }
@@ -71,8 +98,23 @@ fn migrate_then_admin_add_creates_an_account_that_can_sign_in() {
             .contains("Added Administrator account ops@example.com")
     );
 
+    let no_role = enroll(dir.path())
+        .args(["admin", "add", "--email", "someone@example.com"])
+        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
+        .output()
+        .unwrap();
+    assert!(!no_role.status.success(), "the role is never assumed");
+    assert!(String::from_utf8_lossy(&no_role.stderr).contains("--role <ROLE>"));
+
     let again = enroll(dir.path())
-        .args(["admin", "add", "--email", "OPS@example.com"])
+        .args([
+            "admin",
+            "add",
+            "--email",
+            "OPS@example.com",
+            "--role",
+            "helpdesk",
+        ])
         .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
         .output()
         .unwrap();
