@@ -31,6 +31,9 @@ use crate::web::middleware::{RedactedRootSpan, ready_gate, secure_cookies, secur
 use crate::web::session::{self, DbSessionStore};
 use crate::web::{self as console, AppState, assets, csrf, health};
 
+/// How soon a change of the public URL made through another instance applies here.
+const PUBLIC_URL_RELOAD: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Application {
     port: u16,
     server: ServerHandle,
@@ -102,12 +105,7 @@ impl Application {
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
-        if let Ok(Some(settings)) = db
-            .run(|conn| Ok(crate::settings::InvitationSettings::load(conn)?))
-            .await
-        {
-            state.note_public_url(&settings.public_url);
-        }
+        state.reload_public_url().await;
         readiness.set_ready();
         // Count users by status now rather than on the first visit to the Users page.
         let (counts, counts_db, counts_clock) = (state.counts.clone(), db.clone(), clock.clone());
@@ -149,10 +147,22 @@ impl Application {
     /// Serves until stopped (Ctrl-C, SIGTERM, or a handle), then lets the mail worker
     /// finish the email in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self
-            .serving
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // Another instance may change the public URL, whose scheme decides whether
+        // cookies here are Secure: read it again now and then, for as long as we serve.
+        let state = self.state.clone();
+        let keep_public_url_current = async move {
+            let mut every = tokio::time::interval(PUBLIC_URL_RELOAD);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await; // The first tick is at once; the URL was read at start.
+            loop {
+                every.tick().await;
+                state.reload_public_url().await;
+            }
+        };
+        let result = tokio::select! {
+            served = self.serving => served.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            () = keep_public_url_current => Ok(()),
+        };
         let worker = self.worker.lock().ok().and_then(|mut w| w.take());
         if let Some(worker) = worker {
             web_block(move || {

@@ -250,7 +250,7 @@ pub async fn setup(
         return Ok(see_other("/login"));
     }
     let ip = client_ip(&req, state.config.trust_proxy);
-    if let Err(retry) = state.limits.sign_in_attempt("setup code", ip.as_deref()) {
+    if let Err(retry) = state.limits.setup_attempt(ip.as_deref()) {
         return Err(AppError::TooManyRequests {
             retry_after_seconds: retry.seconds(),
         });

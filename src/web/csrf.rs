@@ -97,7 +97,10 @@ pub async fn middleware(
             .path("/")
             .http_only(true)
             .secure(secure)
-            .same_site(SameSite::Strict)
+            // Lax, like the session: with Strict, arriving from a link on another site
+            // sends no cookie, a new secret is issued, and forms open in other tabs fail.
+            // Cross-site posts are refused by the Origin check and the token.
+            .same_site(SameSite::Lax)
             .finish();
         response.response_mut().add_cookie(&cookie)?;
     }

@@ -79,6 +79,16 @@ impl Limits {
         self.check(&self.sign_in_per_account, email_key)
     }
 
+    /// Counts a try of the one-time setup code. Per address only: a limit shared by
+    /// everyone would let anyone keep the setup page locked, and an 80-bit code needs
+    /// no more than a per-address limit against guessing.
+    pub fn setup_attempt(&self, address: Option<&str>) -> Result<(), RetryAfter> {
+        match address {
+            Some(address) => self.check(&self.sign_in_per_address, address),
+            None => Ok(()),
+        }
+    }
+
     /// Counts a request with a token that leads nowhere.
     pub fn bad_token(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
@@ -91,6 +101,18 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setup_attempts_from_one_address_do_not_lock_out_another() {
+        let limits = Limits::default();
+        let attempts_from = |address| {
+            (0..40)
+                .filter(|_| limits.setup_attempt(Some(address)).is_ok())
+                .count()
+        };
+        assert_eq!(attempts_from("10.0.0.1"), 30);
+        assert!(limits.setup_attempt(Some("10.0.0.2")).is_ok());
+    }
 
     #[test]
     fn an_account_is_locked_after_five_attempts_from_anywhere() {

@@ -50,6 +50,20 @@ impl AppState {
             std::sync::atomic::Ordering::Relaxed,
         );
     }
+
+    /// Reads the saved public URL again (it may have been changed through another
+    /// instance); a failed read keeps what is known.
+    pub async fn reload_public_url(&self) {
+        let loaded = self
+            .db
+            .run(|conn| Ok(crate::settings::InvitationSettings::load(conn)?))
+            .await;
+        match loaded {
+            Ok(Some(settings)) => self.note_public_url(&settings.public_url),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not read the invitation settings"),
+        }
+    }
 }
 
 /// Every route, in one place.

@@ -134,7 +134,7 @@ pub async fn submit(
             .map_into_boxed_body());
         }
     };
-    state.note_public_url(&settings.public_url);
+    let public_url = settings.public_url.clone();
     let now = state.clock.now();
     let actor = page.actor(&req, &state);
     state
@@ -158,6 +158,7 @@ pub async fn submit(
             })
         })
         .await?;
+    state.note_public_url(&public_url);
     if first_time {
         FlashMessage::success("Invitations are set up. You can now invite users.").send();
         Ok(see_other("/users/invite"))

@@ -484,9 +484,11 @@ on_both_engines! {
 on_both_engines! {
     async fn cookies_are_http_only_same_site_and_secure_behind_https() {
         let app = spawn_app().await;
+        // A second instance on the same database, started before the settings exist.
+        let other = spawn_app_with(AppOptions { data: Some(app.data.clone()), seed_accounts: false, ..AppOptions::default() }).await;
         let login = app.get("/login").await;
         let csrf_cookie = set_cookies(&login).join("\n");
-        assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"), "{csrf_cookie}");
+        assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Lax"), "{csrf_cookie}");
         assert!(!csrf_cookie.contains("Secure"), "plain http before any https public URL");
 
         let form = fields(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD), ("csrf_token", &login.csrf_token())]);
@@ -512,6 +514,16 @@ on_both_engines! {
         app.submit("/settings/invitations", "/settings/invitations", &TestApp::settings_fields()).await;
         let fresh = app.get_with(&browser(), "/login").await;
         assert!(set_cookies(&fresh).iter().all(|c| c.contains("Secure")), "{:?}", set_cookies(&fresh));
+        // The other instance learns it within its reload interval (10 s).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let cookies = set_cookies(&other.get_with(&browser(), "/login").await);
+            if !cookies.is_empty() && cookies.iter().all(|c| c.contains("Secure")) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the other instance still sends {cookies:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 }
 
