@@ -296,8 +296,10 @@ struct CachedTable {
     generation: u64,
     rendered_at: chrono::NaiveDateTime,
     table: Arc<TableView>,
-    /// One request is rendering it again; the others keep getting this one meanwhile.
-    refreshing: bool,
+    /// Since when one request has been rendering it again; the others keep getting this
+    /// one meanwhile. A time rather than a flag, so that a request that never finishes
+    /// (its client went away) hands the job on instead of leaving the view stale.
+    refreshing_since: Option<chrono::NaiveDateTime>,
 }
 
 /// What the cache holds for a view.
@@ -310,6 +312,9 @@ enum Lookup {
 
 /// Views kept at most; beyond it the oldest goes.
 const CACHED_VIEWS: usize = 64;
+
+/// After this long, a re-render in progress is presumed abandoned.
+const REFRESH_TAKEOVER: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 impl ViewCache {
     pub fn new(fresh_for: std::time::Duration) -> Self {
@@ -366,10 +371,13 @@ impl ViewCache {
         };
         if now - cached.rendered_at < self.fresh_for {
             Lookup::Fresh(cached.table.clone())
-        } else if cached.refreshing {
+        } else if cached
+            .refreshing_since
+            .is_some_and(|since| now - since < REFRESH_TAKEOVER)
+        {
             Lookup::Stale(cached.table.clone())
         } else {
-            cached.refreshing = true;
+            cached.refreshing_since = Some(now);
             Lookup::Missing
         }
     }
@@ -411,7 +419,7 @@ impl ViewCache {
                 if let Ok(mut entries) = self.entries.lock()
                     && let Some(cached) = entries.get_mut(&key)
                 {
-                    cached.refreshing = false;
+                    cached.refreshing_since = None;
                 }
                 return Err(error);
             }
@@ -433,7 +441,7 @@ impl ViewCache {
                     generation,
                     rendered_at: now,
                     table: table.clone(),
-                    refreshing: false,
+                    refreshing_since: None,
                 },
             );
         }
@@ -1001,4 +1009,52 @@ fn csv_rows(rows: &[list::UserRow], now: chrono::NaiveDateTime) -> Result<Vec<u8
     writer
         .into_inner()
         .map_err(|error| AppError::Unexpected(anyhow::anyhow!("{error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_holding(key: &str, rendered_at: chrono::NaiveDateTime) -> ViewCache {
+        let cache = ViewCache::new(std::time::Duration::from_secs(1));
+        let table = Arc::new(TableView {
+            rows_html: Arc::from(""),
+            row_count: 0,
+            next: None,
+            previous: None,
+            searched_counts: None,
+        });
+        cache.entries.lock().unwrap().insert(
+            key.to_owned(),
+            CachedTable {
+                generation: 0,
+                rendered_at,
+                table,
+                refreshing_since: None,
+            },
+        );
+        cache
+    }
+
+    #[test]
+    fn one_request_re_renders_a_stale_view_and_an_abandoned_one_is_taken_over() {
+        let start = chrono::NaiveDateTime::default();
+        let cache = cache_holding("view", start);
+        assert!(matches!(cache.lookup("view", 0, start), Lookup::Fresh(_)));
+        let later = start + chrono::TimeDelta::seconds(2);
+        assert!(matches!(cache.lookup("view", 0, later), Lookup::Missing));
+        assert!(matches!(cache.lookup("view", 0, later), Lookup::Stale(_)));
+        // The renderer never came back (its client went away): someone else takes over.
+        let much_later = later + REFRESH_TAKEOVER;
+        assert!(matches!(
+            cache.lookup("view", 0, much_later),
+            Lookup::Missing
+        ));
+        assert!(matches!(
+            cache.lookup("view", 0, much_later),
+            Lookup::Stale(_)
+        ));
+        // A change made here (a new generation) is never served from the cache.
+        assert!(matches!(cache.lookup("view", 1, start), Lookup::Missing));
+    }
 }
