@@ -131,6 +131,24 @@ pub struct ListQuery {
     pub per_page: i64,
 }
 
+impl ListQuery {
+    /// Where to read from, whether backwards, and in which order. Paging backwards reads
+    /// the rows before the cursor in reverse, then flips them.
+    fn reading_order(&self) -> (Option<&Cursor>, bool, Direction) {
+        let (cursor, backwards) = match &self.from {
+            PageFrom::Start => (None, false),
+            PageFrom::After(c) => (Some(c), false),
+            PageFrom::Before(c) => (Some(c), true),
+        };
+        let direction = if backwards {
+            self.direction.reversed()
+        } else {
+            self.direction
+        };
+        (cursor, backwards, direction)
+    }
+}
+
 impl Default for ListQuery {
     fn default() -> Self {
         Self {
@@ -318,17 +336,7 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
     if query.sort == SortKey::Status {
         return page_by_status(conn, query, now);
     }
-    // Paging backwards reads the rows before the cursor in reverse, then flips them.
-    let (cursor, backwards) = match &query.from {
-        PageFrom::Start => (None, false),
-        PageFrom::After(c) => (Some(c), false),
-        PageFrom::Before(c) => (Some(c), true),
-    };
-    let direction = if backwards {
-        query.direction.reversed()
-    } else {
-        query.direction
-    };
+    let (cursor, backwards, direction) = query.reading_order();
     let mut boxed = filtered(query, now, engine_of(conn));
     if let Some(cursor) = cursor {
         boxed = past_cursor(boxed, cursor, direction);
@@ -346,16 +354,7 @@ fn page_by_status(
     now: NaiveDateTime,
 ) -> QueryResult<Page> {
     let engine = engine_of(conn);
-    let (cursor, backwards) = match &query.from {
-        PageFrom::Start => (None, false),
-        PageFrom::After(c) => (Some(c), false),
-        PageFrom::Before(c) => (Some(c), true),
-    };
-    let direction = if backwards {
-        query.direction.reversed()
-    } else {
-        query.direction
-    };
+    let (cursor, backwards, direction) = query.reading_order();
     let position = cursor.and_then(|c| {
         let (status, name) = c.value.split_once(STATUS_SEPARATOR)?;
         Some((

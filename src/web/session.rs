@@ -61,6 +61,19 @@ impl DbSessionStore {
             state.iter().filter(|(k, _)| !k.starts_with('_')).collect();
         Ok((account_id, serde_json::to_string(&stored)?))
     }
+
+    /// The session stays alive for another idle period from `now`.
+    async fn extend(&self, hash: String, now: chrono::NaiveDateTime) -> Result<(), AppError> {
+        let idle = self.idle;
+        self.db
+            .run(move |conn| {
+                diesel::update(sessions::table.find(&hash))
+                    .set(sessions::idle_expires_at.eq(now + idle))
+                    .execute(conn)?;
+                Ok(())
+            })
+            .await
+    }
 }
 
 fn key_hash(key: &SessionKey) -> String {
@@ -105,13 +118,7 @@ impl SessionStore for DbSessionStore {
             return Ok(None);
         };
         if now + idle - idle_expires_at > TOUCH_INTERVAL {
-            self.db
-                .run(move |conn| {
-                    diesel::update(sessions::table.find(&hash))
-                        .set(sessions::idle_expires_at.eq(now + idle))
-                        .execute(conn)?;
-                    Ok(())
-                })
+            self.extend(hash, now)
                 .await
                 .map_err(|e| LoadError::Other(to_anyhow(e)))?;
         }
@@ -204,16 +211,7 @@ impl SessionStore for DbSessionStore {
         session_key: &SessionKey,
         _ttl: &CookieDuration,
     ) -> Result<(), anyhow::Error> {
-        let hash = key_hash(session_key);
-        let now = self.clock.now();
-        let idle = self.idle;
-        self.db
-            .run(move |conn| {
-                diesel::update(sessions::table.find(&hash))
-                    .set(sessions::idle_expires_at.eq(now + idle))
-                    .execute(conn)?;
-                Ok(())
-            })
+        self.extend(key_hash(session_key), self.clock.now())
             .await
             .map_err(to_anyhow)
     }

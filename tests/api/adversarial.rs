@@ -645,7 +645,14 @@ async fn tokens_never_reach_the_log() {
         .env_clear()
         .env("ENROLL_DATA_DIR", instance.data_dir())
         .env("ENROLL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .args(["admin", "add", "--email", ADMIN_EMAIL])
+        .args([
+            "admin",
+            "add",
+            "--email",
+            ADMIN_EMAIL,
+            "--role",
+            "administrator",
+        ])
         .output()
         .unwrap();
     assert!(
