@@ -127,13 +127,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    withdrawn_tokens (token_hash) {
-        token_hash -> Text,
-        withdrawn_at -> Timestamp,
-    }
-}
-
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(outbound_emails -> invitations (invitation_id));
@@ -148,5 +141,4 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbound_emails,
     audit_events,
     form_submissions,
-    withdrawn_tokens,
 );

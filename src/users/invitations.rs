@@ -7,9 +7,7 @@ use secrecy::SecretString;
 
 use super::{EnrollmentToken, NewInvitee, UserLabel, name_key, search_key};
 use crate::audit::{self, Action, Actor, NewAuditEvent};
-use crate::db::schema::{
-    form_submissions, invitation_settings, invitations, users, withdrawn_tokens,
-};
+use crate::db::schema::{form_submissions, invitation_settings, invitations, users};
 use crate::db::{
     DbConnection, MAX_BOUND_PER_QUERY, insert_rows, is_unique_violation, write_transaction,
 };
@@ -463,8 +461,7 @@ pub enum Removal<'a> {
 }
 
 /// Deletes users. Their invitations and unsent emails go with them (foreign keys
-/// cascade), so their links stop working at once; the links' hashes are kept so that
-/// they can say the invitation was withdrawn.
+/// cascade), so their links stop working at once.
 pub fn remove(
     conn: &mut DbConnection,
     change: &Change<'_>,
@@ -489,19 +486,6 @@ pub fn remove(
         };
         let ids: Vec<&str> = selected.iter().map(|u| u.id.as_str()).collect();
         for chunk in ids.chunks(MAX_BOUND_PER_QUERY) {
-            let withdrawn: Vec<_> = invitations::table
-                .filter(invitations::user_id.eq_any(chunk))
-                .select(invitations::token_hash)
-                .load::<String>(conn)?
-                .into_iter()
-                .map(|hash| {
-                    (
-                        withdrawn_tokens::token_hash.eq(hash),
-                        withdrawn_tokens::withdrawn_at.eq(change.now),
-                    )
-                })
-                .collect();
-            insert_rows!(conn, withdrawn_tokens::table, &withdrawn)?;
             diesel::delete(users::table.filter(users::id.eq_any(chunk))).execute(conn)?;
         }
         let events: Vec<NewAuditEvent> = selected
@@ -632,9 +616,8 @@ pub enum TokenState {
     Expired(Invitee),
     /// A newer invitation was sent to the same person.
     Superseded(Invitee),
-    /// Its user was removed.
-    Withdrawn,
-    /// Never issued.
+    /// Never issued, or its user was removed: the two look the same to the visitor, so
+    /// that a link never tells whoever holds it that someone was once invited.
     Unknown,
 }
 
@@ -705,15 +688,7 @@ pub fn look_up(
         superseded_at,
     )) = row
     else {
-        let withdrawn = withdrawn_tokens::table
-            .find(token_hash)
-            .select(withdrawn_tokens::token_hash)
-            .first::<String>(conn)
-            .optional()?;
-        return Ok(match withdrawn {
-            Some(_) => TokenState::Withdrawn,
-            None => TokenState::Unknown,
-        });
+        return Ok(TokenState::Unknown);
     };
     let invitee = Invitee {
         email,

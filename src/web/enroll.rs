@@ -27,7 +27,6 @@ enum Situation {
     AlreadyUsed,
     Expired,
     Superseded,
-    Withdrawn,
     NotValid,
 }
 
@@ -52,7 +51,6 @@ impl EnrollPage {
             "used" => Situation::AlreadyUsed,
             "expired" => Situation::Expired,
             "superseded" => Situation::Superseded,
-            "withdrawn" => Situation::Withdrawn,
             _ => Situation::NotValid,
         };
         self.situation == situation
@@ -65,7 +63,6 @@ impl EnrollPage {
             Situation::AlreadyUsed => "This invitation has already been used".to_owned(),
             Situation::Expired => "This invitation has expired".to_owned(),
             Situation::Superseded => "A newer invitation was sent".to_owned(),
-            Situation::Withdrawn => "This invitation was withdrawn".to_owned(),
             Situation::NotValid => "This invitation link is not valid".to_owned(),
         }
     }
@@ -73,10 +70,7 @@ impl EnrollPage {
     fn status(&self) -> StatusCode {
         match self.situation {
             Situation::Invited | Situation::Joined => StatusCode::OK,
-            Situation::AlreadyUsed
-            | Situation::Expired
-            | Situation::Superseded
-            | Situation::Withdrawn => StatusCode::GONE,
+            Situation::AlreadyUsed | Situation::Expired | Situation::Superseded => StatusCode::GONE,
             Situation::NotValid => StatusCode::NOT_FOUND,
         }
     }
@@ -117,7 +111,6 @@ fn situation_of(state: &TokenState, just_joined: bool) -> (Situation, Option<&In
         TokenState::Used(i) => (Situation::AlreadyUsed, Some(i)),
         TokenState::Expired(i) => (Situation::Expired, Some(i)),
         TokenState::Superseded(i) => (Situation::Superseded, Some(i)),
-        TokenState::Withdrawn => (Situation::Withdrawn, None),
         TokenState::Unknown => (Situation::NotValid, None),
     }
 }

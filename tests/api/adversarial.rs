@@ -203,7 +203,7 @@ on_both_engines! {
         let token = app.get_with(&attacker, "/login").await.csrf_token();
         let cases = [
             (first_link("resent@example.com"), 410, "A newer invitation was sent"),
-            (first_link("removed@example.com"), 410, "This invitation was withdrawn"),
+            (first_link("removed@example.com"), 404, "This invitation link is not valid"),
             (used.clone(), 410, "already been used"),
             ("/enroll/ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ".to_owned(), 404, "This invitation link is not valid"),
         ];

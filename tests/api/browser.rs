@@ -341,9 +341,9 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
     // Alan's newest link no longer works either.
     invitee.goto_url(&alan_again.enrollment_link()).await;
     invitee
-        .wait_for_heading("This invitation was withdrawn")
+        .wait_for_heading("This invitation link is not valid")
         .await;
-    invitee.check_page("15-enroll-link-withdrawn").await;
+    invitee.check_page("15-enroll-link-not-valid").await;
 
     // Sign out.
     admin.press("Sign out").await;
@@ -617,16 +617,23 @@ impl Browser {
     /// own frame, even headless, takes some of the window size).
     async fn resize(&self, (width, height): (u32, u32)) {
         let (mut outer_width, mut outer_height) = (width, height);
-        for _ in 0..3 {
+        for _ in 0..6 {
             self.client
                 .set_window_size(outer_width, outer_height)
                 .await
                 .expect("the window can be resized");
-            let inner = self
-                .script("return [window.innerWidth, window.innerHeight];")
-                .await;
-            let inner_width = inner[0].as_u64().unwrap_or_default() as u32;
-            let inner_height = inner[1].as_u64().unwrap_or_default() as u32;
+            // A busy machine applies the new size a little later: wait until two
+            // readings agree before correcting for the frame.
+            let mut inner = self.inner_size().await;
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let again = self.inner_size().await;
+                if again == inner {
+                    break;
+                }
+                inner = again;
+            }
+            let (inner_width, inner_height) = inner;
             if (inner_width, inner_height) == (width, height) {
                 return;
             }
@@ -634,6 +641,14 @@ impl Browser {
             outer_height = (outer_height + height).saturating_sub(inner_height);
         }
         panic!("cannot give the page {width}x{height} pixels");
+    }
+
+    async fn inner_size(&self) -> (u32, u32) {
+        let inner = self
+            .script("return [window.innerWidth, window.innerHeight];")
+            .await;
+        let size = |n: usize| u32::try_from(inner[n].as_u64().unwrap_or_default()).unwrap_or(0);
+        (size(0), size(1))
     }
 
     async fn close(self) {

@@ -463,7 +463,6 @@ on_both_engines! {
         let left: Vec<String> = users::table.select(users::email).load(&mut *app.conn()).unwrap();
         assert_eq!(left, vec!["alan@example.com"]);
         assert_eq!(app.count("invitations"), 1);
-        assert_eq!(app.count("withdrawn_tokens"), 33_000, "each link now says it was withdrawn");
     }
 }
 
