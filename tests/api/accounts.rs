@@ -209,6 +209,8 @@ on_both_engines! {
         app.invite(&[("Ada", "Lovelace", "ada@example.com"), ("Alan", "Turing", "alan@example.com")]).await;
         let ada = app.user_id("ada@example.com");
         let alan = app.user_id("alan@example.com");
+        // Sent before the resend, which would otherwise cancel it unsent.
+        app.smtp.wait_for_nth_to("ada@example.com", 1).await;
         app.act_on_users("/users/resend", std::slice::from_ref(&ada), &[]).await;
         app.act_on_users("/users/remove", std::slice::from_ref(&alan), &[("confirm", "yes")]).await;
         let link = app.smtp.wait_for_nth_to("ada@example.com", 2).await.enrollment_path();
