@@ -471,11 +471,11 @@ pub fn remove(
         let selected = match which {
             Removal::Selected(ids) => lock_users(conn, ids)?,
             Removal::ExpiredBefore(cutoff) => {
-                let candidates = expired_before(conn, cutoff, None)?;
+                let candidates = expired_user_ids(conn, cutoff, None)?;
                 let locked = lock_users(conn, &candidates)?;
                 let ids: Vec<String> = locked.iter().map(|u| u.id.clone()).collect();
                 let still_expired: std::collections::HashSet<String> =
-                    expired_before(conn, cutoff, Some(&ids))?
+                    expired_user_ids(conn, cutoff, Some(&ids))?
                         .into_iter()
                         .collect();
                 locked
@@ -513,7 +513,7 @@ pub fn remove(
 
 /// Ids of users who never joined and whose invitation expired before `cutoff`, among
 /// `among` when given.
-fn expired_before(
+fn expired_user_ids(
     conn: &mut DbConnection,
     cutoff: NaiveDateTime,
     among: Option<&[String]>,
