@@ -225,16 +225,6 @@ pub async fn submit(
         return Ok(set_up_first());
     };
     let (submission_key, key_sent) = form.submission_key();
-    if key_sent {
-        let key = submission_key.clone();
-        if state
-            .db
-            .run(move |conn| Ok(invitations::was_submitted(conn, &key)?))
-            .await?
-        {
-            return Ok(already_submitted());
-        }
-    }
     let mut rows = form.rows();
     let render =
         |layout: Layout, rows: Vec<RowView>, form_error: Option<String>, status: StatusCode| {
@@ -277,6 +267,18 @@ pub async fn submit(
         ));
     }
     let invitees = check_rows(&state, &mut rows).await?;
+    // Asked only now: addresses the check found taken may be this very form's, sent a
+    // moment ago (a double click), and its key was committed with them.
+    if key_sent {
+        let key = submission_key.clone();
+        if state
+            .db
+            .run(move |conn| Ok(invitations::was_submitted(conn, &key)?))
+            .await?
+        {
+            return Ok(already_submitted());
+        }
+    }
     if rows.iter().any(RowView::has_error) {
         return Ok(render(
             page.layout,
