@@ -155,7 +155,7 @@ fn main() -> anyhow::Result<()> {
         after_join_url: String::new(),
         reminder_days: None,
     };
-    settings.save(&mut conn, now, &admin_id)?;
+    settings.save(&mut conn, now, Some(&admin_id))?;
 
     let actor = Actor::account(&admin_id, email.as_str(), None);
     let started = std::time::Instant::now();

@@ -6,9 +6,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::db::DbConnection;
 use crate::db::schema::{accounts, sessions, setup_codes};
-use crate::users::{EmailAddress, InvalidInput};
+use crate::db::{self, DbConnection};
+use crate::values::{EmailAddress, InvalidInput};
 
 pub const MIN_PASSWORD_LENGTH: usize = 12;
 pub const MAX_PASSWORD_LENGTH: usize = 1024;
@@ -206,15 +206,12 @@ pub enum AccountChangeError {
 /// The account, locked for the rest of the transaction on engines that can (on SQLite
 /// the write transaction already holds the lock).
 fn lock_account(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
-    macro_rules! account {
-        () => {
-            accounts::table.find(id).select(AccountRow::as_select())
-        };
-    }
-    let row = match conn {
-        DbConnection::Postgresql(pg) => account!().for_update().first(pg).optional(),
-        DbConnection::Sqlite(sqlite) => account!().first(sqlite).optional(),
-    }?;
+    let row = db::locked!(
+        conn,
+        accounts::table.find(id).select(AccountRow::as_select()),
+        first
+    )
+    .optional()?;
     row.ok_or(AccountChangeError::NotFound)
 }
 
@@ -222,19 +219,15 @@ fn lock_account(conn: &mut DbConnection, id: &str) -> Result<AccountRow, Account
 /// in every transaction), so that two administrators demoting each other at once cannot
 /// both see the other remain, nor deadlock.
 fn lock_for_demotion(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
-    macro_rules! administrators {
-        () => {
-            accounts::table
-                .filter(accounts::role.eq(Role::Administrator.as_str()))
-                .filter(accounts::disabled_at.is_null())
-                .order(accounts::id)
-                .select(accounts::id)
-        };
-    }
-    let administrators: Vec<String> = match conn {
-        DbConnection::Postgresql(pg) => administrators!().for_update().load(pg),
-        DbConnection::Sqlite(sqlite) => administrators!().load(sqlite),
-    }?;
+    let administrators: Vec<String> = db::locked!(
+        conn,
+        accounts::table
+            .filter(accounts::role.eq(Role::Administrator.as_str()))
+            .filter(accounts::disabled_at.is_null())
+            .order(accounts::id)
+            .select(accounts::id),
+        load
+    )?;
     let account = lock_account(conn, id)?;
     let is_active_administrator = administrators.iter().any(|a| a == id);
     if is_active_administrator && administrators.len() == 1 {

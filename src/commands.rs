@@ -5,13 +5,15 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::accounts::{self, NewPassword, Role};
-use crate::audit::{self, Action, Actor, NewAuditEvent};
+use crate::accounts::{NewPassword, Role};
 use crate::clock::Clock;
 use crate::config::{AdminCommand, Cli, Command, Config};
-use crate::db::{self, Db, write_transaction};
+use crate::db::{self, Db};
+use crate::mail::MailQueue;
+use crate::operations::{AccountAdded, Operations};
+use crate::principal::Principal;
 use crate::startup::Application;
-use crate::users::EmailAddress;
+use crate::values::EmailAddress;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     crate::telemetry::init(&cli.config.log, cli.config.log_format);
@@ -50,31 +52,26 @@ fn add_account(config: &Config, email: &str, role: Role) -> anyhow::Result<()> {
     let password = password_from_env_or_terminal()?;
     let new_password = NewPassword::parse(&password, email.as_str())
         .map_err(|e| anyhow::anyhow!("password: {e}"))?;
-    let hash = new_password.hash()?;
     let db = connect(config)?;
-    let mut conn = db.get()?;
-    db::run_migrations(&mut conn)?;
-    let now = Clock::system().now();
-    write_transaction(&mut conn, |conn| {
-        let id = accounts::create(conn, now, &email, &hash, role).map_err(|e| match e {
-            accounts::CreateAccountError::AlreadyExists => {
-                anyhow::anyhow!("an account for {email} already exists")
-            }
-            other => other.into(),
-        })?;
-        accounts::setup_code::clear(conn)?;
-        audit::record(
-            conn,
-            &[NewAuditEvent::new(
-                now,
-                &Actor::command_line(),
-                Action::AccountAdd,
-                Some(email.as_str()),
-                format!("{} account {id}, from the command line", role.label()),
-            )],
-        )?;
-        Ok::<_, anyhow::Error>(())
-    })?;
+    db::run_migrations(&mut *db.get()?)?;
+    let ops = Operations::new(
+        db,
+        Clock::system(),
+        MailQueue::unattended(),
+        config.resend_limit_per_hour,
+    );
+    let added = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(ops.add_account(
+            &Principal::command_line(),
+            email.clone(),
+            role,
+            new_password,
+        ))?;
+    if let AccountAdded::AlreadyExists = added {
+        anyhow::bail!("an account for {email} already exists");
+    }
     println!("Added {} account {email}.", role.label());
     Ok(())
 }

@@ -1,146 +1,42 @@
-//! One error type for the web layer: each variant maps to a status code and a page, and
-//! unexpected ones are logged with their whole cause chain.
+//! The domain's error: what an operation can refuse, and what can fail beneath it. The
+//! web layer (and any other front door) decides how each one is shown.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpResponse, ResponseError};
-use askama::Template;
+use crate::db::DbError;
+use crate::values::InvalidInput;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("sign-in required")]
-    NotSignedIn { return_to: String },
-    #[error("your role does not allow this")]
-    Forbidden,
-    #[error("the form expired or did not come from this console")]
-    Csrf,
-    #[error("not found")]
+pub enum Error {
+    #[error("no such thing")]
     NotFound,
+    #[error("the acting role does not allow this")]
+    Forbidden,
+    #[error("invitations are not set up yet")]
+    NotSetUp,
     #[error("{0}")]
-    BadRequest(String),
-    #[error("too many attempts")]
-    TooManyRequests { retry_after_seconds: u64 },
-    #[error("database error")]
-    Database(#[from] diesel::result::Error),
-    #[error("no database connection available")]
-    Pool(#[from] diesel::r2d2::PoolError),
-    #[error("cannot render a template")]
-    Template(#[from] askama::Error),
+    Invalid(#[from] InvalidInput),
+    #[error(transparent)]
+    Database(#[from] DbError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
-    status: u16,
-}
-
-impl AppError {
-    fn page(&self) -> (&'static str, String) {
-        match self {
-            Self::NotSignedIn { .. } => ("Sign in", "Sign in to continue.".to_owned()),
-            Self::Forbidden => (
-                "Not allowed",
-                "Your role does not allow this action. Ask an administrator if you need it."
-                    .to_owned(),
-            ),
-            Self::Csrf => (
-                "Form expired",
-                "This form expired or did not come from this console, so nothing was changed. \
-                 Go back, reload the page and try again."
-                    .to_owned(),
-            ),
-            Self::NotFound => (
-                "Page not found",
-                "There is nothing at this address. Check the link, or start again from Users."
-                    .to_owned(),
-            ),
-            Self::BadRequest(message) => ("Bad request", message.clone()),
-            Self::TooManyRequests { .. } => (
-                "Too many attempts",
-                "Too many attempts from here. Wait a minute, then try again.".to_owned(),
-            ),
-            Self::Database(_) | Self::Pool(_) | Self::Template(_) | Self::Unexpected(_) => (
-                "Something went wrong",
-                "Something went wrong on our side and nothing was changed. Try again in a \
-                 moment; if it keeps happening, tell your administrator."
-                    .to_owned(),
-            ),
-        }
+impl From<diesel::result::Error> for Error {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Database(DbError::Query(error))
     }
 }
 
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::NotSignedIn { .. } => StatusCode::SEE_OTHER,
-            Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Database(_) | Self::Template(_) | Self::Unexpected(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?anyhow_chain(self), "request failed");
-        }
-        if let Self::NotSignedIn { return_to } = self {
-            let location = if return_to.is_empty() || return_to == "/" {
-                "/login".to_owned()
-            } else {
-                format!(
-                    "/login?next={}",
-                    url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
-                )
-            };
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, location))
-                .finish();
-        }
-        let (title, message) = self.page();
-        let body = ErrorPage {
-            title,
-            message: &message,
-            status: status.as_u16(),
-        }
-        .render()
-        .unwrap_or_else(|_| format!("{title}: {message}"));
-        let mut response = HttpResponse::build(status);
-        response.insert_header(ContentType::html());
-        if let Self::TooManyRequests {
-            retry_after_seconds,
-        } = self
-        {
-            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
-        }
-        response.body(body)
+impl From<askama::Error> for Error {
+    fn from(error: askama::Error) -> Self {
+        Self::Unexpected(anyhow::Error::new(error).context("cannot write an email"))
     }
 }
 
-/// "database error: no such table: users" — the error and every cause below it.
-fn anyhow_chain(error: &AppError) -> String {
-    use std::error::Error as _;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+impl Error {
+    /// Whether a unique index refused the write (an address invited twice at once).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(DbError::Query(e)) if crate::db::is_unique_violation(e))
     }
-    text
 }
 
-impl From<actix_web::error::BlockingError> for AppError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        Self::Unexpected(anyhow::anyhow!("blocking task failed: {error}"))
-    }
-}
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,8 +6,8 @@ use url::Url;
 
 use crate::db::DbConnection;
 use crate::db::schema::invitation_settings;
-use crate::users::name::is_disallowed;
-use crate::users::{EmailAddress, InvalidInput};
+use crate::values::name::is_disallowed;
+use crate::values::{EmailAddress, InvalidInput};
 
 pub const DEFAULT_VALIDITY_DAYS: i32 = 7;
 pub const MIN_VALIDITY_DAYS: i32 = 1;
@@ -192,7 +192,7 @@ impl InvitationSettings {
         &self,
         conn: &mut DbConnection,
         now: NaiveDateTime,
-        account_id: &str,
+        account_id: Option<&str>,
     ) -> QueryResult<()> {
         let updated = diesel::update(invitation_settings::table.find(1))
             .set((

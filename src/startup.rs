@@ -5,31 +5,23 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use actix_session::SessionMiddleware;
-use actix_session::config::{BrowserSession, CookieContentSecurity};
-use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
-use actix_web_flash_messages::FlashMessagesFramework;
+use actix_web::cookie::Key;
+use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::TimeDelta;
 use secrecy::ExposeSecret;
-use tracing_actix_web::TracingLogger;
 
 use crate::accounts;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{self, Db, Engine};
-use crate::error::AppError;
 use crate::mail::{MailWorker, Mailer, RetryPolicy, WorkerSettings};
+use crate::operations::Operations;
 use crate::web::health::Readiness;
-use crate::web::layout::FlashCookies;
-use crate::web::middleware::{RedactedRootSpan, ready_gate, secure_cookies, security_headers};
-use crate::web::session::{self, DbSessionStore};
-use crate::web::{self as console, AppState, assets, csrf, health};
+use crate::web::request::AppState;
+use crate::web::server::http_server;
 
 /// How soon a change of the public URL made through another instance applies here.
 const PUBLIC_URL_RELOAD: std::time::Duration = std::time::Duration::from_secs(10);
@@ -72,15 +64,20 @@ impl Application {
         );
         let (worker, mail_queue) = MailWorker::prepare(mailer);
         let page_cache = std::time::Duration::from_millis(config.users_page_cache_ms);
+        let ops = Operations::new(
+            db.clone(),
+            clock.clone(),
+            mail_queue,
+            config.resend_limit_per_hour,
+        );
         let state = AppState {
+            ops,
             db: db.clone(),
             clock: clock.clone(),
-            mail: mail_queue,
             config: Arc::new(config),
             readiness: readiness.clone(),
             limits: Arc::new(crate::web::limits::Limits::default()),
             public_url_is_https: Arc::default(),
-            counts: Arc::default(),
             views: Arc::new(crate::web::users::ViewCache::new(page_cache)),
         };
         // Polled from now on, so that probes are answered while migrations run.
@@ -90,11 +87,13 @@ impl Application {
         // The server answers probes (503 "starting") while migrations run; another instance
         // may be holding the migration lock.
         let migration_db = db.clone();
-        let migrated = web_block(move || -> anyhow::Result<usize> {
+        let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
             let mut conn = migration_db.get()?;
             db::run_migrations(&mut conn)
         })
-        .await;
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|applied| applied);
         let applied = match migrated {
             Ok(applied) => applied,
             Err(error) => {
@@ -108,12 +107,8 @@ impl Application {
         state.reload_public_url().await;
         readiness.set_ready();
         // Count users by status now rather than on the first visit to the Users page.
-        let (counts, counts_db, counts_clock) = (state.counts.clone(), db.clone(), clock.clone());
-        tokio::spawn(async move {
-            if let Err(error) = counts.get(&counts_db, &counts_clock).await {
-                tracing::warn!(%error, "could not count users by status");
-            }
-        });
+        let ops = state.ops.clone();
+        tokio::spawn(async move { ops.count_users_now().await });
         // The worker's own connections: sends on PostgreSQL hold one each, and must not
         // starve the pages.
         let mail_db = Db::connect_lazily(&database_url, worker_settings.threads as u32 + 1)?;
@@ -165,12 +160,9 @@ impl Application {
         };
         let worker = self.worker.lock().ok().and_then(|mut w| w.take());
         if let Some(worker) = worker {
-            web_block(move || {
-                worker.shutdown();
-                Ok::<_, anyhow::Error>(())
-            })
-            .await
-            .ok();
+            tokio::task::spawn_blocking(move || worker.shutdown())
+                .await
+                .ok();
         }
         result
     }
@@ -178,18 +170,12 @@ impl Application {
     /// While no console account exists, prints a one-time code and the page that
     /// exchanges it for the first administrator.
     async fn announce_setup_code(&self) -> anyhow::Result<()> {
-        let now = self.state.clock.now();
         let code = self
             .state
-            .db
-            .run(move |conn| {
-                if accounts::any_exist(conn)? {
-                    return Ok(None);
-                }
-                Ok(Some(accounts::setup_code::issue(conn, now)?))
-            })
+            .ops
+            .issue_setup_code()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot issue a setup code: {e}"))?;
+            .context("cannot issue a setup code")?;
         if let Some(code) = code {
             let listen = self.state.config.listen;
             let host = if listen.ip().is_unspecified() {
@@ -227,14 +213,6 @@ impl ApplicationHandle {
         // The command is sent when called; the returned future only waits for it.
         drop(self.server.stop(true));
     }
-}
-
-async fn web_block<T: Send + 'static>(
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    actix_web::web::block(work)
-        .await
-        .map_err(|e| anyhow::anyhow!("background task failed: {e}"))?
 }
 
 fn mailer(config: &Config) -> anyhow::Result<Mailer> {
@@ -276,78 +254,6 @@ fn worker_settings(config: &Config) -> WorkerSettings {
             horizon: seconds(config.mail_retry_hours.saturating_mul(3600)),
         },
     }
-}
-
-fn http_server(state: AppState, cookie_key: Key, listener: TcpListener) -> anyhow::Result<Server> {
-    let store = DbSessionStore::new(
-        state.db.clone(),
-        state.clock.clone(),
-        state.config.session_idle(),
-        state.config.session_lifetime(),
-    );
-    let workers = state
-        .config
-        .http_workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let blocking_threads = (state.config.db_pool_size as usize)
-        .div_ceil(workers)
-        .max(2);
-    let data = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
-            .cookie_name(session::COOKIE_NAME.to_owned())
-            .cookie_http_only(true)
-            .cookie_same_site(SameSite::Lax)
-            .cookie_secure(false)
-            .cookie_content_security(CookieContentSecurity::Signed)
-            .session_lifecycle(BrowserSession::default().state_ttl(
-                actix_web::cookie::time::Duration::seconds(
-                    i64::try_from(data.config.session_idle().as_secs()).unwrap_or(3600),
-                ),
-            ))
-            .build();
-        let flashes =
-            FlashMessagesFramework::builder(FlashCookies::new(cookie_key.clone(), "enroll_flash"))
-                .build();
-        App::new()
-            .app_data(data.clone())
-            .app_data(csrf::payload_config())
-            .app_data(
-                actix_multipart::form::MultipartFormConfig::default()
-                    .total_limit(3 * 1024 * 1024)
-                    .memory_limit(3 * 1024 * 1024)
-                    .error_handler(|error, _| {
-                        AppError::BadRequest(format!("The upload could not be read: {error}"))
-                            .into()
-                    }),
-            )
-            .wrap(from_fn(secure_cookies))
-            .wrap(security_headers())
-            .wrap(TracingLogger::<RedactedRootSpan>::new())
-            .route("/livez", web::get().to(health::livez))
-            .route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz))
-            .route("/static/{name}", web::get().to(assets::asset))
-            .service(
-                web::scope("")
-                    .wrap(sessions)
-                    .wrap(flashes)
-                    // Probes and assets above get no CSRF cookie; every page does.
-                    .wrap(from_fn(csrf::middleware))
-                    .wrap(from_fn(ready_gate))
-                    .configure(console::routes)
-                    .default_service(web::to(|| async {
-                        Err::<actix_web::HttpResponse, _>(AppError::NotFound)
-                    })),
-            )
-    })
-    .workers(workers)
-    // Blocking work is database work: more threads than connections would only queue
-    // (and hold memory) waiting for one.
-    .worker_max_blocking_threads(blocking_threads)
-    .listen(listener)?
-    .run();
-    Ok(server)
 }
 
 /// The key that signs session and flash cookies: from ENROLL_SESSION_KEY, or (SQLite

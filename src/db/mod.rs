@@ -15,7 +15,18 @@ use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::error::AppError;
+/// What can go wrong on the way to the database and back.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("cannot open the database")]
+    Connect(#[source] r2d2::Error),
+    #[error("the database task did not finish")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// A connection to either engine. PostgreSQL is declared first: the derive tries the
 /// variants in order, and we only ever build the one the configured URL names.
@@ -212,9 +223,10 @@ impl Db {
     /// own connection: a read takes well under a millisecond and never waits for a writer
     /// (WAL), so it costs less than handing it to another thread. On PostgreSQL, whose
     /// answers take a network round trip, it goes to the blocking pool like any work.
-    pub async fn read<T, F>(&self, work: F) -> Result<T, AppError>
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
         if self.engine != Engine::Sqlite {
@@ -228,9 +240,7 @@ impl Db {
                     let manager = DbConnectionManager {
                         url: self.url.clone(),
                     };
-                    entry.insert(manager.connect().map_err(|e| {
-                        AppError::Unexpected(anyhow::anyhow!("cannot open the database: {e}"))
-                    })?)
+                    entry.insert(manager.connect().map_err(DbError::Connect)?)
                 }
             };
             let result = work(conn);
@@ -247,24 +257,30 @@ impl Db {
         self.engine
     }
 
+    /// The database answers (the health check).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+    }
+
     /// A connection for code that is already off the async executor (CLI, mail worker).
     pub fn get(&self) -> Result<PooledConnection, r2d2::PoolError> {
         self.pool.get()
     }
 
-    /// Runs blocking database work on actix's blocking thread pool.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, AppError>
+    /// Runs blocking database work on the runtime's blocking thread pool.
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        E: From<DbError> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
             work(&mut conn)
         })
         .await
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("database task was cancelled: {e}")))?
+        .map_err(DbError::Task)?
     }
 }
 
@@ -291,6 +307,20 @@ macro_rules! insert_rows {
     }};
 }
 pub(crate) use insert_rows;
+
+/// Runs a query with its rows locked `FOR UPDATE` where the engine locks rows
+/// (PostgreSQL); on SQLite the write transaction already holds the whole database. The
+/// query is written once and built per engine, since its select clause is typed by the
+/// backend it runs on. `$run` is how it runs: `load`, `first`, `get_result`.
+macro_rules! locked {
+    ($conn:expr, $query:expr, $run:ident) => {
+        match &mut *$conn {
+            $crate::db::DbConnection::Postgresql(pg) => $query.for_update().$run(pg),
+            $crate::db::DbConnection::Sqlite(sqlite) => $query.$run(sqlite),
+        }
+    };
+}
+pub(crate) use locked;
 
 pub fn engine_of(conn: &DbConnection) -> Engine {
     match conn {

@@ -3,7 +3,6 @@
 use askama::Template;
 use chrono::NaiveDateTime;
 
-use super::outbox::{EmailKind, NewOutboundEmail};
 use crate::settings::InvitationSettings;
 use crate::time_format;
 
@@ -129,30 +128,5 @@ pub fn sender_display_name(settings: &InvitationSettings) -> String {
         sender.to_owned()
     } else {
         format!("{sender} at {organization}")
-    }
-}
-
-impl RenderedEmail {
-    /// An outbox row that sends this email to `recipient`, due now.
-    pub fn into_outbound(
-        self,
-        settings: &InvitationSettings,
-        invitation_id: &str,
-        recipient: &str,
-        kind: EmailKind,
-        due_at: NaiveDateTime,
-        now: NaiveDateTime,
-    ) -> NewOutboundEmail {
-        NewOutboundEmail::new(
-            invitation_id,
-            kind,
-            &sender_display_name(settings),
-            &settings.sender_address,
-            Some(&settings.contact_email),
-            recipient,
-            self,
-            due_at,
-            now,
-        )
     }
 }

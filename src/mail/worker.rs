@@ -128,6 +128,14 @@ impl MailQueue {
     pub fn writes_files(&self) -> bool {
         self.writes_files
     }
+
+    /// For work that queues no email (the command line): nobody listens.
+    pub fn unattended() -> Self {
+        Self {
+            signal: Arc::default(),
+            writes_files: false,
+        }
+    }
 }
 
 pub struct MailWorker {

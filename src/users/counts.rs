@@ -12,7 +12,7 @@ use super::EnrollmentStatus;
 use super::list;
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::error::AppError;
+use crate::error::Error;
 
 /// Served as they are for this long.
 const FRESH_FOR: TimeDelta = TimeDelta::seconds(5);
@@ -91,7 +91,7 @@ impl CountsCache {
         })
     }
 
-    pub async fn get(self: &Arc<Self>, db: &Db, clock: &Clock) -> Result<StatusCounts, AppError> {
+    pub async fn get(self: &Arc<Self>, db: &Db, clock: &Clock) -> Result<StatusCounts, Error> {
         match self.cached(clock) {
             Some((counts, true)) => Ok(counts),
             Some((counts, false)) => {
@@ -110,7 +110,7 @@ impl CountsCache {
         }
     }
 
-    async fn recount(&self, db: &Db, clock: &Clock) -> Result<StatusCounts, AppError> {
+    async fn recount(&self, db: &Db, clock: &Clock) -> Result<StatusCounts, Error> {
         let _counting = self.counting.lock().await;
         // Counted by the request we waited for?
         if let Some((counts, true)) = self.cached(clock) {
@@ -119,7 +119,7 @@ impl CountsCache {
         let generation = self.generation.load(Ordering::SeqCst);
         let now = clock.now();
         let counts = db
-            .run(move |conn| Ok(StatusCounts::count(conn, "", now)?))
+            .run(move |conn| Ok::<_, Error>(StatusCounts::count(conn, "", now)?))
             .await?;
         if let Ok(mut snapshot) = self.snapshot.lock() {
             *snapshot = Some(Snapshot {

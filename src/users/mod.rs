@@ -3,31 +3,15 @@
 
 pub mod counts;
 pub mod csv;
-pub mod email;
 pub mod history;
 pub mod invitations;
 pub mod list;
-pub mod name;
 pub mod status;
 pub mod token;
 
-use std::borrow::Cow;
-
-pub use email::EmailAddress;
-pub use name::PersonName;
+pub use crate::values::{EmailAddress, InvalidInput, PersonName};
 pub use status::EnrollmentStatus;
 pub use token::EnrollmentToken;
-
-/// A message for the person who typed something we cannot accept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidInput(Cow<'static, str>);
-
-impl InvalidInput {
-    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        Self(message.into())
-    }
-}
 
 /// Someone to invite, every part valid.
 #[derive(Debug, Clone)]

@@ -4,7 +4,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto;
 
-/// A token as it travels in a link. Never logged, never stored.
+/// A token as it travels in a link. Never logged; the invitations table keeps only its
+/// SHA-256. The link itself sits in the body of the queued email until that email is
+/// sent (a reminder waits there until it is due), and is erased once it is.
 pub struct EnrollmentToken(SecretString);
 
 impl EnrollmentToken {

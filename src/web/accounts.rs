@@ -10,15 +10,13 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::CsrfForm;
+use super::error::AppError;
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, see_other};
-use crate::accounts::{self, AccountChangeError, AccountRow, NewPassword, Role};
-use crate::audit::{self, Action, Actor, NewAuditEvent};
-use crate::db::write_transaction;
-use crate::error::AppError;
+use super::request::{AppState, see_other};
+use crate::accounts::{AccountRow, NewPassword, Role};
+use crate::operations::{AccountAdded, AccountChange};
 use crate::time_format;
-use crate::users::EmailAddress;
-use crate::users::invitations::{self, Change};
+use crate::values::EmailAddress;
 
 struct AccountView {
     id: String,
@@ -87,12 +85,13 @@ struct AccountsPage {
 async fn render_list(
     req: &HttpRequest,
     state: &AppState,
-    layout: Layout,
+    page: ConsolePage,
     email: String,
     role: Role,
     errors: NewAccountErrors,
 ) -> Result<HttpResponse, AppError> {
-    let rows = state.db.run(|conn| Ok(accounts::list(conn)?)).await?;
+    let rows = state.ops.accounts(&page.principal(req, state)).await?;
+    let layout = page.layout;
     let status = if errors.any() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -120,7 +119,7 @@ pub async fn list(
     render_list(
         &req,
         &state,
-        page.layout,
+        page,
         String::new(),
         Role::Helpdesk,
         NewAccountErrors::default(),
@@ -164,41 +163,18 @@ pub async fn add(
     let (Some(email), Some(role), Some(password), false) = (email, role, password, errors.any())
     else {
         let role = role.unwrap_or(Role::Helpdesk);
-        return render_list(&req, &state, page.layout, form.email, role, errors).await;
+        return render_list(&req, &state, page, form.email, role, errors).await;
     };
-    let hash = web::block(move || password.hash()).await??;
-    let now = state.clock.now();
-    let actor = page.actor(&req, &state);
-    let new_email = email.clone();
-    let created = state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                match accounts::create(conn, now, &new_email, &hash, role) {
-                    Ok(_) => {}
-                    Err(accounts::CreateAccountError::AlreadyExists) => return Ok(false),
-                    Err(accounts::CreateAccountError::Database(e)) => return Err(e.into()),
-                }
-                audit::record(
-                    conn,
-                    &[NewAuditEvent::new(
-                        now,
-                        &actor,
-                        Action::AccountAdd,
-                        Some(new_email.as_str()),
-                        role.label(),
-                    )],
-                )?;
-                Ok::<_, AppError>(true)
-            })
-        })
+    let added = state
+        .ops
+        .add_account(&page.principal(&req, &state), email.clone(), role, password)
         .await?;
-    if !created {
+    if let AccountAdded::AlreadyExists = added {
         let errors = NewAccountErrors {
             email: Some("An account with this email address already exists.".to_owned()),
             ..NewAccountErrors::default()
         };
-        return render_list(&req, &state, page.layout, form.email, role, errors).await;
+        return render_list(&req, &state, page, form.email, role, errors).await;
     }
     FlashMessage::success(format!("Added {} account {email}.", role.label())).send();
     Ok(see_other("/accounts"))
@@ -215,11 +191,13 @@ struct AccountPage {
     password_confirmation_error: Option<String>,
 }
 
-async fn load(state: &AppState, id: String) -> Result<AccountRow, AppError> {
-    state
-        .db
-        .run(move |conn| accounts::find(conn, &id)?.ok_or(AppError::NotFound))
-        .await
+async fn load(
+    req: &HttpRequest,
+    state: &AppState,
+    page: &ConsolePage,
+    id: String,
+) -> Result<AccountRow, AppError> {
+    Ok(state.ops.account(&page.principal(req, state), id).await?)
 }
 
 fn account_page(page: ConsolePage, account: &AccountRow) -> AccountPage {
@@ -240,53 +218,30 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let account = load(&state, super::path_id(&path.into_inner())?).await?;
+    let account = load(
+        &req,
+        &state,
+        &page,
+        super::request::path_id(&path.into_inner())?,
+    )
+    .await?;
     Ok(account_page(page, &account)
         .respond_to(&req)
         .map_into_boxed_body())
 }
 
-/// Runs an account change with its audit entry in one transaction; a refusal (last
-/// administrator) comes back as a flash message on the account page.
-async fn change_account(
-    state: &AppState,
-    actor: Actor,
-    change: impl FnOnce(
-        &mut crate::db::DbConnection,
-        chrono::NaiveDateTime,
-        &Actor,
-    ) -> Result<(AccountRow, String), AccountChangeError>
-    + Send
-    + 'static,
-) -> Result<Result<AccountRow, String>, AppError> {
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            let result = write_transaction(conn, |conn| {
-                let (account, detail) = change(conn, now, &actor)?;
-                audit::record(
-                    conn,
-                    &[NewAuditEvent::new(
-                        now,
-                        &actor,
-                        Action::AccountChange,
-                        Some(&account.email),
-                        detail,
-                    )],
-                )?;
-                Ok(account)
-            });
-            match result {
-                Ok(account) => Ok(Ok(account)),
-                Err(AccountChangeError::NotFound) => Err(AppError::NotFound),
-                Err(AccountChangeError::Database(e)) => Err(e.into()),
-                Err(refused @ AccountChangeError::LastAdministrator) => {
-                    Ok(Err(refused.to_string()))
-                }
-            }
-        })
-        .await
+/// Tells how an account change went, on the next page.
+fn flash_change(change: AccountChange, done: impl FnOnce(&AccountRow) -> String) -> bool {
+    match change {
+        AccountChange::Done(account) => {
+            FlashMessage::success(done(&account)).send();
+            true
+        }
+        AccountChange::Refused(reason) => {
+            FlashMessage::error(reason).send();
+            false
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -303,30 +258,19 @@ pub async fn change_role(
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = super::path_id(&path.into_inner())?;
+    let id = super::request::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
     let Some(role) = Role::parse(&form.role) else {
         FlashMessage::error("Choose Administrator or Help desk.").send();
         return Ok(see_other(&back));
     };
-    let actor = page.actor(&req, &state);
-    let target = id.clone();
-    let result = change_account(&state, actor, move |conn, _, _| {
-        let before = accounts::change_role(conn, &target, role)?;
-        let detail = format!(
-            "role changed from {} to {}",
-            before.role().label(),
-            role.label()
-        );
-        Ok((before, detail))
-    })
-    .await?;
-    match result {
-        Ok(account) => {
-            FlashMessage::success(format!("{} is now {}.", account.email, role.label())).send()
-        }
-        Err(refused) => FlashMessage::error(refused).send(),
-    }
+    let change = state
+        .ops
+        .change_role(&page.principal(&req, &state), id, role)
+        .await?;
+    flash_change(change, |account| {
+        format!("{} is now {}.", account.email, role.label())
+    });
     Ok(see_other(&back))
 }
 
@@ -346,8 +290,8 @@ pub async fn reset_password(
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = super::path_id(&path.into_inner())?;
-    let account = load(&state, id.clone()).await?;
+    let id = super::request::path_id(&path.into_inner())?;
+    let account = load(&req, &state, &page, id.clone()).await?;
     let password = NewPassword::parse(&SecretString::from(form.password.clone()), &account.email);
     let mismatch = form.password != form.password_confirmation;
     let password = match (password, mismatch) {
@@ -364,16 +308,14 @@ pub async fn reset_password(
                 .map_into_boxed_body());
         }
     };
-    let hash = web::block(move || password.hash()).await??;
     let is_self = id == page.account.account_id;
-    let actor = page.actor(&req, &state);
-    let target = id.clone();
-    change_account(&state, actor, move |conn, _, _| {
-        let account = accounts::reset_password(conn, &target, &hash)?;
-        Ok((account, "password reset; its sessions ended".to_owned()))
-    })
-    .await?
-    .map_err(AppError::BadRequest)?;
+    let change = state
+        .ops
+        .reset_password(&page.principal(&req, &state), id.clone(), password)
+        .await?;
+    if let AccountChange::Refused(reason) = change {
+        return Err(AppError::BadRequest(reason));
+    }
     if is_self {
         FlashMessage::success("Your password was changed. Sign in with the new one.").send();
         return Ok(see_other("/login"));
@@ -410,14 +352,13 @@ pub async fn disable(
     CsrfForm(form): CsrfForm<DisableForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = super::path_id(&path.into_inner())?;
+    let id = super::request::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
     if form.confirm != "yes" {
-        let account = load(&state, id.clone()).await?;
-        let now = state.clock.now();
+        let account = load(&req, &state, &page, id.clone()).await?;
         let pending_invitations = state
-            .db
-            .run(move |conn| Ok(invitations::count_pending_issued_by(conn, &id, now)?))
+            .ops
+            .pending_invitations_sent_by(&page.principal(&req, &state), id)
             .await?;
         return Ok(DisableConfirmation {
             layout: page.layout.in_section(Section::Accounts),
@@ -429,36 +370,15 @@ pub async fn disable(
     }
     let revoke = form.revoke_invitations == "yes";
     let is_self = id == page.account.account_id;
-    let actor = page.actor(&req, &state);
-    let target = id.clone();
-    let result = change_account(&state, actor, move |conn, now, actor| {
-        let account = accounts::disable(conn, &target, now)?;
-        let revoked = if revoke {
-            invitations::revoke_issued_by(conn, &Change { now, actor }, &target)?
-        } else {
-            0
-        };
-        let detail = if revoke {
-            format!("disabled; its sessions ended; {revoked} pending invitation(s) it sent revoked")
-        } else {
-            "disabled; its sessions ended".to_owned()
-        };
-        Ok((account, detail))
-    })
-    .await?;
-    match result {
-        Ok(account) => {
-            state.counts.invalidate();
-            FlashMessage::success(format!(
-                "{} is disabled and signed out everywhere.",
-                account.email
-            ))
-            .send();
-            if is_self {
-                return Ok(see_other("/login"));
-            }
-        }
-        Err(refused) => FlashMessage::error(refused).send(),
+    let change = state
+        .ops
+        .disable_account(&page.principal(&req, &state), id, revoke)
+        .await?;
+    let disabled = flash_change(change, |account| {
+        format!("{} is disabled and signed out everywhere.", account.email)
+    });
+    if disabled && is_self {
+        return Ok(see_other("/login"));
     }
     Ok(see_other(&back))
 }
@@ -471,15 +391,14 @@ pub async fn enable(
     CsrfForm(_): CsrfForm<super::auth::NoFields>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let id = super::path_id(&path.into_inner())?;
+    let id = super::request::path_id(&path.into_inner())?;
     let back = format!("/accounts/{id}");
-    let actor = page.actor(&req, &state);
-    let target = id.clone();
-    let account = change_account(&state, actor, move |conn, _, _| {
-        Ok((accounts::enable(conn, &target)?, "enabled".to_owned()))
-    })
-    .await?
-    .map_err(AppError::BadRequest)?;
-    FlashMessage::success(format!("{} can sign in again.", account.email)).send();
+    let change = state
+        .ops
+        .enable_account(&page.principal(&req, &state), id)
+        .await?;
+    flash_change(change, |account| {
+        format!("{} can sign in again.", account.email)
+    });
     Ok(see_other(&back))
 }

@@ -7,11 +7,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::AppState;
 use super::layout::{ConsolePage, Layout, Section};
-use crate::audit::{self, Action, AuditQuery};
-use crate::error::AppError;
+use super::request::AppState;
+use crate::audit::{Action, AuditQuery};
 use crate::time_format;
+use crate::web::error::AppError;
 
 const PER_PAGE: i64 = 50;
 
@@ -79,15 +79,14 @@ pub async fn list(
     page.require_administrator()?;
     let query = AuditQuery {
         action: Action::parse(&params.action),
-        actor: super::plain_text(&params.actor, 200),
-        subject: super::plain_text(&params.subject, 200),
+        actor: super::request::plain_text(&params.actor, 200),
+        subject: super::request::plain_text(&params.subject, 200),
         before: decode_position(&params.before),
         per_page: PER_PAGE,
     };
-    let db_query = query.clone();
     let (rows, more) = state
-        .db
-        .run(move |conn| Ok(audit::page(conn, &db_query)?))
+        .ops
+        .audit_page(&page.principal(&req, &state), query.clone())
         .await?;
     let older_url = more.then(|| {
         let last = rows

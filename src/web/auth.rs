@@ -10,14 +10,14 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfForm, CsrfToken};
+use super::error::AppError;
 use super::layout::{Flash, flashes};
+use super::request::{AppState, client_ip, safe_return_path, see_other};
 use super::session::{self, SignedIn};
-use super::{AppState, client_ip, safe_return_path, see_other};
-use crate::accounts::{self, NewPassword, Role, setup_code};
-use crate::audit::{self, Action, Actor, NewAuditEvent};
-use crate::db::write_transaction;
-use crate::error::AppError;
-use crate::users::EmailAddress;
+use crate::accounts::{self, NewPassword};
+use crate::operations::SignIn;
+use crate::principal::Principal;
+use crate::values::EmailAddress;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
@@ -75,7 +75,8 @@ pub async fn login(
     let ip = client_ip(&req, state.config.trust_proxy);
     // One form of the address for the limit and the lookup alike, so that no variant of
     // it (case, spaces, control characters) gets tries of its own.
-    let email = super::plain_text(input.email.trim(), crate::users::email::MAX_EMAIL_LENGTH);
+    let email =
+        super::request::plain_text(input.email.trim(), crate::values::email::MAX_EMAIL_LENGTH);
     let email_key = accounts::email_key(&email);
     if let Err(retry) = state.limits.sign_in_attempt(&email_key, ip.as_deref()) {
         return Err(AppError::TooManyRequests {
@@ -83,43 +84,7 @@ pub async fn login(
         });
     }
     let password = SecretString::from(input.password);
-    let account = state
-        .db
-        .run(move |conn| Ok(accounts::find_by_email(conn, &email_key)?))
-        .await?;
-    let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
-    let known_account_email = account.as_ref().map(|a| a.email.clone());
-    // Argon2 takes tens of milliseconds of CPU: keep it off the request threads.
-    let password_ok =
-        web::block(move || accounts::verify_password(&password, stored_hash.as_deref())).await?;
-    let now = state.clock.now();
-    let signed_in = match account {
-        Some(account) if password_ok && account.is_active() => Some(account),
-        _ => None,
-    };
-    let Some(account) = signed_in else {
-        // Only an address that belongs to an account is logged: what was typed into
-        // the Email field may be someone's password.
-        let detail = match known_account_email {
-            Some(_) => "wrong password, or account disabled",
-            None => "no account with the address typed",
-        };
-        state
-            .db
-            .run(move |conn| {
-                audit::record(
-                    conn,
-                    &[NewAuditEvent::new(
-                        now,
-                        &Actor::anonymous(ip),
-                        Action::SignInFailed,
-                        known_account_email.as_deref(),
-                        detail,
-                    )],
-                )?;
-                Ok(())
-            })
-            .await?;
+    let SignIn::SignedIn(account) = state.ops.sign_in(ip, email_key, password).await? else {
         return Ok(LoginPage {
             flashes: Vec::new(),
             csrf_token: token.0,
@@ -132,17 +97,6 @@ pub async fn login(
         .respond_to(&req)
         .map_into_boxed_body());
     };
-    let actor = Actor::account(&account.id, &account.email, ip);
-    state
-        .db
-        .run(move |conn| {
-            audit::record(
-                conn,
-                &[NewAuditEvent::new(now, &actor, Action::SignIn, None, "")],
-            )?;
-            Ok(())
-        })
-        .await?;
     session::sign_in(&session, &account.id)?;
     csrf::rotate(&req);
     Ok(see_other(safe_return_path(&input.next)))
@@ -158,22 +112,13 @@ pub async fn logout(
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(account) = SignedIn::from_session(&session) {
-        let actor = Actor::account(
+        let principal = Principal::account(
             &account.account_id,
             &account.email,
+            account.role,
             client_ip(&req, state.config.trust_proxy),
         );
-        let now = state.clock.now();
-        state
-            .db
-            .run(move |conn| {
-                audit::record(
-                    conn,
-                    &[NewAuditEvent::new(now, &actor, Action::SignOut, None, "")],
-                )?;
-                Ok(())
-            })
-            .await?;
+        state.ops.sign_out(&principal).await?;
     }
     session::sign_out(&session);
     csrf::rotate(&req);
@@ -218,16 +163,12 @@ impl SetupErrors {
     }
 }
 
-async fn console_is_set_up(state: &AppState) -> Result<bool, AppError> {
-    state.db.run(|conn| Ok(accounts::any_exist(conn)?)).await
-}
-
 pub async fn setup_form(
     req: HttpRequest,
     state: web::Data<AppState>,
     token: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    if console_is_set_up(&state).await? {
+    if state.ops.console_is_set_up().await? {
         return Ok(see_other("/login"));
     }
     Ok(SetupPage {
@@ -246,7 +187,7 @@ pub async fn setup(
     token: CsrfToken,
     CsrfForm(input): CsrfForm<SetupInput>,
 ) -> Result<HttpResponse, AppError> {
-    if console_is_set_up(&state).await? {
+    if state.ops.console_is_set_up().await? {
         return Ok(see_other("/login"));
     }
     let ip = client_ip(&req, state.config.trust_proxy);
@@ -255,11 +196,9 @@ pub async fn setup(
             retry_after_seconds: retry.seconds(),
         });
     }
-    let now = state.clock.now();
-    let code = input.setup_code.clone();
     let code_ok = state
-        .db
-        .run(move |conn| Ok(setup_code::is_valid(conn, &code, now)?))
+        .ops
+        .setup_code_is_valid(input.setup_code.clone())
         .await?;
     let mut errors = SetupErrors::default();
     if !code_ok {
@@ -296,31 +235,9 @@ pub async fn setup(
         .respond_to(&req)
         .map_into_boxed_body());
     };
-    let hash = web::block(move || new_password.hash()).await??;
     let account_id = state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                if accounts::any_exist(conn)? {
-                    return Ok(None);
-                }
-                let id = accounts::create(conn, now, &email, &hash, Role::Administrator)
-                    .map_err(|e| AppError::Unexpected(e.into()))?;
-                setup_code::clear(conn)?;
-                let actor = Actor::account(&id, email.as_str(), ip);
-                audit::record(
-                    conn,
-                    &[NewAuditEvent::new(
-                        now,
-                        &actor,
-                        Action::AccountAdd,
-                        Some(email.as_str()),
-                        "first administrator, from the setup page",
-                    )],
-                )?;
-                Ok(Some(id))
-            })
-        })
+        .ops
+        .set_up_first_administrator(&Principal::anonymous(ip), email, new_password)
         .await?;
     let Some(account_id) = account_id else {
         return Ok(see_other("/login"));

@@ -17,7 +17,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::crypto;
-use crate::error::AppError;
+use crate::web::error::AppError;
 
 pub const COOKIE_NAME: &str = "enroll_csrf";
 pub const FIELD_NAME: &str = "csrf_token";

@@ -9,13 +9,12 @@ use askama_web::WebTemplate;
 
 use super::auth::NoFields;
 use super::csrf::{CsrfForm, CsrfToken};
-use super::{AppState, client_ip, see_other};
-use crate::audit::Actor;
-use crate::error::AppError;
-use crate::settings::InvitationSettings;
+use super::error::AppError;
+use super::request::{AppState, client_ip, see_other};
+use crate::principal::Principal;
 use crate::time_format;
 use crate::users::EnrollmentToken;
-use crate::users::invitations::{self, Change, EnrollOutcome, Invitee, TokenState};
+use crate::users::invitations::{EnrollOutcome, Invitee, TokenState};
 
 /// The flash that tells the page after the redirect that this browser just joined.
 const JOINED: &str = "joined";
@@ -121,21 +120,9 @@ async fn inspect(
     state: &AppState,
     token_text: &str,
 ) -> Result<(TokenState, String, String), AppError> {
-    let hash = EnrollmentToken::parse(token_text).map(|t| t.hash());
-    let now = state.clock.now();
-    state
-        .db
-        .run(move |conn| {
-            let token_state = match hash {
-                Some(hash) => invitations::look_up(conn, &hash, now)?,
-                None => TokenState::Unknown,
-            };
-            let (contact, organization) = InvitationSettings::load(conn)?
-                .map(|s| (s.contact_email, s.organization_name))
-                .unwrap_or_default();
-            Ok((token_state, contact, organization))
-        })
-        .await
+    let token = EnrollmentToken::parse(token_text);
+    let found = state.ops.look_up_token(token.as_ref()).await?;
+    Ok((found.state, found.contact_email, found.organization))
 }
 
 /// A token that leads nowhere counts against the client's address; too many get 429.
@@ -166,7 +153,7 @@ fn respond(req: &HttpRequest, page: EnrollPage) -> HttpResponse {
 pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: CsrfToken,
+    csrf: CsrfToken,
     path: web::Path<String>,
     flashes: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
@@ -182,7 +169,7 @@ pub async fn show(
             invitee,
             &contact,
             &organization,
-            token.0,
+            csrf.0,
             &token_text,
         ),
     ))
@@ -191,57 +178,36 @@ pub async fn show(
 pub async fn join(
     req: HttpRequest,
     state: web::Data<AppState>,
-    token: CsrfToken,
+    csrf: CsrfToken,
     path: web::Path<String>,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
     let token_text = path.into_inner();
-    let Some(parsed) = EnrollmentToken::parse(&token_text) else {
-        throttle_unknown(&req, &state, &TokenState::Unknown)?;
-        let (_, contact, organization) = inspect(&state, "").await?;
-        return Ok(respond(
-            &req,
-            page(
-                Situation::NotValid,
-                None,
-                &contact,
-                &organization,
-                token.0,
-                &token_text,
-            ),
-        ));
+    let refused = match EnrollmentToken::parse(&token_text) {
+        None => TokenState::Unknown,
+        Some(parsed) => {
+            let principal = Principal::anonymous(client_ip(&req, state.config.trust_proxy));
+            match state.ops.enroll(&principal, &parsed).await? {
+                EnrollOutcome::Enrolled(_) => {
+                    FlashMessage::success(JOINED).send();
+                    return Ok(see_other(&format!("/enroll/{token_text}")));
+                }
+                EnrollOutcome::Refused(refused) => refused,
+            }
+        }
     };
-    let hash = parsed.hash();
-    let now = state.clock.now();
-    let actor = Actor::anonymous(client_ip(&req, state.config.trust_proxy));
-    let outcome = state
-        .db
-        .run(move |conn| {
-            let change = Change { now, actor: &actor };
-            invitations::enroll(conn, &change, &hash)
-        })
-        .await?;
-    match outcome {
-        EnrollOutcome::Enrolled(_) => {
-            state.counts.invalidate();
-            FlashMessage::success(JOINED).send();
-            Ok(see_other(&format!("/enroll/{token_text}")))
-        }
-        EnrollOutcome::Refused(refused) => {
-            throttle_unknown(&req, &state, &refused)?;
-            let (_, contact, organization) = inspect(&state, "").await?;
-            let (situation, invitee) = situation_of(&refused, false);
-            Ok(respond(
-                &req,
-                page(
-                    situation,
-                    invitee,
-                    &contact,
-                    &organization,
-                    token.0,
-                    &token_text,
-                ),
-            ))
-        }
-    }
+    throttle_unknown(&req, &state, &refused)?;
+    let (_, contact, organization) = inspect(&state, "").await?;
+    let (situation, invitee) = situation_of(&refused, false);
+    Ok(respond(
+        &req,
+        page(
+            situation,
+            invitee,
+            &contact,
+            &organization,
+            csrf.0,
+            &token_text,
+        ),
+    ))
 }

@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{HttpResponse, web};
-use diesel::connection::SimpleConnection;
 
-use super::AppState;
+use super::request::AppState;
 
 /// False until this instance's migrations are done (another instance may hold the
 /// migration lock for a while).
@@ -32,14 +31,7 @@ pub async fn livez() -> HttpResponse {
 
 /// The database answers.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let result = state
-        .db
-        .run(|conn| {
-            conn.batch_execute("SELECT 1")?;
-            Ok(())
-        })
-        .await;
-    match result {
+    match state.db.ping().await {
         Ok(()) => HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body("ok"),

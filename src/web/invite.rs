@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 use askama_web::WebTemplate;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use validator::{Validate, ValidationError, ValidationErrors};
 
@@ -17,12 +16,13 @@ use actix_multipart::form::bytes::Bytes as MultipartBytes;
 use actix_multipart::form::text::Text;
 
 use super::csrf::{self, CsrfForm};
+use super::error::AppError;
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, see_other};
-use crate::error::AppError;
-use crate::settings::InvitationSettings;
-use crate::users::invitations::{self, Change, InviteOutcome, QueuedLink};
-use crate::users::{EmailAddress, NewInvitee, PersonName};
+use super::request::{AppState, see_other};
+use crate::principal::Principal;
+use crate::users::NewInvitee;
+use crate::users::invitations::InviteOutcome;
+use crate::values::{EmailAddress, InvalidInput, PersonName};
 
 /// Rows in one submission, at most.
 pub const MAX_ROWS: usize = 1000;
@@ -89,7 +89,7 @@ struct InviteRow<'a> {
     email: &'a str,
 }
 
-fn as_validation_error(error: crate::users::InvalidInput) -> ValidationError {
+fn as_validation_error(error: InvalidInput) -> ValidationError {
     ValidationError::new("invalid").with_message(error.to_string().into())
 }
 
@@ -130,11 +130,8 @@ impl InviteRow<'_> {
     }
 }
 
-async fn load_settings(state: &AppState) -> Result<Option<InvitationSettings>, AppError> {
-    state
-        .db
-        .run(|conn| Ok(InvitationSettings::load(conn)?))
-        .await
+async fn is_set_up(state: &AppState) -> Result<bool, AppError> {
+    Ok(state.ops.invitation_settings().await?.is_some())
 }
 
 /// Nobody can be invited before the invitation email is set up: "Invite user" leads
@@ -155,7 +152,7 @@ pub async fn form(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    if load_settings(&state).await?.is_none() {
+    if !is_set_up(&state).await? {
         return Ok(set_up_first());
     }
     Ok(InvitePage {
@@ -221,9 +218,10 @@ pub async fn submit(
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let Some(settings) = load_settings(&state).await? else {
+    if !is_set_up(&state).await? {
         return Ok(set_up_first());
-    };
+    }
+    let principal = page.principal(&req, &state);
     let (submission_key, key_sent) = form.submission_key();
     let mut rows = form.rows();
     let render =
@@ -266,18 +264,16 @@ pub async fn submit(
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
-    let invitees = check_rows(&state, &mut rows).await?;
+    let invitees = check_rows(&state, &principal, &mut rows).await?;
     // Asked only now: addresses the check found taken may be this very form's, sent a
     // moment ago (a double click), and its key was committed with them.
-    if key_sent {
-        let key = submission_key.clone();
-        if state
-            .db
-            .run(move |conn| Ok(invitations::was_submitted(conn, &key)?))
+    if key_sent
+        && state
+            .ops
+            .was_submitted(&principal, submission_key.clone())
             .await?
-        {
-            return Ok(already_submitted());
-        }
+    {
+        return Ok(already_submitted());
     }
     if rows.iter().any(RowView::has_error) {
         return Ok(render(
@@ -287,30 +283,22 @@ pub async fn submit(
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
-    let change_now = state.clock.now();
-    let actor = page.actor(&req, &state);
-    let key = submission_key.clone();
     let outcome = state
-        .db
-        .run(move |conn| {
-            let change = Change {
-                now: change_now,
-                actor: &actor,
-            };
-            invitations::invite(
-                conn,
-                &change,
-                &settings,
-                &invitees,
-                key_sent.then_some(key.as_str()),
-            )
-        })
-        .await?;
+        .ops
+        .invite(
+            &principal,
+            invitees,
+            key_sent.then(|| submission_key.clone()),
+        )
+        .await;
+    let outcome = match outcome {
+        // Settings removed meanwhile cannot happen (they are never deleted); still,
+        // say it the way the form does.
+        Err(crate::error::Error::NotSetUp) => return Ok(set_up_first()),
+        other => other?,
+    };
     match outcome {
         InviteOutcome::Invited(links) => {
-            log_links(&state, &links);
-            state.mail.notify();
-            state.counts.invalidate();
             let count = links.len();
             FlashMessage::success(if count == 1 {
                 format!("Invitation on its way to {}.", links[0].recipient)
@@ -362,13 +350,14 @@ fn form_page(
 
 /// Validates the rows and marks addresses that already belong to users; returns the
 /// invitees of the rows that are right.
-async fn check_rows(state: &AppState, rows: &mut [RowView]) -> Result<Vec<NewInvitee>, AppError> {
+async fn check_rows(
+    state: &AppState,
+    principal: &Principal,
+    rows: &mut [RowView],
+) -> Result<Vec<NewInvitee>, AppError> {
     let invitees = validate_rows(rows);
     let keys: Vec<String> = invitees.iter().map(|i| i.email.key()).collect();
-    let existing = state
-        .db
-        .run(move |conn| Ok(invitations::existing_email_keys(conn, &keys)?))
-        .await?;
+    let existing = state.ops.addresses_in_use(principal, keys).await?;
     mark_existing(rows, &existing);
     Ok(invitees)
 }
@@ -391,7 +380,7 @@ pub async fn import(
 ) -> Result<HttpResponse, AppError> {
     csrf::verify(&req, form.csrf_token.as_ref().map_or("", |t| t.0.as_str()))?;
     page.require_administrator()?;
-    if load_settings(&state).await?.is_none() {
+    if !is_set_up(&state).await? {
         return Ok(set_up_first());
     }
     let submission_key = form
@@ -435,7 +424,7 @@ pub async fn import(
             ..RowView::default()
         })
         .collect();
-    check_rows(&state, &mut rows).await?;
+    check_rows(&state, &page.principal(&req, &state), &mut rows).await?;
     let name = file
         .file_name
         .filter(|name| !name.trim().is_empty())
@@ -506,24 +495,12 @@ fn validate_rows(rows: &mut [RowView]) -> Vec<NewInvitee> {
 
 fn mark_existing(rows: &mut [RowView], existing_keys: &[String]) {
     for row in rows.iter_mut() {
-        if existing_keys.contains(&row.email.trim().to_ascii_lowercase()) {
+        let key = EmailAddress::parse(&row.email).map(|email| email.key());
+        if key.is_ok_and(|key| existing_keys.contains(&key)) {
             row.email_error = Some(
                 "This address already belongs to a user. To send them a new link, select them \
                  on the Users page and use Resend invitation."
                     .to_owned(),
-            );
-        }
-    }
-}
-
-/// With file mail there is no inbox to open: the log shows each link instead.
-pub fn log_links(state: &AppState, links: &[QueuedLink]) {
-    if state.mail.writes_files() {
-        for link in links {
-            tracing::info!(
-                recipient = %link.recipient,
-                link = %link.link.expose_secret(),
-                "invitation queued (email is written to files; this link enrolls the invitee)"
             );
         }
     }

@@ -7,8 +7,9 @@ use actix_web_flash_messages::{IncomingFlashMessages, Level};
 use futures_util::future::LocalBoxFuture;
 
 use super::csrf::CsrfToken;
+use super::error::AppError;
 use super::session::SignedIn;
-use crate::error::AppError;
+use crate::principal::Principal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
@@ -73,12 +74,13 @@ pub struct ConsolePage {
 }
 
 impl ConsolePage {
-    /// The signed-in account as the one acting, for the audit log.
-    pub fn actor(&self, req: &HttpRequest, state: &super::AppState) -> crate::audit::Actor {
-        crate::audit::Actor::account(
+    /// The signed-in account as the one acting.
+    pub fn principal(&self, req: &HttpRequest, state: &super::request::AppState) -> Principal {
+        Principal::account(
             &self.account.account_id,
             &self.account.email,
-            super::client_ip(req, state.config.trust_proxy),
+            self.account.role,
+            super::request::client_ip(req, state.config.trust_proxy),
         )
     }
 

@@ -11,7 +11,7 @@ use actix_web::{Error, HttpMessage, HttpResponse, web};
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
-use super::AppState;
+use super::request::AppState;
 
 /// No inline script anywhere; forms post only here; nobody may frame the console.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \

@@ -1,54 +1,35 @@
-//! Console sessions, kept in the database through actix-session's `SessionStore`, so
-//! that any instance serves any request and ending a session ends it everywhere.
-//! The cookie holds only a signed random id; the table holds its SHA-256.
+//! Console sessions: actix-session's `SessionStore` over the sessions table (see
+//! [`crate::sessions`]), and the extractors for the signed-in account.
 
 use std::collections::HashMap;
 use std::future::{Ready, ready};
 
+use super::error::AppError;
+use crate::accounts::Role;
+use crate::crypto;
+use crate::sessions::SessionRecords;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_session::{Session, SessionExt};
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use chrono::{NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
-
-use crate::accounts::Role;
-use crate::clock::Clock;
-use crate::crypto;
-use crate::db::Db;
-use crate::db::schema::{accounts, sessions};
-use crate::error::AppError;
 
 pub const COOKIE_NAME: &str = "enroll_session";
 const ACCOUNT_ID: &str = "account_id";
 /// Filled in from the accounts table at every load, never trusted from storage.
 const LOADED_EMAIL: &str = "_account_email";
 const LOADED_ROLE: &str = "_account_role";
-/// Idle expiry is pushed forward at most this often, not on every request.
-const TOUCH_INTERVAL: TimeDelta = TimeDelta::seconds(60);
 
+/// actix-session's store over [`SessionRecords`]; the cookie holds only a signed random
+/// id, the database its SHA-256.
 #[derive(Clone)]
 pub struct DbSessionStore {
-    db: Db,
-    clock: Clock,
-    idle: TimeDelta,
-    lifetime: TimeDelta,
+    records: SessionRecords,
 }
 
 impl DbSessionStore {
-    pub fn new(
-        db: Db,
-        clock: Clock,
-        idle: std::time::Duration,
-        lifetime: std::time::Duration,
-    ) -> Self {
-        Self {
-            db,
-            clock,
-            idle: TimeDelta::from_std(idle).unwrap_or(TimeDelta::hours(1)),
-            lifetime: TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::hours(12)),
-        }
+    pub fn new(records: SessionRecords) -> Self {
+        Self { records }
     }
 
     fn serialize(state: &HashMap<String, String>) -> Result<(String, String), anyhow::Error> {
@@ -61,27 +42,10 @@ impl DbSessionStore {
             state.iter().filter(|(k, _)| !k.starts_with('_')).collect();
         Ok((account_id, serde_json::to_string(&stored)?))
     }
-
-    /// The session stays alive for another idle period from `now`.
-    async fn extend(&self, hash: String, now: chrono::NaiveDateTime) -> Result<(), AppError> {
-        let idle = self.idle;
-        self.db
-            .run(move |conn| {
-                diesel::update(sessions::table.find(&hash))
-                    .set(sessions::idle_expires_at.eq(now + idle))
-                    .execute(conn)?;
-                Ok(())
-            })
-            .await
-    }
 }
 
 fn key_hash(key: &SessionKey) -> String {
     crypto::sha256_hex(key.as_ref().as_bytes())
-}
-
-fn to_anyhow(error: AppError) -> anyhow::Error {
-    anyhow::anyhow!(error)
 }
 
 impl SessionStore for DbSessionStore {
@@ -89,48 +53,23 @@ impl SessionStore for DbSessionStore {
         &self,
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
-        let hash = key_hash(session_key);
-        let now = self.clock.now();
-        let idle = self.idle;
-        let lookup = hash.clone();
-        let row = self
-            .db
-            .read(move |conn| {
-                let row: Option<(String, NaiveDateTime, String, String)> = sessions::table
-                    .inner_join(accounts::table)
-                    .filter(sessions::id_hash.eq(&lookup))
-                    .filter(sessions::idle_expires_at.gt(now))
-                    .filter(sessions::expires_at.gt(now))
-                    .filter(accounts::disabled_at.is_null())
-                    .select((
-                        sessions::state,
-                        sessions::idle_expires_at,
-                        accounts::email,
-                        accounts::role,
-                    ))
-                    .first(conn)
-                    .optional()?;
-                Ok(row)
-            })
+        let Some(stored) = self
+            .records
+            .load(key_hash(session_key))
             .await
-            .map_err(|e| LoadError::Other(to_anyhow(e)))?;
-        let Some((state, idle_expires_at, email, role)) = row else {
+            .map_err(|e| LoadError::Other(e.into()))?
+        else {
             return Ok(None);
         };
-        if now + idle - idle_expires_at > TOUCH_INTERVAL {
-            self.extend(hash, now)
-                .await
-                .map_err(|e| LoadError::Other(to_anyhow(e)))?;
-        }
-        let mut state: HashMap<String, String> =
-            serde_json::from_str(&state).map_err(|e| LoadError::Deserialization(e.into()))?;
+        let mut state: HashMap<String, String> = serde_json::from_str(&stored.state)
+            .map_err(|e| LoadError::Deserialization(e.into()))?;
         state.insert(
             LOADED_EMAIL.to_owned(),
-            serde_json::Value::String(email).to_string(),
+            serde_json::Value::String(stored.account_email).to_string(),
         );
         state.insert(
             LOADED_ROLE.to_owned(),
-            serde_json::Value::String(role).to_string(),
+            serde_json::Value::String(stored.account_role).to_string(),
         );
         Ok(Some(state))
     }
@@ -145,28 +84,10 @@ impl SessionStore for DbSessionStore {
         let key: SessionKey = crypto::random_token()
             .try_into()
             .map_err(|e| SaveError::Other(anyhow::anyhow!("{e}")))?;
-        let hash = key_hash(&key);
-        let now = self.clock.now();
-        let (idle, lifetime) = (self.idle, self.lifetime);
-        self.db
-            .run(move |conn| {
-                diesel::insert_into(sessions::table)
-                    .values((
-                        sessions::id_hash.eq(hash),
-                        sessions::account_id.eq(account_id),
-                        sessions::state.eq(state),
-                        sessions::created_at.eq(now),
-                        sessions::idle_expires_at.eq(now + idle),
-                        sessions::expires_at.eq(now + lifetime),
-                    ))
-                    .execute(conn)?;
-                // Sign-in is rare: a good moment to forget sessions that ended long ago.
-                diesel::delete(sessions::table.filter(sessions::expires_at.le(now)))
-                    .execute(conn)?;
-                Ok(())
-            })
+        self.records
+            .create(key_hash(&key), account_id, state)
             .await
-            .map_err(|e| SaveError::Other(to_anyhow(e)))?;
+            .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
     }
 
@@ -177,26 +98,12 @@ impl SessionStore for DbSessionStore {
         ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
         let (_, state) = Self::serialize(&session_state).map_err(UpdateError::Serialization)?;
-        let hash = key_hash(&session_key);
-        let now = self.clock.now();
-        let idle = self.idle;
         let updated = self
-            .db
-            .run(move |conn| {
-                Ok(diesel::update(
-                    sessions::table
-                        .find(&hash)
-                        .filter(sessions::expires_at.gt(now)),
-                )
-                .set((
-                    sessions::state.eq(state),
-                    sessions::idle_expires_at.eq(now + idle),
-                ))
-                .execute(conn)?)
-            })
+            .records
+            .update(key_hash(&session_key), state)
             .await
-            .map_err(|e| UpdateError::Other(to_anyhow(e)))?;
-        if updated == 1 {
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        if updated {
             Ok(session_key)
         } else {
             self.save(session_state, ttl).await.map_err(|e| match e {
@@ -211,20 +118,11 @@ impl SessionStore for DbSessionStore {
         session_key: &SessionKey,
         _ttl: &CookieDuration,
     ) -> Result<(), anyhow::Error> {
-        self.extend(key_hash(session_key), self.clock.now())
-            .await
-            .map_err(to_anyhow)
+        Ok(self.records.extend(key_hash(session_key)).await?)
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        let hash = key_hash(session_key);
-        self.db
-            .run(move |conn| {
-                diesel::delete(sessions::table.find(&hash)).execute(conn)?;
-                Ok(())
-            })
-            .await
-            .map_err(to_anyhow)
+        Ok(self.records.delete(key_hash(session_key)).await?)
     }
 }
 

@@ -11,11 +11,9 @@ use chrono::TimeDelta;
 use serde::Deserialize;
 
 use super::csrf::CsrfForm;
+use super::error::AppError;
 use super::layout::{ConsolePage, Layout, Section};
-use super::{AppState, see_other};
-use crate::audit::{self, Action, NewAuditEvent};
-use crate::db::write_transaction;
-use crate::error::AppError;
+use super::request::{AppState, see_other};
 use crate::mail::compose::{self, RenderedEmail};
 use crate::settings::{self, InvitationSettings, SettingsErrors, SettingsInput};
 
@@ -45,10 +43,7 @@ pub async fn form(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     page.require_administrator()?;
-    let saved = state
-        .db
-        .run(|conn| Ok(InvitationSettings::load(conn)?))
-        .await?;
+    let saved = state.ops.invitation_settings().await?;
     let first_time = saved.is_none();
     let input = match &saved {
         Some(settings) => SettingsInput::from(settings),
@@ -92,10 +87,7 @@ pub async fn submit(
     page.require_administrator()?;
     let preview_requested = form.action == "preview";
     let parsed = InvitationSettings::parse(&form.input);
-    let first_time = state
-        .db
-        .run(|conn| Ok(InvitationSettings::load(conn)?.is_none()))
-        .await?;
+    let first_time = state.ops.invitation_settings().await?.is_none();
     let settings = match parsed {
         Ok(settings) if !preview_requested => settings,
         Ok(settings) => {
@@ -135,28 +127,9 @@ pub async fn submit(
         }
     };
     let public_url = settings.public_url.clone();
-    let now = state.clock.now();
-    let actor = page.actor(&req, &state);
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let before = InvitationSettings::load(conn)?;
-                settings.save(conn, now, &page.account.account_id)?;
-                let detail = InvitationSettings::describe_changes(before.as_ref(), &settings);
-                audit::record(
-                    conn,
-                    &[NewAuditEvent::new(
-                        now,
-                        &actor,
-                        Action::SettingsChange,
-                        None,
-                        detail,
-                    )],
-                )?;
-                Ok::<_, AppError>(())
-            })
-        })
+    let first_time = state
+        .ops
+        .save_settings(&page.principal(&req, &state), settings)
         .await?;
     state.note_public_url(&public_url);
     if first_time {

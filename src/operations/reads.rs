@@ -1,0 +1,99 @@
+//! What the pages read: the Users table and its counts, a user's history, the audit log.
+
+use chrono::NaiveDateTime;
+
+use super::{Error, Operations, Permission, Principal, Result};
+use crate::audit::{self, Action, AuditQuery, AuditRow, NewAuditEvent};
+use crate::users::counts::StatusCounts;
+use crate::users::history::{self, Entry};
+use crate::users::list::{self, ListQuery, Page, UserRow};
+
+impl Operations {
+    /// One page of the Users table, with the counts by status within a search (the
+    /// unfiltered counts come from [`Operations::status_counts`]).
+    pub async fn users_page(
+        &self,
+        principal: &Principal,
+        query: ListQuery,
+        now: NaiveDateTime,
+    ) -> Result<(Page, Option<StatusCounts>)> {
+        principal.require(Permission::ViewUsers)?;
+        self.db
+            .read(move |conn| {
+                let page = list::page(conn, &query, now)?;
+                let counts = if query.search.trim().is_empty() {
+                    None
+                } else {
+                    Some(StatusCounts::count(conn, &query.search, now)?)
+                };
+                Ok((page, counts))
+            })
+            .await
+    }
+
+    /// Users by status, over everyone; a few seconds old at most.
+    pub async fn status_counts(&self, principal: &Principal) -> Result<StatusCounts> {
+        principal.require(Permission::ViewUsers)?;
+        self.counts.get(&self.db, &self.clock).await
+    }
+
+    /// Counts users by status ahead of the first visit to the Users page.
+    pub async fn count_users_now(&self) {
+        if let Err(error) = self.counts.get(&self.db, &self.clock).await {
+            tracing::warn!(%error, "could not count users by status");
+        }
+    }
+
+    /// The audit entry of an export: who took which view.
+    pub async fn record_export(&self, principal: &Principal, view: String) -> Result<()> {
+        principal.require(Permission::Export)?;
+        let event = NewAuditEvent::new(
+            self.clock.now(),
+            &principal.actor(),
+            Action::Export,
+            None,
+            view,
+        );
+        self.db
+            .run(move |conn| Ok(audit::record(conn, &[event])?))
+            .await
+    }
+
+    /// One batch of an export, read on a connection borrowed for it alone.
+    pub async fn export_batch(
+        &self,
+        principal: &Principal,
+        query: ListQuery,
+        now: NaiveDateTime,
+    ) -> Result<Page> {
+        principal.require(Permission::Export)?;
+        self.db
+            .run(move |conn| Ok(list::page(conn, &query, now)?))
+            .await
+    }
+
+    /// A user as the Users page shows them, and their timeline, oldest first.
+    pub async fn user_history(
+        &self,
+        principal: &Principal,
+        user_id: String,
+        now: NaiveDateTime,
+    ) -> Result<(UserRow, Vec<Entry>)> {
+        principal.require(Permission::ViewUsers)?;
+        self.db
+            .run(move |conn| history::load(conn, &user_id, now)?.ok_or(Error::NotFound))
+            .await
+    }
+
+    /// A page of the audit log, newest first, and whether older entries exist.
+    pub async fn audit_page(
+        &self,
+        principal: &Principal,
+        query: AuditQuery,
+    ) -> Result<(Vec<AuditRow>, bool)> {
+        principal.require(Permission::ViewAudit)?;
+        self.db
+            .run(move |conn| Ok(audit::page(conn, &query)?))
+            .await
+    }
+}

@@ -1,0 +1,122 @@
+//! Resending: a new token and email each, the older ones dead at once.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use super::*;
+
+#[derive(Default)]
+pub struct ResendReport {
+    pub resent: Vec<UserLabel>,
+    pub already_enrolled: Vec<UserLabel>,
+    /// Resent too often in the last hour, with when they can be resent again.
+    pub rate_limited: Vec<(UserLabel, NaiveDateTime)>,
+    /// Selected, but gone by the time we looked (removed meanwhile).
+    pub missing: usize,
+    pub links: Vec<QueuedLink>,
+}
+
+/// For users resent `limit` times within the last hour (each resend supersedes one
+/// invitation), the moment the oldest of those leaves the hour.
+fn resend_waits(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    users: &[UserIdentity],
+    limit: u32,
+) -> QueryResult<std::collections::HashMap<String, NaiveDateTime>> {
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let hour_ago = now - TimeDelta::hours(1);
+    let recent: Vec<(String, Option<NaiveDateTime>)> = invitations::table
+        .filter(invitations::user_id.eq_any(&ids))
+        .filter(invitations::superseded_at.gt(hour_ago))
+        .order(invitations::superseded_at.desc())
+        .select((invitations::user_id, invitations::superseded_at))
+        .load(conn)?;
+    let mut per_user: std::collections::HashMap<String, Vec<NaiveDateTime>> =
+        std::collections::HashMap::new();
+    for (user_id, at) in recent {
+        per_user.entry(user_id).or_default().extend(at);
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(per_user
+        .into_iter()
+        .filter(|(_, times)| times.len() >= limit)
+        .filter_map(|(user_id, times)| {
+            // Newest first: the limit-th newest resend is the one that must age out.
+            let blocking = times.get(limit.checked_sub(1)?)?;
+            Some((user_id, *blocking + TimeDelta::hours(1)))
+        })
+        .collect())
+}
+
+/// Gives each selected, not-yet-enrolled user a new token and a new email; their older
+/// tokens stop working in the same transaction.
+pub fn resend(
+    conn: &mut DbConnection,
+    change: &Change<'_>,
+    settings: &InvitationSettings,
+    user_ids: &[String],
+    per_hour_limit: u32,
+) -> Result<ResendReport, Error> {
+    write_transaction(conn, |conn| {
+        let selected = lock_users(conn, user_ids)?;
+        let mut report = ResendReport {
+            missing: user_ids.len().saturating_sub(selected.len()),
+            ..ResendReport::default()
+        };
+        let (enrolled, not_enrolled): (Vec<_>, Vec<_>) =
+            selected.into_iter().partition(|u| u.enrolled_at.is_some());
+        report.already_enrolled = enrolled.iter().map(UserIdentity::label).collect();
+        let next_allowed = resend_waits(conn, change.now, &not_enrolled, per_hour_limit)?;
+        let (limited, to_resend): (Vec<_>, Vec<_>) = not_enrolled
+            .into_iter()
+            .partition(|u| next_allowed.contains_key(&u.id));
+        report.rate_limited = limited
+            .iter()
+            .map(|u| (u.label(), next_allowed[&u.id]))
+            .collect();
+        if to_resend.is_empty() {
+            return Ok(report);
+        }
+        let ids: Vec<String> = to_resend.iter().map(|u| u.id.clone()).collect();
+        let superseded: Vec<String> = invitations::table
+            .filter(invitations::user_id.eq_any(&ids))
+            .filter(invitations::superseded_at.is_null())
+            .select(invitations::id)
+            .load(conn)?;
+        diesel::update(invitations::table.filter(invitations::id.eq_any(&superseded)))
+            .set(invitations::superseded_at.eq(change.now))
+            .execute(conn)?;
+        outbox::cancel_unsent(
+            conn,
+            &superseded,
+            &[EmailKind::Invitation.as_str(), EmailKind::Reminder.as_str()],
+        )?;
+        let mut fresh = Vec::with_capacity(to_resend.len());
+        let mut events = Vec::with_capacity(to_resend.len());
+        for user in &to_resend {
+            fresh.push(fresh_invitation(
+                change,
+                settings,
+                &user.id,
+                &user.first_name,
+                &user.email,
+            )?);
+            events.push(
+                NewAuditEvent::new(
+                    change.now,
+                    change.actor,
+                    Action::Resend,
+                    Some(&user.email),
+                    user.label().name,
+                )
+                .about_user(&user.id),
+            );
+        }
+        insert_fresh(conn, &fresh)?;
+        audit::record(conn, &events)?;
+        report.resent = to_resend.iter().map(UserIdentity::label).collect();
+        report.links = fresh.into_iter().map(|f| f.link).collect();
+        Ok(report)
+    })
+}

@@ -1,0 +1,237 @@
+//! Rendered pages of the Users table, shared for a moment by the requests for the same
+//! view.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+
+use super::UserView;
+use crate::principal::Principal;
+use crate::users::EnrollmentStatus;
+use crate::users::counts::StatusCounts;
+use crate::users::list::{Cursor, ListQuery, PageFrom};
+use crate::web::error::AppError;
+use crate::web::request::AppState;
+
+/// The rows of the Users table, rendered on their own so that a page of them can be
+/// shared by the requests for the same view.
+#[derive(Template)]
+#[template(path = "users_rows.html")]
+struct UsersRows {
+    rows: Vec<UserView>,
+}
+
+/// One rendered page of the table, with what else depends only on the view.
+pub struct TableView {
+    pub(super) rows_html: Arc<str>,
+    pub(super) row_count: usize,
+    pub(super) next: Option<Cursor>,
+    pub(super) previous: Option<Cursor>,
+    /// Counts within a search (the unfiltered counts are cached on their own).
+    pub(super) searched_counts: Option<StatusCounts>,
+}
+
+/// Rendered pages of the Users table, shared by all requests for the same view (same
+/// search, filter, order, position and size) for a short while: a busy console renders
+/// each view about once a second instead of once per request. A change made through
+/// this instance empties it at once; other instances' changes, and statuses changing
+/// with time, show within the freshness window (`ENROLL_USERS_PAGE_CACHE_MS`).
+pub struct ViewCache {
+    fresh_for: chrono::TimeDelta,
+    entries: std::sync::Mutex<HashMap<String, CachedTable>>,
+}
+
+struct CachedTable {
+    generation: u64,
+    rendered_at: chrono::NaiveDateTime,
+    table: Arc<TableView>,
+    /// Since when one request has been rendering it again; the others keep getting this
+    /// one meanwhile. A time rather than a flag, so that a request that never finishes
+    /// (its client went away) hands the job on instead of leaving the view stale.
+    refreshing_since: Option<chrono::NaiveDateTime>,
+}
+
+/// What the cache holds for a view.
+enum Lookup {
+    Fresh(Arc<TableView>),
+    /// Old, and another request is already rendering it again.
+    Stale(Arc<TableView>),
+    Missing,
+}
+
+/// Views kept at most; beyond it the oldest goes.
+const CACHED_VIEWS: usize = 64;
+
+/// After this long, a re-render in progress is presumed abandoned.
+const REFRESH_TAKEOVER: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+impl ViewCache {
+    pub fn new(fresh_for: std::time::Duration) -> Self {
+        Self {
+            fresh_for: chrono::TimeDelta::from_std(fresh_for).unwrap_or_default(),
+            entries: std::sync::Mutex::default(),
+        }
+    }
+
+    async fn render(
+        query: &ListQuery,
+        state: &AppState,
+        principal: &Principal,
+        now: chrono::NaiveDateTime,
+    ) -> Result<TableView, AppError> {
+        let (page, searched_counts) = state.ops.users_page(principal, query.clone(), now).await?;
+        let rows: Vec<UserView> = page
+            .rows
+            .iter()
+            .map(|row| UserView::new(row, now))
+            .collect();
+        Ok(TableView {
+            row_count: rows.len(),
+            rows_html: UsersRows { rows }.render()?.into(),
+            next: page.next,
+            previous: page.previous,
+            searched_counts,
+        })
+    }
+
+    /// A fresh table; or, when it is merely old, the old one while a single request
+    /// (this one gets `Missing`) renders it again. A change made here always re-renders.
+    fn lookup(&self, key: &str, generation: u64, now: chrono::NaiveDateTime) -> Lookup {
+        if self.fresh_for <= chrono::TimeDelta::zero() {
+            return Lookup::Missing;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return Lookup::Missing;
+        };
+        let Some(cached) = entries.get_mut(key).filter(|c| c.generation == generation) else {
+            return Lookup::Missing;
+        };
+        if now - cached.rendered_at < self.fresh_for {
+            Lookup::Fresh(cached.table.clone())
+        } else if cached
+            .refreshing_since
+            .is_some_and(|since| now - since < REFRESH_TAKEOVER)
+        {
+            Lookup::Stale(cached.table.clone())
+        } else {
+            cached.refreshing_since = Some(now);
+            Lookup::Missing
+        }
+    }
+
+    fn key(query: &ListQuery) -> String {
+        let from = match &query.from {
+            PageFrom::Start => String::new(),
+            PageFrom::After(c) => format!("after:{}", c.encode()),
+            PageFrom::Before(c) => format!("before:{}", c.encode()),
+        };
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}",
+            query.sort.slug(),
+            query.direction.slug(),
+            query.status.map_or("", EnrollmentStatus::slug),
+            query.expiring_soon,
+            query.per_page,
+            from,
+            query.search.trim().to_lowercase()
+        )
+    }
+
+    pub(super) async fn table(
+        &self,
+        query: &ListQuery,
+        state: &AppState,
+        principal: &Principal,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Arc<TableView>, AppError> {
+        let generation = state.ops.generation();
+        let key = Self::key(query);
+        match self.lookup(&key, generation, now) {
+            Lookup::Fresh(table) | Lookup::Stale(table) => return Ok(table),
+            Lookup::Missing => {}
+        }
+        let table = match Self::render(query, state, principal, now).await {
+            Ok(table) => Arc::new(table),
+            Err(error) => {
+                // Let the next request try again rather than serve the old one forever.
+                if let Ok(mut entries) = self.entries.lock()
+                    && let Some(cached) = entries.get_mut(&key)
+                {
+                    cached.refreshing_since = None;
+                }
+                return Err(error);
+            }
+        };
+        if self.fresh_for > chrono::TimeDelta::zero()
+            && let Ok(mut entries) = self.entries.lock()
+        {
+            if entries.len() >= CACHED_VIEWS
+                && let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, cached)| cached.rendered_at)
+                    .map(|(key, _)| key.clone())
+            {
+                entries.remove(&oldest);
+            }
+            entries.insert(
+                key,
+                CachedTable {
+                    generation,
+                    rendered_at: now,
+                    table: table.clone(),
+                    refreshing_since: None,
+                },
+            );
+        }
+        Ok(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_holding(key: &str, rendered_at: chrono::NaiveDateTime) -> ViewCache {
+        let cache = ViewCache::new(std::time::Duration::from_secs(1));
+        let table = Arc::new(TableView {
+            rows_html: Arc::from(""),
+            row_count: 0,
+            next: None,
+            previous: None,
+            searched_counts: None,
+        });
+        cache.entries.lock().unwrap().insert(
+            key.to_owned(),
+            CachedTable {
+                generation: 0,
+                rendered_at,
+                table,
+                refreshing_since: None,
+            },
+        );
+        cache
+    }
+
+    #[test]
+    fn one_request_re_renders_a_stale_view_and_an_abandoned_one_is_taken_over() {
+        let start = chrono::NaiveDateTime::default();
+        let cache = cache_holding("view", start);
+        assert!(matches!(cache.lookup("view", 0, start), Lookup::Fresh(_)));
+        let later = start + chrono::TimeDelta::seconds(2);
+        assert!(matches!(cache.lookup("view", 0, later), Lookup::Missing));
+        assert!(matches!(cache.lookup("view", 0, later), Lookup::Stale(_)));
+        // The renderer never came back (its client went away): someone else takes over.
+        let much_later = later + REFRESH_TAKEOVER;
+        assert!(matches!(
+            cache.lookup("view", 0, much_later),
+            Lookup::Missing
+        ));
+        assert!(matches!(
+            cache.lookup("view", 0, much_later),
+            Lookup::Stale(_)
+        ));
+        // A change made here (a new generation) is never served from the cache.
+        assert!(matches!(cache.lookup("view", 1, start), Lookup::Missing));
+    }
+}
