@@ -2,6 +2,7 @@
 //! and the few places where the two engines need different SQL.
 
 pub mod schema;
+pub mod search;
 mod stamp;
 
 pub use stamp::{MaybeStamp, Stamp};

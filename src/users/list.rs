@@ -278,14 +278,8 @@ type SearchFilter = Box<
         >,
 >;
 
-/// Substring search over names and addresses, answered from a trigram index first and
-/// only then sorted. On SQLite that is an FTS5 trigram phrase query: a phrase of
-/// trigrams is exactly a substring, and unlike LIKE on the same table it needs no
-/// look-up of each candidate's text (2,000 matches: 0.4 ms instead of 5). On PostgreSQL
-/// it is pg_trgm behind LIKE, in a subquery carrying `OFFSET 0` so that the planner does
-/// not fold it into a walk along the name order (it cannot know that matches cluster:
-/// "hopper" users all sort together), which took 20 ms where the index takes 2. Terms
-/// of one or two characters have no trigram and are matched by a scan.
+/// Substring search over names and addresses. Terms of one or two characters have no
+/// trigram and are matched by a scan; longer ones go to the engine's trigram index.
 fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
     let term: String = search
         .trim()
@@ -300,25 +294,11 @@ fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
     if term.chars().count() < 3 {
         return Some(Box::new(users::search_key.like(like_pattern).escape('\\')));
     }
-    use diesel::sql_types::{Bool, Text};
-    Some(match engine {
-        Engine::Sqlite => Box::new(
-            diesel::dsl::sql::<Bool>(
-                "users.search_id IN (SELECT rowid FROM users_search WHERE users_search MATCH ",
-            )
-            // Inside an FTS5 string only the double quote is special, written twice.
-            .bind::<Text, _>(format!("\"{}\"", term.replace('"', "\"\"")))
-            .sql(")"),
-        ),
-        Engine::Postgres => Box::new(
-            diesel::dsl::sql::<Bool>(
-                "users.id IN (SELECT id FROM users AS matching \
-                 WHERE matching.search_key LIKE ",
-            )
-            .bind::<Text, _>(like_pattern)
-            .sql(" ESCAPE '\\' OFFSET 0)"),
-        ),
-    })
+    Some(crate::db::search::users_containing(
+        engine,
+        &term,
+        like_pattern,
+    ))
 }
 
 /// The term with LIKE's wildcards taken literally.
