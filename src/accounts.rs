@@ -206,8 +206,11 @@ pub enum AccountChangeError {
 /// The account, locked for the rest of the transaction on engines that can (on SQLite
 /// the write transaction already holds the lock).
 fn lock_account(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
+    // Not FOR UPDATE: invitations being written by this account take a key-share lock
+    // on it (their foreign key), and must not wait for, or deadlock with, this change.
     let row = db::locked!(
         conn,
+        for_no_key_update,
         accounts::table.find(id).select(AccountRow::as_select()),
         first
     )
@@ -221,6 +224,7 @@ fn lock_account(conn: &mut DbConnection, id: &str) -> Result<AccountRow, Account
 fn lock_for_demotion(conn: &mut DbConnection, id: &str) -> Result<AccountRow, AccountChangeError> {
     let administrators: Vec<String> = db::locked!(
         conn,
+        for_no_key_update,
         accounts::table
             .filter(accounts::role.eq(Role::Administrator.as_str()))
             .filter(accounts::disabled_at.is_null())
@@ -339,6 +343,30 @@ pub mod setup_code {
                 .filter(setup_codes::expires_at.gt(now)),
         ))
         .get_result(conn)
+    }
+
+    /// Uses up a live code, and every other one with it: true when this call deleted it.
+    /// All live codes are locked first, in one order, so that set-ups with the same code
+    /// or with different ones take turns; the one that goes second finds none left.
+    pub fn consume(conn: &mut DbConnection, code: &str, now: NaiveDateTime) -> QueryResult<bool> {
+        let live: Vec<String> = db::locked!(
+            conn,
+            for_update,
+            setup_codes::table
+                .filter(setup_codes::expires_at.gt(now))
+                .order(setup_codes::code_hash)
+                .select(setup_codes::code_hash),
+            load
+        )?;
+        let code_hash = hash(code);
+        if !live.contains(&code_hash) {
+            return Ok(false);
+        }
+        let deleted =
+            diesel::delete(setup_codes::table.filter(setup_codes::code_hash.eq(&code_hash)))
+                .execute(conn)?;
+        clear(conn)?;
+        Ok(deleted == 1)
     }
 
     pub fn clear(conn: &mut DbConnection) -> QueryResult<usize> {

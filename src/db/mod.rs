@@ -309,14 +309,15 @@ macro_rules! insert_rows {
 }
 pub(crate) use insert_rows;
 
-/// Runs a query with its rows locked `FOR UPDATE` where the engine locks rows
-/// (PostgreSQL); on SQLite the write transaction already holds the whole database. The
-/// query is written once and built per engine, since its select clause is typed by the
-/// backend it runs on. `$run` is how it runs: `load`, `first`, `get_result`.
+/// Runs a query with its rows locked where the engine locks rows (PostgreSQL; `$lock` is
+/// `for_update`, or `for_no_key_update` for rows that others only reference by key); on
+/// SQLite the write transaction already holds the whole database. The query is written
+/// once and built per engine, since its select clause is typed by the backend it runs
+/// on. `$run` is how it runs: `load`, `first`, `get_result`.
 macro_rules! locked {
-    ($conn:expr, $query:expr, $run:ident) => {
+    ($conn:expr, $lock:ident, $query:expr, $run:ident) => {
         match &mut *$conn {
-            $crate::db::DbConnection::Postgresql(pg) => $query.for_update().$run(pg),
+            $crate::db::DbConnection::Postgresql(pg) => $query.$lock().$run(pg),
             $crate::db::DbConnection::Sqlite(sqlite) => $query.$run(sqlite),
         }
     };

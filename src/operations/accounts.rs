@@ -98,11 +98,12 @@ impl Operations {
             .await
     }
 
-    /// The setup page: creates the first administrator, unless someone was quicker.
-    /// Returns the new account's id.
+    /// The setup page: exchanges a live setup code for the first administrator. Returns
+    /// the new account's id; none when the code was used meanwhile or an account exists.
     pub async fn set_up_first_administrator(
         &self,
         principal: &Principal,
+        code: String,
         email: EmailAddress,
         password: NewPassword,
     ) -> Result<Option<String>> {
@@ -112,7 +113,9 @@ impl Operations {
         self.db
             .run(move |conn| {
                 write_transaction(conn, |conn| {
-                    if accounts::any_exist(conn)? {
+                    // Of simultaneous set-ups with one code, exactly one consumes it: on
+                    // PostgreSQL the others wait for its row lock, then find it gone.
+                    if !setup_code::consume(conn, &code, now)? || accounts::any_exist(conn)? {
                         return Ok(None);
                     }
                     let (id, _) = create_account(

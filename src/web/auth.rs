@@ -237,7 +237,12 @@ pub async fn setup(
     };
     let account_id = state
         .ops
-        .set_up_first_administrator(&Principal::anonymous(ip), email, new_password)
+        .set_up_first_administrator(
+            &Principal::anonymous(ip),
+            input.setup_code,
+            email,
+            new_password,
+        )
         .await?;
     let Some(account_id) = account_id else {
         return Ok(see_other("/login"));

@@ -38,6 +38,7 @@ mod helpers;
 mod instances;
 mod invite_validation;
 mod resend_remove;
+mod review;
 mod scale_out;
 mod settings;
 mod smtp_faults;

@@ -206,6 +206,7 @@ fn lock_users(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<UserId
     for chunk in ids.chunks(MAX_BOUND_PER_QUERY) {
         locked.extend(db::locked!(
             conn,
+            for_update,
             users::table
                 .filter(users::id.eq_any(chunk))
                 .order(users::id)
@@ -227,8 +228,13 @@ fn lock_user_of_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<
         .first(conn)
         .optional()?;
     if let Some(user_id) = user_id {
-        let _: Option<String> =
-            db::locked!(conn, users::table.find(user_id).select(users::id), first).optional()?;
+        let _: Option<String> = db::locked!(
+            conn,
+            for_update,
+            users::table.find(user_id).select(users::id),
+            first
+        )
+        .optional()?;
     }
     Ok(())
 }
