@@ -1,6 +1,6 @@
 //! Console accounts and the audit log.
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Opens /accounts and adds an account through the form.
 async fn add_account(app: &TestApp, email: &str, role: &str, password: &str, again: &str) -> Page {

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use enroll::db::schema::{accounts, invitations, outbound_emails, users};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Every form the console accepts, with fields that would change something.
 fn every_post(ada: &str, account: &str, enrollment_path: &str) -> Vec<(String, Fields)> {

@@ -2,7 +2,7 @@
 
 use enroll::accounts::setup_code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn pages_need_a_signed_in_account() {

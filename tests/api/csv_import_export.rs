@@ -1,6 +1,6 @@
 //! "Import from CSV" on the invite page and "Export CSV" on the Users page.
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Uploads `content` as a CSV file from the invite page, as a browser would.
 async fn import(app: &TestApp, file_name: &str, content: Vec<u8>) -> Page {

@@ -7,8 +7,8 @@ use chrono::TimeDelta;
 use diesel::prelude::*;
 use enroll::db::schema::{outbound_emails, users};
 
-use crate::helpers::*;
 use crate::smtp_faults::{Fault, FaultySmtp};
+use crate::support::*;
 
 /// An app whose mail goes through the fault proxy.
 async fn app_behind(

@@ -1,6 +1,6 @@
 //! Restarts: sessions survive them, and no queued email is lost.
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn a_restart_keeps_people_signed_in() {

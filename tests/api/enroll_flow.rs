@@ -1,6 +1,6 @@
 //! The whole flow: set up, invite with "Add another user", read the emails, join.
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn invite_three_people_and_each_joins_through_their_email() {

@@ -1,7 +1,7 @@
 //! Strict validation of the invite form: messages beside the fields, everything typed
 //! kept, nothing saved.
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Invites one row and expects it refused with `message` beside `field` of row 1.
 async fn assert_refused(app: &TestApp, row: (&str, &str, &str), field: &str, message: &str) {

@@ -14,12 +14,12 @@ macro_rules! on_both_engines {
 
             #[tokio::test]
             async fn sqlite() {
-                $crate::helpers::run_on($crate::helpers::Engine::Sqlite, body()).await;
+                $crate::support::run_on($crate::support::Engine::Sqlite, body()).await;
             }
 
             #[tokio::test]
             async fn postgres() {
-                $crate::helpers::run_on($crate::helpers::Engine::Postgres, body()).await;
+                $crate::support::run_on($crate::support::Engine::Postgres, body()).await;
             }
         }
     };
@@ -34,11 +34,11 @@ mod csv_import_export;
 mod delivery;
 mod durability;
 mod enroll_flow;
-mod helpers;
 mod instances;
 mod invite_validation;
 mod resend_remove;
 mod scale_out;
 mod settings;
 mod smtp_faults;
+mod support;
 mod users_page;

@@ -1,6 +1,6 @@
 //! Resend invitation and Remove user, on selected rows.
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn resend_sends_a_new_link_and_kills_the_old_one() {

@@ -12,8 +12,8 @@ use enroll::db::{DatabaseUrl, Db};
 use enroll::users::EmailAddress;
 use secrecy::SecretString;
 
-use crate::helpers::*;
 use crate::instances::Instance;
+use crate::support::*;
 
 fn skip_without_postgres() -> bool {
     if postgres_url().is_none() {

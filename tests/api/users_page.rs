@@ -3,7 +3,7 @@
 
 use scraper::Selector;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// The email addresses shown, in order.
 fn emails(page: &Page) -> Vec<String> {
