@@ -154,8 +154,7 @@ on_both_engines! {
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
         let link = app
-            .smtp
-            .wait_for_nth_to("ada@example.com", 1)
+            .delivered_to("ada@example.com", 1)
             .await
             .enrollment_path();
         for path in [

@@ -199,7 +199,7 @@ on_both_engines! {
             users.text().contains("<script>alert(1)</script>"),
             "shown as text"
         );
-        let email = app.smtp.wait_for_nth_to("bob@example.com", 1).await;
+        let email = app.delivered_to("bob@example.com", 1).await;
         assert!(!email.html().contains("<script>"));
         assert!(email.text().contains("Hello <script>alert(1)</script>,"));
     }

@@ -330,12 +330,17 @@ async fn resend_and_remove_of_one_user_at_once_through_two_instances_stay_consis
         return;
     }
     run_on(Engine::Postgres, async {
-        let first = spawn_app().await;
+        let first = spawn_app_with(AppOptions {
+            background_mail: true,
+            ..AppOptions::default()
+        })
+        .await;
         // Both instances' workers send to one mail server.
         let second = spawn_app_with_smtp(
             AppOptions {
                 data: Some(first.data.clone()),
                 seed_accounts: false,
+                background_mail: true,
                 ..AppOptions::default()
             },
             first.smtp.clone(),

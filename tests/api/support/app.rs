@@ -44,6 +44,11 @@ pub struct TestApp {
     pub db: enroll::db::Db,
     pub data_dir: PathBuf,
     pub data: Arc<TestData>,
+    /// The configuration the app started with (for `deliver_due_emails`).
+    pub config: Config,
+    /// Marks the Users page's cached views out of date, as a change made through the
+    /// app does (`deliver_due_emails` changes statuses from outside its requests).
+    pub(super) forget_cached_views: Box<dyn Fn() + Send + Sync>,
     handle: ApplicationHandle,
 }
 
@@ -64,6 +69,12 @@ pub struct AppOptions {
     /// Reuse another app's data folder and database (a restart, or a second instance).
     pub data: Option<Arc<TestData>>,
     pub clock: Clock,
+    /// Run the app's own outbox worker, which sends in the background as in production.
+    /// Off by default: the app then starts with the worker idle (`mail_workers = 0`, no
+    /// sender thread claims anything) and a test sends with `deliver_due_emails()` when
+    /// it chooses. On for the tests of the worker itself: delivery under faults, restarts,
+    /// scale-out, leases.
+    pub background_mail: bool,
 }
 
 impl Default for AppOptions {
@@ -75,6 +86,7 @@ impl Default for AppOptions {
             tweak: None,
             data: None,
             clock: Clock::system(),
+            background_mail: false,
         }
     }
 }
@@ -117,15 +129,19 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
     if options.mail_to_files {
         config.smtp_url = None;
     }
+    if !options.background_mail {
+        config.mail_workers = 0;
+    }
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let app = Application::build_with(config, listener, options.clock.clone())
+    let app = Application::build_with(config.clone(), listener, options.clock.clone())
         .await
         .expect("the application starts");
     let port = app.port();
     let db = app.state().db.clone();
+    let counts = app.state().counts.clone();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(reqwest::cookie::Jar::default());
@@ -138,6 +154,8 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         db,
         data_dir: data.path().to_owned(),
         data,
+        config,
+        forget_cached_views: Box::new(move || counts.invalidate()),
         handle,
     };
     if options.seed_accounts {

@@ -154,7 +154,8 @@ impl TestApp {
         panic!("{email} is not on the Users page: {}", page.text());
     }
 
-    /// Waits until the user shows this status (the worker sends in the background).
+    /// For tests of the background worker (the others call `deliver_due_emails` and read
+    /// `status_of` at once): waits until the user shows this status.
     pub async fn wait_for_status(&self, email: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

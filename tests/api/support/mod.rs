@@ -3,12 +3,14 @@
 //!
 //! - `app`: the application under test (`spawn_app*`, `TestApp`), its database;
 //! - `console`: what a test does over HTTP (open, submit, sign in, invite, act on users);
+//! - `mail`: `deliver_due_emails`, sending queued email now instead of waiting for it;
 //! - `page`: reading the answered pages (text, forms, field errors, redirects);
 //! - `smtp`: the loopback SMTP server and the emails it received;
 //! - `postgres`: the engine a test runs on, and a PostgreSQL database per test.
 
 mod app;
 mod console;
+mod mail;
 mod page;
 mod postgres;
 mod smtp;

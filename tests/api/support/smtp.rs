@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use mailin_embedded::response::{NO_MAILBOX, OK};
 use mailin_embedded::{Handler, Response, Server};
+use tokio::sync::watch;
+
+/// How long a test waits for the background worker to deliver.
+const WORKER_DEADLINE: Duration = Duration::from_secs(20);
 
 /// An email as the SMTP server received it.
 #[derive(Debug, Clone)]
@@ -93,6 +97,8 @@ pub struct SmtpBehaviour {
 #[derive(Clone)]
 struct Recorder {
     received: Arc<Mutex<Vec<ReceivedEmail>>>,
+    /// How many emails have arrived, for tests waiting on the background worker.
+    arrivals: Arc<watch::Sender<usize>>,
     behaviour: Arc<Mutex<SmtpBehaviour>>,
     to: Vec<String>,
     data: Vec<u8>,
@@ -122,11 +128,16 @@ impl Handler for Recorder {
     }
 
     fn data_end(&mut self) -> Response {
-        self.received.lock().unwrap().push(ReceivedEmail {
-            to: std::mem::take(&mut self.to),
-            raw: String::from_utf8_lossy(&self.data).into_owned(),
-            received_at: Instant::now(),
-        });
+        let count = {
+            let mut received = self.received.lock().unwrap();
+            received.push(ReceivedEmail {
+                to: std::mem::take(&mut self.to),
+                raw: String::from_utf8_lossy(&self.data).into_owned(),
+                received_at: Instant::now(),
+            });
+            received.len()
+        };
+        self.arrivals.send_replace(count);
         let delay = self.behaviour.lock().unwrap().delay_per_message;
         std::thread::sleep(delay);
         OK
@@ -138,6 +149,7 @@ impl Handler for Recorder {
 pub struct TestSmtp {
     pub port: u16,
     received: Arc<Mutex<Vec<ReceivedEmail>>>,
+    arrivals: Arc<watch::Sender<usize>>,
     behaviour: Arc<Mutex<SmtpBehaviour>>,
 }
 
@@ -147,8 +159,10 @@ impl TestSmtp {
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Mutex::new(SmtpBehaviour::default()));
+        let arrivals = Arc::new(watch::Sender::new(0));
         let recorder = Recorder {
             received: received.clone(),
+            arrivals: arrivals.clone(),
             behaviour: behaviour.clone(),
             to: Vec::new(),
             data: Vec::new(),
@@ -164,6 +178,7 @@ impl TestSmtp {
         Self {
             port,
             received,
+            arrivals,
             behaviour,
         }
     }
@@ -188,23 +203,6 @@ impl TestSmtp {
         self.received.lock().unwrap().clone()
     }
 
-    /// Waits until at least `count` emails have arrived, and returns them all.
-    pub async fn wait_for(&self, count: usize) -> Vec<ReceivedEmail> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let received = self.received();
-            if received.len() >= count {
-                return received;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} emails, the SMTP server has {}",
-                received.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// All emails to `address`, oldest first.
     pub fn to(&self, address: &str) -> Vec<ReceivedEmail> {
         self.received()
@@ -213,20 +211,57 @@ impl TestSmtp {
             .collect()
     }
 
-    /// Waits for the `n`-th (1-based) email to `address`.
+    /// The `n`-th (1-based) email to `address`, which must have arrived.
+    pub fn nth_to(&self, address: &str, n: usize) -> ReceivedEmail {
+        let emails = self.to(address);
+        assert!(
+            emails.len() >= n,
+            "expected email #{n} to {address}, the SMTP server has {} to them",
+            emails.len()
+        );
+        emails[n - 1].clone()
+    }
+
+    /// For tests of the background worker (the others deliver with
+    /// `TestApp::deliver_due_emails` and read the inbox at once): waits, woken by each
+    /// arrival, until `done` holds, for at most 20 seconds.
+    async fn wait_until(&self, done: impl Fn(&Self) -> bool, what: impl Fn(&Self) -> String) {
+        let mut arrivals = self.arrivals.subscribe();
+        let waited = tokio::time::timeout(WORKER_DEADLINE, arrivals.wait_for(|_| done(self))).await;
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "after {WORKER_DEADLINE:?}: {}",
+            what(self)
+        );
+    }
+
+    /// Waits for the background worker to deliver at least `count` emails; returns them all.
+    pub async fn wait_for(&self, count: usize) -> Vec<ReceivedEmail> {
+        self.wait_until(
+            |smtp| smtp.received().len() >= count,
+            |smtp| {
+                format!(
+                    "expected {count} emails, the SMTP server has {}",
+                    smtp.received().len()
+                )
+            },
+        )
+        .await;
+        self.received()
+    }
+
+    /// Waits for the background worker to deliver the `n`-th (1-based) email to `address`.
     pub async fn wait_for_nth_to(&self, address: &str, n: usize) -> ReceivedEmail {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let emails = self.to(address);
-            if emails.len() >= n {
-                return emails[n - 1].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected email #{n} to {address}, got {}",
-                emails.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_until(
+            |smtp| smtp.to(address).len() >= n,
+            |smtp| {
+                format!(
+                    "expected email #{n} to {address}, got {}",
+                    smtp.to(address).len()
+                )
+            },
+        )
+        .await;
+        self.nth_to(address, n)
     }
 }
