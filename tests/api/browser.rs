@@ -10,7 +10,8 @@
 //!
 //! Needs chromedriver and Chromium (Debian: `chromium chromium-driver`) and axe-core
 //! (`npm install --prefix target/axe-core axe-core@4`, or `ENROLL_TEST_AXE_JS` naming
-//! `axe.min.js`); without them each test says that it skipped. `.ci/run` installs them.
+//! `axe.min.js`); without them (as build.rs found when the tests were built) both tests
+//! are ignored, saying so. `.ci/run` installs them.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -42,16 +43,24 @@ const ORGANIZATION: &str = "Northwind Traders";
 const CONTACT: &str = "it-help@northwind.example";
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_browser),
+    ignore = "needs Chromium, chromedriver and axe-core: see README, Test it"
+)]
 async fn invite_join_resend_and_remove_in_a_browser_with_javascript() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     tokio::time::timeout(WHOLE_FLOW, full_flow(tools, Scripts::On))
         .await
         .expect("the browser flow with JavaScript finishes within its time limit");
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_browser),
+    ignore = "needs Chromium, chromedriver and axe-core: see README, Test it"
+)]
 async fn invite_join_resend_and_remove_in_a_browser_without_javascript() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     tokio::time::timeout(WHOLE_FLOW, full_flow(tools, Scripts::Off))
         .await
         .expect("the browser flow without JavaScript finishes within its time limit");
@@ -374,20 +383,20 @@ struct Tools {
 }
 
 impl Tools {
-    /// The tools, or `None` after saying why the test skips.
-    fn find() -> Option<Self> {
-        let skip = |reason: String| {
-            eprintln!("skipped: {reason}; .ci/run installs it");
-            None
-        };
+    /// The tools; fails the test, saying which is missing, without them (then it was
+    /// forced to run: it is ignored where build.rs did not find them).
+    fn find() -> Self {
+        fn missing(reason: String) -> ! {
+            panic!("{reason}; .ci/run installs it")
+        }
         let Some(chromedriver) = executable(CHROMEDRIVER, "chromedriver") else {
-            return skip(format!(
+            missing(format!(
                 "chromedriver is not installed ({CHROMEDRIVER}, or chromedriver on PATH; \
                  Debian package chromium-driver)"
             ));
         };
         let Some(chromium) = executable(CHROMIUM, "chromium") else {
-            return skip(format!(
+            missing(format!(
                 "Chromium is not installed ({CHROMIUM}, or chromium on PATH; Debian package chromium)"
             ));
         };
@@ -396,17 +405,17 @@ impl Tools {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(AXE_DEFAULT));
         let Ok(axe_js) = std::fs::read_to_string(&axe_path) else {
-            return skip(format!(
+            missing(format!(
                 "axe-core is missing at {} (set {AXE_VARIABLE}, or run \
                  `npm install --prefix target/axe-core axe-core@4`)",
                 axe_path.display()
             ));
         };
-        Some(Self {
+        Self {
             chromedriver,
             chromium,
             axe_js,
-        })
+        }
     }
 
     /// `target/screenshots/<name>/`. Not emptied: another `cargo test` may be writing
