@@ -1,6 +1,6 @@
 //! Console accounts and the audit log.
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Opens /accounts and adds an account through the form.
 async fn add_account(app: &TestApp, email: &str, role: &str, password: &str, again: &str) -> Page {
@@ -132,8 +132,8 @@ on_both_engines! {
             ("action", "send"), ("csrf_token", &token),
         ]);
         app.post_with(&leaver, "/users/invite", &form).await.assert_redirect_to("/users");
-        let link = app.smtp.wait_for_nth_to("ada@example.com", 1).await.enrollment_path();
-        app.smtp.wait_for_nth_to("alan@example.com", 1).await;
+        let link = app.delivered_to("ada@example.com", 1).await.enrollment_path();
+        app.delivered_to("alan@example.com", 1).await;
         // One of them joins before the account is disabled; that membership stays.
         let alan = browser();
         let alan_link = app.smtp.to("alan@example.com")[0].enrollment_path();
@@ -210,10 +210,10 @@ on_both_engines! {
         let ada = app.user_id("ada@example.com");
         let alan = app.user_id("alan@example.com");
         // Sent before the resend, which would otherwise cancel it unsent.
-        app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        app.delivered_to("ada@example.com", 1).await;
         app.act_on_users("/users/resend", std::slice::from_ref(&ada), &[]).await;
         app.act_on_users("/users/remove", std::slice::from_ref(&alan), &[("confirm", "yes")]).await;
-        let link = app.smtp.wait_for_nth_to("ada@example.com", 2).await.enrollment_path();
+        let link = app.delivered_to("ada@example.com", 2).await.enrollment_path();
         let invitee = browser();
         let token = app.get_with(&invitee, &link).await.csrf_token();
         app.post_with(&invitee, &link, &fields(&[("csrf_token", &token)])).await;

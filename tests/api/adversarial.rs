@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use enroll::db::schema::{accounts, invitations, outbound_emails, users};
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Every form the console accepts, with fields that would change something.
 fn every_post(ada: &str, account: &str, enrollment_path: &str) -> Vec<(String, Fields)> {
@@ -90,7 +90,7 @@ on_both_engines! {
         let app = spawn_app().await;
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await.assert_redirect_to("/users");
-        let link = app.smtp.wait_for_nth_to("ada@example.com", 1).await.enrollment_path();
+        let link = app.delivered_to("ada@example.com", 1).await.enrollment_path();
         let ada = app.user_id("ada@example.com");
         let before = stored_state(&app);
         let valid = app.get("/users").await.csrf_token();
@@ -116,7 +116,7 @@ on_both_engines! {
         let app = spawn_app().await;
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
-        app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        app.delivered_to("ada@example.com", 1).await;
         let ada = app.user_id("ada@example.com");
         let account = helpdesk_id(&app);
         let before = stored_state(&app);
@@ -153,7 +153,7 @@ on_both_engines! {
             app.post_with(&nobody, path, &form).await.assert_redirect_to("/login");
         }
         assert_eq!(stored_state(&app), before, "nothing changed");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.deliver_due_emails().await;
         assert_eq!(app.smtp.to("ada@example.com").len(), 1, "nothing was resent");
     }
 }
@@ -190,14 +190,14 @@ on_both_engines! {
         ];
         app.invite(&people).await.assert_redirect_to("/users");
         let first_link = |email: &str| app.smtp.to(email)[0].enrollment_path();
-        app.smtp.wait_for(4).await;
+        app.delivered(4).await;
         app.act_on_users("/users/resend", &[app.user_id("resent@example.com")], &[]).await;
         app.act_on_users("/users/remove", &[app.user_id("removed@example.com")], &[("confirm", "yes")]).await;
         let used = first_link("used@example.com");
         let invitee = browser();
         let token = app.get_with(&invitee, &used).await.csrf_token();
         app.post_with(&invitee, &used, &fields(&[("csrf_token", &token)])).await.assert_redirect_to(&used);
-        app.smtp.wait_for(5).await;
+        app.delivered(5).await;
 
         let attacker = browser();
         let token = app.get_with(&attacker, "/login").await.csrf_token();
@@ -285,9 +285,7 @@ on_both_engines! {
         assert!(accepted.iter().any(|(n, _)| n.contains("<script>")), "markup is a legal name");
         assert!(!accepted.iter().any(|(n, _)| n.contains('\r') || n.contains('\0') || n.contains('\u{202E}')));
         // Nothing reached anyone but the invitees themselves.
-        app.smtp.wait_for(accepted.len()).await;
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        for email in app.smtp.received() {
+        for email in app.delivered(accepted.len()).await {
             assert_eq!(email.to.len(), 1);
             assert!(email.to[0].ends_with("@example.com") && email.to[0].starts_with("name"));
             assert!(email.header("Bcc").is_none());
@@ -321,7 +319,7 @@ on_both_engines! {
             .await
             .unwrap();
         assert_eq!(response.status(), 303);
-        let email = app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        let email = app.delivered_to("ada@example.com", 1).await;
         assert!(email.enrollment_link().starts_with("https://enroll.example.com/enroll/"));
         assert!(!email.raw.contains("evil.example"));
     }
@@ -469,7 +467,7 @@ on_both_engines! {
         let app = spawn_app().await;
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
-        let link = app.smtp.wait_for_nth_to("ada@example.com", 1).await.enrollment_path();
+        let link = app.delivered_to("ada@example.com", 1).await.enrollment_path();
         let scanner = browser();
         let mut statuses = Vec::new();
         for n in 0..12 {

@@ -2,7 +2,7 @@
 
 use enroll::accounts::setup_code;
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn pages_need_a_signed_in_account() {
@@ -154,8 +154,7 @@ on_both_engines! {
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
         let link = app
-            .smtp
-            .wait_for_nth_to("ada@example.com", 1)
+            .delivered_to("ada@example.com", 1)
             .await
             .enrollment_path();
         for path in [

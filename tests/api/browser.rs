@@ -10,7 +10,8 @@
 //!
 //! Needs chromedriver and Chromium (Debian: `chromium chromium-driver`) and axe-core
 //! (`npm install --prefix target/axe-core axe-core@4`, or `ENROLL_TEST_AXE_JS` naming
-//! `axe.min.js`); without them each test says that it skipped. `.ci/run` installs them.
+//! `axe.min.js`); without them (as build.rs found when the tests were built) both tests
+//! are ignored, saying so. `.ci/run` installs them.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -22,7 +23,7 @@ use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -42,16 +43,24 @@ const ORGANIZATION: &str = "Northwind Traders";
 const CONTACT: &str = "it-help@northwind.example";
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_browser),
+    ignore = "needs Chromium, chromedriver and axe-core: see README, Test it"
+)]
 async fn invite_join_resend_and_remove_in_a_browser_with_javascript() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     tokio::time::timeout(WHOLE_FLOW, full_flow(tools, Scripts::On))
         .await
         .expect("the browser flow with JavaScript finishes within its time limit");
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_browser),
+    ignore = "needs Chromium, chromedriver and axe-core: see README, Test it"
+)]
 async fn invite_join_resend_and_remove_in_a_browser_without_javascript() {
-    let Some(tools) = Tools::find() else { return };
+    let tools = Tools::find();
     tokio::time::timeout(WHOLE_FLOW, full_flow(tools, Scripts::Off))
         .await
         .expect("the browser flow without JavaScript finishes within its time limit");
@@ -63,6 +72,15 @@ enum Scripts {
     Off,
 }
 
+/// Invited in the flow; Grace joins, Ada and Alan get their invitation again, Alan is
+/// removed.
+const PEOPLE: [(&str, &str, &str); 3] = [
+    ("Ada", "Lovelace", "ada.lovelace@example.com"),
+    ("Alan", "Turing", "alan.turing@example.com"),
+    ("Grace", "Hopper", "grace.hopper@example.com"),
+];
+
+/// The whole flow as a sequence of named steps, each a person's task.
 async fn full_flow(tools: Tools, scripts: Scripts) {
     let started = Instant::now();
     let js = scripts == Scripts::On;
@@ -71,6 +89,36 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
     let shots = tools.screenshot_dir(if js { "with-js" } else { "without-js" });
     let admin = driver.session(&tools, scripts, &shots, &app.address).await;
 
+    sign_in(&admin, js).await;
+    set_up_invitations(&admin, &app).await;
+    invite_three_people(&admin, js).await;
+    let first_links = each_person_gets_their_own_link(&app, &admin).await;
+    let invitee = driver.session(&tools, scripts, &shots, &app.address).await;
+    grace_joins(&invitee, &first_links[2]).await;
+    grace_shows_as_enrolled(&admin).await;
+    let alan_again = resend_to_ada_and_alan(&admin, &app, js, &first_links).await;
+    users_page_fits_a_phone(&admin).await;
+    adas_first_link_is_superseded(&invitee, &first_links[0]).await;
+    remove_alan(&admin, &invitee, &alan_again).await;
+    sign_out(&admin).await;
+
+    invitee.close().await;
+    admin.close().await;
+    drop(driver);
+    eprintln!(
+        "browser flow ({}) passed in {:.1?}; screenshots in {}",
+        if js {
+            "with JavaScript"
+        } else {
+            "without JavaScript"
+        },
+        started.elapsed(),
+        shots.display()
+    );
+}
+
+/// Signs in as the administrator and lands on the empty Users page.
+async fn sign_in(admin: &Browser, js: bool) {
     // Sign in.
     admin.goto("/login").await;
     admin.wait_for_heading("Sign in").await;
@@ -88,7 +136,10 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         admin.see("Times are in UTC.").await;
     }
     admin.check_page("02-users-empty").await;
+}
 
+/// "Invite user" leads to the settings first; previews the email, then saves them.
+async fn set_up_invitations(admin: &Browser, app: &TestApp) {
     // "Invite user" before the set-up leads to the settings, saying why.
     admin.follow_link("Invite user").await;
     admin.wait_for_heading("Set up user invitations").await;
@@ -128,15 +179,14 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         .await;
     admin.see("exactly").await;
     admin.check_page("05-invite").await;
+}
 
+/// Fills one row, adds two more with "Add another user" (in place with JavaScript, by
+/// a round trip without), and sends the three invitations.
+async fn invite_three_people(admin: &Browser, js: bool) {
     // One row; "Add another user" twice; fill every row; "Send invite".
-    let people = [
-        ("Ada", "Lovelace", "ada.lovelace@example.com"),
-        ("Alan", "Turing", "alan.turing@example.com"),
-        ("Grace", "Hopper", "grace.hopper@example.com"),
-    ];
     assert_eq!(admin.count_rows().await, 1, "the form starts with one row");
-    admin.fill_row(1, people[0]).await;
+    admin.fill_row(1, PEOPLE[0]).await;
     for rows in 2..=3 {
         admin.mark_document().await;
         admin.press("Add another user").await;
@@ -159,7 +209,7 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         }
         // Every row keeps what was typed; the new one is empty and labelled.
         assert_eq!(admin.row_value(1, "First name").await, "Ada");
-        assert_eq!(admin.row_value(1, "Email address").await, people[0].2);
+        assert_eq!(admin.row_value(1, "Email address").await, PEOPLE[0].2);
         if rows == 3 {
             assert_eq!(admin.row_value(2, "Last name").await, "Turing");
         }
@@ -179,26 +229,31 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
             format!("email-{rows}")
         );
         if rows == 2 {
-            admin.fill_row(2, people[1]).await;
+            admin.fill_row(2, PEOPLE[1]).await;
         }
     }
-    admin.fill_row(3, people[2]).await;
+    admin.fill_row(3, PEOPLE[2]).await;
     admin.check_page("06-invite-three-rows").await;
     admin.press("Send invite").await;
     admin.wait_for_heading("Users").await;
     admin
         .wait_for_text("Invitations on their way to 3 users.")
         .await;
-    for (first, last, email) in people {
+    for (first, last, email) in PEOPLE {
         admin.see(first).await;
         admin.see(last).await;
         admin.see(email).await;
     }
+}
 
+/// Delivers the invitations; each person's email carries their own link. Returns the
+/// links, in the order of `PEOPLE`.
+async fn each_person_gets_their_own_link(app: &TestApp, admin: &Browser) -> Vec<String> {
     // Each person gets an email with their own link, built from the public URL.
     let mut first_links = Vec::new();
-    for (first, _, email) in people {
-        let message = app.smtp.wait_for_nth_to(email, 1).await;
+    app.deliver_due_emails().await;
+    for (first, _, email) in PEOPLE {
+        let message = app.smtp.nth_to(email, 1);
         assert_eq!(
             message.subject(),
             format!("You're invited to join {ORGANIZATION}")
@@ -212,14 +267,17 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         assert!(link.ends_with(&message.enrollment_path()), "{link}");
         first_links.push(link);
     }
-    for (_, _, email) in people {
+    for (_, _, email) in PEOPLE {
         admin.wait_for_status(email, "Pending").await;
     }
     admin.check_page("07-users-invited").await;
+    first_links
+}
 
+/// Grace opens her link in a browser of her own and joins.
+async fn grace_joins(invitee: &Browser, link: &str) {
     // Grace opens her link in a browser of her own and joins.
-    let invitee = driver.session(&tools, scripts, &shots, &app.address).await;
-    invitee.goto_url(&first_links[2]).await;
+    invitee.goto_url(link).await;
     invitee
         .wait_for_heading(&format!("Join {ORGANIZATION}"))
         .await;
@@ -242,14 +300,25 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         ))
         .await;
     invitee.check_page("09-enrolled").await;
+}
 
+/// The administrator sees Grace enrolled on the Users page.
+async fn grace_shows_as_enrolled(admin: &Browser) {
     // Back on Users: Grace has enrolled.
     admin.follow_link("Users").await;
     admin.wait_for_heading("Users").await;
     admin
         .wait_for_status("grace.hopper@example.com", "Enrolled")
         .await;
+}
 
+/// Selects Ada and Alan and resends; returns Alan's new email.
+async fn resend_to_ada_and_alan(
+    admin: &Browser,
+    app: &TestApp,
+    js: bool,
+    first_links: &[String],
+) -> ReceivedEmail {
     // Select Ada and Alan by their checkboxes and resend.
     let resend = admin.button("Resend invitation").await;
     let remove = admin.button("Remove user").await;
@@ -287,17 +356,22 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         )
         .await;
     admin.wait_for_heading("Users").await;
-    let ada_again = app.smtp.wait_for_nth_to(people[0].2, 2).await;
-    let alan_again = app.smtp.wait_for_nth_to(people[1].2, 2).await;
+    app.deliver_due_emails().await;
+    let ada_again = app.smtp.nth_to(PEOPLE[0].2, 2);
+    let alan_again = app.smtp.nth_to(PEOPLE[1].2, 2);
     assert_ne!(ada_again.enrollment_link(), first_links[0]);
     assert_ne!(alan_again.enrollment_link(), first_links[1]);
     assert_eq!(
-        app.smtp.to(people[2].2).len(),
+        app.smtp.to(PEOPLE[2].2).len(),
         1,
         "Grace was not selected and gets nothing more"
     );
     admin.check_page("11-users-resent").await;
+    alan_again
+}
 
+/// The Users page at phone width: still usable, nothing wider than the screen.
+async fn users_page_fits_a_phone(admin: &Browser) {
     // The same page at phone width: still usable, nothing wider than the screen.
     admin.resize(PHONE).await;
     admin.refresh().await;
@@ -312,14 +386,20 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         "the Users page scrolls sideways at phone width by {overflow}px"
     );
     admin.resize(WIDE).await;
+}
 
+/// Ada's first link says a newer invitation was sent.
+async fn adas_first_link_is_superseded(invitee: &Browser, first_link: &str) {
     // Ada's first link stopped working when her invitation was resent.
-    invitee.goto_url(&first_links[0]).await;
+    invitee.goto_url(first_link).await;
     invitee
         .wait_for_heading("A newer invitation was sent")
         .await;
     invitee.see("ada.lovelace@example.com").await;
+}
 
+/// Removes Alan after the confirmation; his newest link then leads nowhere.
+async fn remove_alan(admin: &Browser, invitee: &Browser, alan_again: &ReceivedEmail) {
     // Remove Alan: a confirmation lists him; "Remove" removes him.
     admin.refresh().await;
     admin.wait_for_heading("Users").await;
@@ -344,24 +424,13 @@ async fn full_flow(tools: Tools, scripts: Scripts) {
         .wait_for_heading("This invitation link is not valid")
         .await;
     invitee.check_page("15-enroll-link-not-valid").await;
+}
 
+/// Signs out.
+async fn sign_out(admin: &Browser) {
     // Sign out.
     admin.press("Sign out").await;
     admin.wait_for_heading("Sign in").await;
-
-    invitee.close().await;
-    admin.close().await;
-    drop(driver);
-    eprintln!(
-        "browser flow ({}) passed in {:.1?}; screenshots in {}",
-        if js {
-            "with JavaScript"
-        } else {
-            "without JavaScript"
-        },
-        started.elapsed(),
-        shots.display()
-    );
 }
 
 /// What the browser tests need from outside Cargo.
@@ -372,20 +441,20 @@ struct Tools {
 }
 
 impl Tools {
-    /// The tools, or `None` after saying why the test skips.
-    fn find() -> Option<Self> {
-        let skip = |reason: String| {
-            eprintln!("skipped: {reason}; .ci/run installs it");
-            None
-        };
+    /// The tools; fails the test, saying which is missing, without them (then it was
+    /// forced to run: it is ignored where build.rs did not find them).
+    fn find() -> Self {
+        fn missing(reason: String) -> ! {
+            panic!("{reason}; .ci/run installs it")
+        }
         let Some(chromedriver) = executable(CHROMEDRIVER, "chromedriver") else {
-            return skip(format!(
+            missing(format!(
                 "chromedriver is not installed ({CHROMEDRIVER}, or chromedriver on PATH; \
                  Debian package chromium-driver)"
             ));
         };
         let Some(chromium) = executable(CHROMIUM, "chromium") else {
-            return skip(format!(
+            missing(format!(
                 "Chromium is not installed ({CHROMIUM}, or chromium on PATH; Debian package chromium)"
             ));
         };
@@ -394,17 +463,17 @@ impl Tools {
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(AXE_DEFAULT));
         let Ok(axe_js) = std::fs::read_to_string(&axe_path) else {
-            return skip(format!(
+            missing(format!(
                 "axe-core is missing at {} (set {AXE_VARIABLE}, or run \
                  `npm install --prefix target/axe-core axe-core@4`)",
                 axe_path.display()
             ));
         };
-        Some(Self {
+        Self {
             chromedriver,
             chromium,
             axe_js,
-        })
+        }
     }
 
     /// `target/screenshots/<name>/`. Not emptied: another `cargo test` may be writing

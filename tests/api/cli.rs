@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn enroll(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_enroll"));
@@ -98,43 +98,38 @@ fn migrate_then_admin_add_creates_an_account_that_can_sign_in() {
             .contains("Added Administrator account ops@example.com")
     );
 
-    let no_role = enroll(dir.path())
-        .args(["admin", "add", "--email", "someone@example.com"])
-        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
-        .output()
-        .unwrap();
-    assert!(!no_role.status.success(), "the role is never assumed");
-    assert!(String::from_utf8_lossy(&no_role.stderr).contains("--role <ROLE>"));
-
-    let again = enroll(dir.path())
-        .args([
-            "admin",
-            "add",
-            "--email",
-            "OPS@example.com",
-            "--role",
-            "helpdesk",
-        ])
-        .env("ENROLL_ADMIN_PASSWORD", "an operator passphrase")
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
-
-    let weak = enroll(dir.path())
-        .args([
-            "admin",
-            "add",
-            "--email",
-            "weak@example.com",
-            "--role",
-            "helpdesk",
-        ])
-        .env("ENROLL_ADMIN_PASSWORD", "short")
-        .output()
-        .unwrap();
-    assert!(!weak.status.success());
-    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12"));
+    // Refused additions: (arguments after `admin add`, password, what stderr says, why).
+    let refused: [(&[&str], &str, &str, &str); 3] = [
+        (
+            &["--email", "someone@example.com"],
+            "an operator passphrase",
+            "--role <ROLE>",
+            "the role is never assumed",
+        ),
+        (
+            &["--email", "OPS@example.com", "--role", "helpdesk"],
+            "an operator passphrase",
+            "already exists",
+            "the address is taken, whatever its case",
+        ),
+        (
+            &["--email", "weak@example.com", "--role", "helpdesk"],
+            "short",
+            "at least 12",
+            "a weak password",
+        ),
+    ];
+    for (args, password, says, why) in refused {
+        let output = enroll(dir.path())
+            .args(["admin", "add"])
+            .args(args)
+            .env("ENROLL_ADMIN_PASSWORD", password)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{why}: {args:?} was accepted");
+        assert!(stderr.contains(says), "{why}: {args:?} said {stderr}");
+    }
 }
 
 on_both_engines! {
@@ -175,27 +170,82 @@ on_both_engines! {
     }
 }
 
+/// A configuration refused at start with a message that says what to fix.
+struct RefusedConfiguration {
+    command: &'static str,
+    environment: &'static [(&'static str, &'static str)],
+    /// What stderr says.
+    says: &'static str,
+    why: &'static str,
+}
+
+const REFUSED_CONFIGURATIONS: &[RefusedConfiguration] = &[
+    RefusedConfiguration {
+        command: "migrate",
+        environment: &[("ENROLL_DATABASE_URL", "mysql://localhost/enroll")],
+        says: "unsupported scheme",
+        why: "a mistyped database URL is not turned into a file",
+    },
+    RefusedConfiguration {
+        command: "serve",
+        environment: &[
+            ("ENROLL_LISTEN", "127.0.0.1:0"),
+            (
+                "ENROLL_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/enroll",
+            ),
+        ],
+        says: "ENROLL_SESSION_KEY is required with PostgreSQL",
+        why: "PostgreSQL without a session key",
+    },
+    RefusedConfiguration {
+        command: "serve",
+        environment: &[
+            ("ENROLL_LISTEN", "127.0.0.1:0"),
+            ("ENROLL_MAIL_WORKERS", "0"),
+        ],
+        says: "ENROLL_MAIL_WORKERS must be at least 1",
+        why: "an instance that would never send email",
+    },
+];
+
 #[test]
-fn a_mistyped_database_url_is_refused_not_turned_into_a_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = enroll(dir.path())
-        .arg("migrate")
-        .env("ENROLL_DATABASE_URL", "mysql://localhost/enroll")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported scheme"));
+fn refused_configurations_say_what_to_fix() {
+    for RefusedConfiguration {
+        command,
+        environment,
+        says,
+        why,
+    } in REFUSED_CONFIGURATIONS
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let output = enroll(dir.path())
+            .arg(command)
+            .envs(environment.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{why}: {environment:?} was accepted"
+        );
+        assert!(
+            stderr.contains(says),
+            "{why}: {environment:?} said {stderr}"
+        );
+    }
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "lists the binary's libraries with ldd, on Linux"
+)]
 fn the_binary_needs_no_system_database_or_tls_library() {
-    let Ok(output) = Command::new("ldd")
+    let output = Command::new("ldd")
         .arg(env!("CARGO_BIN_EXE_enroll"))
         .output()
-    else {
-        eprintln!("skipped: ldd is not installed, cannot list the binary's libraries");
-        return;
-    };
+        .expect("ldd lists the binary's libraries (Debian package libc-bin)");
     let libraries = String::from_utf8_lossy(&output.stdout);
     for library in ["libpq", "libssl", "libcrypto", "libsqlite3"] {
         assert!(
@@ -203,24 +253,4 @@ fn the_binary_needs_no_system_database_or_tls_library() {
             "the binary links {library}:\n{libraries}"
         );
     }
-}
-
-#[test]
-fn postgres_without_a_session_key_is_refused_with_a_clear_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = enroll(dir.path())
-        .arg("serve")
-        .env("ENROLL_LISTEN", "127.0.0.1:0")
-        .env(
-            "ENROLL_DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/enroll",
-        )
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("ENROLL_SESSION_KEY is required with PostgreSQL"),
-        "{stderr}"
-    );
 }

@@ -1,6 +1,6 @@
 //! "Import from CSV" on the invite page and "Export CSV" on the Users page.
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Uploads `content` as a CSV file from the invite page, as a browser would.
 async fn import(app: &TestApp, file_name: &str, content: Vec<u8>) -> Page {
@@ -67,7 +67,7 @@ on_both_engines! {
         ]);
         app.post_with(&app.client, "/users/invite", &form).await.assert_redirect_to("/users");
         assert_eq!(app.count("users"), 4);
-        app.smtp.wait_for(4).await;
+        app.delivered(4).await;
     }
 }
 
@@ -144,7 +144,7 @@ on_both_engines! {
             ("Alan", "Turing", "alan@example.com"),
         ])
         .await;
-        let link = app.smtp.wait_for_nth_to("alan@example.com", 1).await.enrollment_path();
+        let link = app.delivered_to("alan@example.com", 1).await.enrollment_path();
         let invitee = browser();
         let token = app.get_with(&invitee, &link).await.csrf_token();
         app.post_with(&invitee, &link, &fields(&[("csrf_token", &token)])).await;

@@ -1,5 +1,10 @@
 //! Invitations that arrive: delivery under mail-server faults, restarts, double
 //! submission, resend limits, reminders, email quality, per-user history.
+//!
+//! The fault, restart and lease tests run the app's own background worker and wait for
+//! it (with a deadline), since the worker is what they test; so do the header and DKIM
+//! tests, so that the worker's own message building is what they check. The others send
+//! with `deliver_due_emails` and read the inbox at once.
 
 use std::time::Duration;
 
@@ -7,10 +12,10 @@ use chrono::TimeDelta;
 use diesel::prelude::*;
 use enroll::db::schema::{outbound_emails, users};
 
-use crate::helpers::*;
 use crate::smtp_faults::{Fault, FaultySmtp};
+use crate::support::*;
 
-/// An app whose mail goes through the fault proxy.
+/// An app whose mail goes through the fault proxy, sent by its background worker.
 async fn app_behind(
     proxy: &FaultySmtp,
     data: Option<std::sync::Arc<TestData>>,
@@ -22,6 +27,7 @@ async fn app_behind(
             data,
             seed_accounts: seed,
             tweak: Some(|config| config.smtp_timeout_seconds = 1),
+            background_mail: true,
             ..AppOptions::default()
         },
         proxy.smtp.clone(),
@@ -60,11 +66,18 @@ fn last_errors(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-/// Waits a moment longer than a retry takes, then checks that exactly `n` emails came.
+/// Waits for the background worker to deliver `n` emails and a moment longer than a
+/// retry takes, then checks that exactly `n` came.
 async fn assert_exactly(smtp: &TestSmtp, n: usize) {
     smtp.wait_for(n).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(smtp.received().len(), n, "exactly {n} emails");
+}
+
+/// Delivers what is due now, then checks that exactly `n` emails came in all.
+async fn assert_delivered_exactly(app: &TestApp, n: usize) {
+    app.deliver_due_emails().await;
+    assert_eq!(app.smtp.received().len(), n, "exactly {n} emails");
 }
 
 on_both_engines! {
@@ -223,7 +236,7 @@ on_both_engines! {
         again.assert_redirect_to("/users");
         assert!(app.follow(again).await.text().contains("already sent"));
         assert_eq!(app.count("users"), 2);
-        assert_exactly(&app.smtp, 2).await;
+        assert_delivered_exactly(&app, 2).await;
 
         // "Add another user" keeps the key, so the form sent after it is the same form.
         let form_page = app.get("/users/invite").await;
@@ -246,18 +259,18 @@ on_both_engines! {
         app.invite(&[("Ada", "L", "ada@example.com"), ("Alan", "T", "alan@example.com")]).await;
         let ada = app.user_id("ada@example.com");
         let alan = app.user_id("alan@example.com");
-        app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        app.delivered_to("ada@example.com", 1).await;
         for n in 0..5 {
             let page = app.act_on_users("/users/resend", std::slice::from_ref(&ada), &[]).await;
             assert!(app.follow(page).await.text().contains("Invitation resent to 1 user"));
             // Sent before the next resend, which would otherwise cancel it unsent.
-            app.smtp.wait_for_nth_to("ada@example.com", n + 2).await;
+            app.delivered_to("ada@example.com", n + 2).await;
         }
         let page = app.act_on_users("/users/resend", &[ada.clone(), alan.clone()], &[]).await;
         let text = app.follow(page).await.text();
         assert!(text.contains("Invitation resent to 1 user: Alan T."), "{text}");
         assert!(text.contains("already resent 5 times in the last hour, not resent: Ada L. Try again after"), "{text}");
-        assert_exactly(&app.smtp, 1 + 5 + 1 + 1).await;
+        assert_delivered_exactly(&app, 1 + 5 + 1 + 1).await;
 
         // An hour later (the session kept alive meanwhile) Ada can be resent again.
         app.clock.advance(TimeDelta::minutes(31));
@@ -273,26 +286,25 @@ on_both_engines! {
         let app = spawn_app().await;
         app.set_up_invitations_with(&[("reminder_days", "2")]).await;
         app.invite(&[("Ada", "L", "ada@example.com"), ("Alan", "T", "alan@example.com"), ("Grace", "H", "grace@example.com")]).await;
-        let alan_link = app.smtp.wait_for_nth_to("alan@example.com", 1).await.enrollment_path();
+        let alan_link = app.delivered_to("alan@example.com", 1).await.enrollment_path();
         let invitee = browser();
         let token = app.get_with(&invitee, &alan_link).await.csrf_token();
         app.post_with(&invitee, &alan_link, &fields(&[("csrf_token", &token)])).await;
         let grace = app.user_id("grace@example.com");
         app.act_on_users("/users/remove", &[grace], &[("confirm", "yes")]).await;
-        assert_exactly(&app.smtp, 3).await;
+        assert_delivered_exactly(&app, 3).await;
 
         // Four days on, nothing yet; after day five, Ada's reminder.
         app.clock.advance(TimeDelta::days(4));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(app.smtp.received().len(), 3);
+        assert_delivered_exactly(&app, 3).await;
         app.clock.advance(TimeDelta::days(1) + TimeDelta::minutes(1));
-        let reminder = app.smtp.wait_for_nth_to("ada@example.com", 2).await;
+        let reminder = app.delivered_to("ada@example.com", 2).await;
         assert!(reminder.subject().starts_with("Reminder: your invitation to join Example Corp"));
         assert!(reminder.text().contains("in 2 days"), "{}", reminder.text());
         let first = app.smtp.to("ada@example.com")[0].enrollment_path();
         assert_eq!(reminder.enrollment_path(), first, "the reminder carries the same link");
         assert_eq!(app.get_with(&browser(), &first).await.status, 200);
-        assert_exactly(&app.smtp, 4).await;
+        assert_delivered_exactly(&app, 4).await;
         assert_eq!(app.smtp.to("alan@example.com").len(), 1, "joined: no reminder");
 
         app.login_admin().await;
@@ -303,7 +315,9 @@ on_both_engines! {
 
 on_both_engines! {
     async fn emails_name_the_organization_and_carry_proper_headers() {
-        let app = spawn_app().await;
+        // Sent by the background worker: its message building is what is checked here
+        // (enroll_flow checks the same headers on an email `deliver_due_emails` sent).
+        let app = spawn_app_with(AppOptions { background_mail: true, ..AppOptions::default() }).await;
         app.set_up_invitations_with(&[("sender_name", "IT Service Desk")]).await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
         let email = app.smtp.wait_for_nth_to("ada@example.com", 1).await;
@@ -331,6 +345,8 @@ async fn emails_are_dkim_signed_when_a_key_is_configured() {
             config.dkim_selector = Some("enroll2026".into());
             config.dkim_key_file = Some(key_file);
         }),
+        // The worker signs, with the key the app loaded at start.
+        background_mail: true,
         ..AppOptions::default()
     })
     .await;
@@ -357,10 +373,10 @@ on_both_engines! {
         let app = spawn_app().await;
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
-        app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        app.delivered_to("ada@example.com", 1).await;
         let ada = app.user_id("ada@example.com");
         app.act_on_users("/users/resend", std::slice::from_ref(&ada), &[]).await;
-        let link = app.smtp.wait_for_nth_to("ada@example.com", 2).await.enrollment_path();
+        let link = app.delivered_to("ada@example.com", 2).await.enrollment_path();
         let invitee = browser();
         let token = app.get_with(&invitee, &link).await.csrf_token();
         app.post_with(&invitee, &link, &fields(&[("csrf_token", &token)])).await;
@@ -476,6 +492,7 @@ on_both_engines! {
                 config.mail_lease_seconds = 3;
                 config.smtp_timeout_seconds = 2;
             }),
+            background_mail: true,
             ..AppOptions::default()
         })
         .await;

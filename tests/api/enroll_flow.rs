@@ -1,6 +1,6 @@
 //! The whole flow: set up, invite with "Add another user", read the emails, join.
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn invite_three_people_and_each_joins_through_their_email() {
@@ -43,11 +43,10 @@ on_both_engines! {
         );
         assert!(users_page.text().contains("Resources › Users"));
 
-        let emails = app.smtp.wait_for(3).await;
+        let emails = app.delivered(3).await;
         assert_eq!(emails.len(), 3);
         let grace = app
-            .smtp
-            .wait_for_nth_to("Grace.Hopper@Example.com", 1)
+            .delivered_to("Grace.Hopper@Example.com", 1)
             .await;
         assert_eq!(grace.subject(), "You're invited to join Example Corp");
         let text = grace.text();
@@ -79,7 +78,7 @@ on_both_engines! {
         assert!(grace.header("Message-ID").is_some());
         assert!(grace.header("Date").is_some());
 
-        app.wait_for_status("ada@example.com", "Pending").await;
+        app.assert_status("ada@example.com", "Pending").await;
 
         // Opening the link (as a mail scanner would) changes nothing, however often.
         let invitee = browser();
@@ -133,7 +132,7 @@ on_both_engines! {
         let app = spawn_app().await;
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
-        let email = app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        let email = app.delivered_to("ada@example.com", 1).await;
         let path = email.enrollment_path();
 
         let (a, b) = (browser(), browser());
@@ -168,8 +167,7 @@ on_both_engines! {
         app.set_up_invitations().await;
         app.invite(&[("Ada", "Lovelace", "ada@example.com")]).await;
         let path = app
-            .smtp
-            .wait_for_nth_to("ada@example.com", 1)
+            .delivered_to("ada@example.com", 1)
             .await
             .enrollment_path();
 
@@ -221,7 +219,8 @@ on_both_engines! {
             ("No", "Body", "nobody@example.com"),
         ])
         .await;
-        app.wait_for_status("nobody@example.com", "Delivery failed")
+        app.deliver_due_emails().await;
+        app.assert_status("nobody@example.com", "Delivery failed")
             .await;
         let page = app.get("/users?status=delivery_failed").await;
         assert!(
@@ -229,7 +228,7 @@ on_both_engines! {
             "the server's reason is shown: {}",
             page.text()
         );
-        app.wait_for_status("ada@example.com", "Pending").await;
+        app.assert_status("ada@example.com", "Pending").await;
         assert!(app.smtp.to("nobody@example.com").is_empty());
     }
 }
@@ -255,7 +254,7 @@ on_both_engines! {
         page.assert_redirect_to("/users");
         assert_eq!(app.count("users"), 50);
         assert_eq!(app.count("invitations"), 50);
-        let emails = app.smtp.wait_for(50).await;
+        let emails = app.delivered(50).await;
         let recipients: std::collections::HashSet<String> =
             emails.iter().flat_map(|e| e.to.clone()).collect();
         assert_eq!(recipients.len(), 50, "one email per person");

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::helpers::TEST_SESSION_KEY;
+use crate::support::TEST_SESSION_KEY;
 
 pub struct Instance {
     child: Child,

@@ -1,7 +1,7 @@
 //! Strict validation of the invite form: messages beside the fields, everything typed
 //! kept, nothing saved.
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// Invites one row and expects it refused with `message` beside `field` of row 1.
 async fn assert_refused(app: &TestApp, row: (&str, &str, &str), field: &str, message: &str) {
@@ -19,72 +19,88 @@ async fn assert_refused(app: &TestApp, row: (&str, &str, &str), field: &str, mes
     assert!(page.text().contains("Nothing was sent"), "{}", page.text());
 }
 
+/// A row the invite form refuses: what was typed, and the message beside which field.
+struct Refused {
+    row: (&'static str, &'static str, &'static str),
+    field: &'static str,
+    message: &'static str,
+}
+
+const fn refused(
+    row: (&'static str, &'static str, &'static str),
+    field: &'static str,
+    message: &'static str,
+) -> Refused {
+    Refused {
+        row,
+        field,
+        message,
+    }
+}
+
+const REFUSED_ROWS: &[Refused] = &[
+    refused(
+        ("", "Lovelace", "ada@example.com"),
+        "first_name",
+        "Enter a first name",
+    ),
+    refused(
+        ("Ada", "   ", "ada@example.com"),
+        "last_name",
+        "Enter a last name",
+    ),
+    refused(("Ada", "Lovelace", ""), "email", "Enter an email address"),
+    refused(
+        ("Ada\u{0}", "Lovelace", "ada@example.com"),
+        "first_name",
+        "control character",
+    ),
+    refused(
+        ("Ada", "Love\r\nlace", "ada@example.com"),
+        "last_name",
+        "control character",
+    ),
+    refused(("Ada", "Lovelace", "ada.example.com"), "email", "with an @"),
+    refused(
+        ("Ada", "Lovelace", "ada@example"),
+        "email",
+        "internet domain",
+    ),
+    refused(
+        ("Ada", "Lovelace", "ada@@example.com"),
+        "email",
+        "more than one @",
+    ),
+    refused(
+        ("Ada", "Lovelace", "ada@exampl\u{0435}.com"),
+        "email",
+        "U+0435",
+    ),
+    refused(
+        (
+            "Ada",
+            "Lovelace",
+            "ada@example.com\r\nBcc: eve@evil.example",
+        ),
+        "email",
+        "spaces or control",
+    ),
+    refused(
+        ("Ada", "Lovelace", "ada lovelace@example.com"),
+        "email",
+        "spaces",
+    ),
+];
+
 on_both_engines! {
     async fn each_wrong_field_is_named_and_nothing_is_saved() {
         let app = spawn_app().await;
         app.set_up_invitations().await;
-        let long = "x".repeat(101);
-        let cases: Vec<((&str, &str, &str), &str, &str)> = vec![
-            (
-                ("", "Lovelace", "ada@example.com"),
-                "first_name",
-                "Enter a first name",
-            ),
-            (
-                ("Ada", "   ", "ada@example.com"),
-                "last_name",
-                "Enter a last name",
-            ),
-            (("Ada", "Lovelace", ""), "email", "Enter an email address"),
-            (
-                (&long, "Lovelace", "ada@example.com"),
-                "first_name",
-                "at most 100 characters",
-            ),
-            (
-                ("Ada\u{0}", "Lovelace", "ada@example.com"),
-                "first_name",
-                "control character",
-            ),
-            (
-                ("Ada", "Love\r\nlace", "ada@example.com"),
-                "last_name",
-                "control character",
-            ),
-            (("Ada", "Lovelace", "ada.example.com"), "email", "with an @"),
-            (
-                ("Ada", "Lovelace", "ada@example"),
-                "email",
-                "internet domain",
-            ),
-            (
-                ("Ada", "Lovelace", "ada@@example.com"),
-                "email",
-                "more than one @",
-            ),
-            (
-                ("Ada", "Lovelace", "ada@exampl\u{0435}.com"),
-                "email",
-                "U+0435",
-            ),
-            (
-                (
-                    "Ada",
-                    "Lovelace",
-                    "ada@example.com\r\nBcc: eve@evil.example",
-                ),
-                "email",
-                "spaces or control",
-            ),
-            (
-                ("Ada", "Lovelace", "ada lovelace@example.com"),
-                "email",
-                "spaces",
-            ),
-        ];
-        for (row, field, message) in cases {
-            assert_refused(&app, row, field, message).await;
+        for Refused { row, field, message } in REFUSED_ROWS {
+            assert_refused(&app, *row, field, message).await;
         }
+        let long = "x".repeat(101);
+        assert_refused(&app, (&long, "Lovelace", "ada@example.com"), "first_name", "at most 100 characters").await;
         assert_eq!(app.count("users"), 0);
         assert_eq!(app.count("invitations"), 0);
         assert_eq!(app.count("outbound_emails"), 0);
@@ -199,7 +215,7 @@ on_both_engines! {
             users.text().contains("<script>alert(1)</script>"),
             "shown as text"
         );
-        let email = app.smtp.wait_for_nth_to("bob@example.com", 1).await;
+        let email = app.delivered_to("bob@example.com", 1).await;
         assert!(!email.html().contains("<script>"));
         assert!(email.text().contains("Hello <script>alert(1)</script>,"));
     }

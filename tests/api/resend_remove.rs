@@ -1,6 +1,6 @@
 //! Resend invitation and Remove user, on selected rows.
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn resend_sends_a_new_link_and_kills_the_old_one() {
@@ -11,10 +11,9 @@ on_both_engines! {
             ("Alan", "Turing", "alan@example.com"),
         ])
         .await;
-        let old = app.smtp.wait_for_nth_to("ada@example.com", 1).await;
+        let old = app.delivered_to("ada@example.com", 1).await;
         let alan_link = app
-            .smtp
-            .wait_for_nth_to("alan@example.com", 1)
+            .delivered_to("alan@example.com", 1)
             .await
             .enrollment_path();
 
@@ -42,7 +41,7 @@ on_both_engines! {
             "{text}"
         );
 
-        let new = app.smtp.wait_for_nth_to("ada@example.com", 2).await;
+        let new = app.delivered_to("ada@example.com", 2).await;
         assert_ne!(new.enrollment_path(), old.enrollment_path());
         let dead = app.get_with(&browser(), &old.enrollment_path()).await;
         assert_eq!(dead.status, 410);
@@ -70,7 +69,7 @@ on_both_engines! {
         app.post_with(&helpdesk, "/users/resend", &form)
             .await
             .assert_redirect_to("/users");
-        let third = app.smtp.wait_for_nth_to("ada@example.com", 3).await;
+        let third = app.delivered_to("ada@example.com", 3).await;
         assert_eq!(
             app.get_with(&browser(), &new.enrollment_path())
                 .await
@@ -96,8 +95,7 @@ on_both_engines! {
         ])
         .await;
         let link = app
-            .smtp
-            .wait_for_nth_to("ada@example.com", 1)
+            .delivered_to("ada@example.com", 1)
             .await
             .enrollment_path();
         let ada = app.user_id("ada@example.com");

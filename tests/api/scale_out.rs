@@ -12,18 +12,8 @@ use enroll::db::{DatabaseUrl, Db};
 use enroll::users::EmailAddress;
 use secrecy::SecretString;
 
-use crate::helpers::*;
 use crate::instances::Instance;
-
-fn skip_without_postgres() -> bool {
-    if postgres_url().is_none() {
-        eprintln!(
-            "skipped: {POSTGRES_URL_VARIABLE} is not set; scale-out needs PostgreSQL (.ci/run sets it)"
-        );
-        return true;
-    }
-    false
-}
+use crate::support::*;
 
 fn connect(database: &PostgresDatabase) -> Db {
     Db::connect(&DatabaseUrl::parse(&database.url).unwrap(), 2).unwrap()
@@ -155,10 +145,12 @@ fn per_recipient(smtp: &TestSmtp) -> HashMap<String, Vec<ReceivedEmail>> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_postgres),
+    ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL"
+)]
 async fn two_instances_share_sessions_and_work_and_send_each_email_once() {
-    if skip_without_postgres() {
-        return;
-    }
+    require_postgres();
     let database = PostgresDatabase::create();
     let smtp = TestSmtp::start();
     // Both start at once: one applies the migrations, the other waits for it.
@@ -268,10 +260,12 @@ async fn two_instances_share_sessions_and_work_and_send_each_email_once() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_postgres),
+    ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL"
+)]
 async fn an_instance_killed_mid_batch_leaves_its_claimed_email_to_the_other() {
-    if skip_without_postgres() {
-        return;
-    }
+    require_postgres();
     let database = PostgresDatabase::create();
     let smtp = TestSmtp::start();
     smtp.delay_each_message(Duration::from_millis(100));
@@ -325,17 +319,24 @@ async fn an_instance_killed_mid_batch_leaves_its_claimed_email_to_the_other() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_postgres),
+    ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL"
+)]
 async fn resend_and_remove_of_one_user_at_once_through_two_instances_stay_consistent() {
-    if skip_without_postgres() {
-        return;
-    }
+    require_postgres();
     run_on(Engine::Postgres, async {
-        let first = spawn_app().await;
+        let first = spawn_app_with(AppOptions {
+            background_mail: true,
+            ..AppOptions::default()
+        })
+        .await;
         // Both instances' workers send to one mail server.
         let second = spawn_app_with_smtp(
             AppOptions {
                 data: Some(first.data.clone()),
                 seed_accounts: false,
+                background_mail: true,
                 ..AppOptions::default()
             },
             first.smtp.clone(),
@@ -382,10 +383,12 @@ async fn resend_and_remove_of_one_user_at_once_through_two_instances_stay_consis
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(enroll_test_postgres),
+    ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL"
+)]
 async fn readiness_fails_while_another_instance_holds_the_migration_lock() {
-    if skip_without_postgres() {
-        return;
-    }
+    require_postgres();
     let database = PostgresDatabase::create();
     let smtp = TestSmtp::start();
     let mut lock = diesel::PgConnection::establish(&database.url).unwrap();

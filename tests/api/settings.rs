@@ -1,6 +1,6 @@
 //! "Set up user invitations": validation, preview, saving, changing.
 
-use crate::helpers::*;
+use crate::support::*;
 
 on_both_engines! {
     async fn wrong_settings_are_refused_field_by_field_and_kept() {

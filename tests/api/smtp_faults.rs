@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helpers::TestSmtp;
+use crate::support::TestSmtp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {

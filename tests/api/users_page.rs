@@ -3,7 +3,7 @@
 
 use scraper::Selector;
 
-use crate::helpers::*;
+use crate::support::*;
 
 /// The email addresses shown, in order.
 fn emails(page: &Page) -> Vec<String> {
@@ -123,14 +123,14 @@ on_both_engines! {
         ])
         .await;
         for email in ["ben@example.com", "eve@example.com"] {
-            let link = app.smtp.wait_for_nth_to(email, 1).await.enrollment_path();
+            let link = app.delivered_to(email, 1).await.enrollment_path();
             let invitee = browser();
             let token = app.get_with(&invitee, &link).await.csrf_token();
             app.post_with(&invitee, &link, &fields(&[("csrf_token", &token)])).await;
         }
-        app.wait_for_status("bounce@example.com", "Delivery failed").await;
-        app.wait_for_status("dan@example.com", "Pending").await;
-        app.wait_for_status("ann@example.com", "Pending").await;
+        app.assert_status("bounce@example.com", "Delivery failed").await;
+        app.assert_status("dan@example.com", "Pending").await;
+        app.assert_status("ann@example.com", "Pending").await;
         let ascending = [
             "ann@example.com",
             "dan@example.com",
@@ -204,12 +204,12 @@ on_both_engines! {
             ("Dan", "D", "dan@example.com"),
         ])
         .await;
-        let link = app.smtp.wait_for_nth_to("dan@example.com", 1).await.enrollment_path();
+        let link = app.delivered_to("dan@example.com", 1).await.enrollment_path();
         let invitee = browser();
         let token = app.get_with(&invitee, &link).await.csrf_token();
         app.post_with(&invitee, &link, &fields(&[("csrf_token", &token)])).await;
-        app.wait_for_status("bounce@example.com", "Delivery failed").await;
-        app.wait_for_status("ann@example.com", "Pending").await;
+        app.assert_status("bounce@example.com", "Delivery failed").await;
+        app.assert_status("ann@example.com", "Pending").await;
 
         let page = app.get("/users").await;
         let text = page.text();

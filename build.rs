@@ -1,0 +1,88 @@
+//! Tells the integration tests what this machine offers them, so that a test that cannot
+//! run here is reported as *ignored*, with its reason, in `cargo test`'s closing counts,
+//! instead of passing without having run (tests/api/main.rs):
+//!
+//! - `enroll_test_postgres`: `ENROLL_TEST_POSTGRES_URL` is set (the PostgreSQL half of
+//!   the suite, and the scale-out tests);
+//! - `enroll_test_browser`: Chromium, chromedriver and axe-core are there (tests/api/browser.rs).
+//!
+//! Cargo runs this again when one of those variables changes, or when a watched file or
+//! folder does (installing `chromium chromium-driver` changes /usr/bin). The application
+//! itself does not look at these settings.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+const POSTGRES_URL: &str = "ENROLL_TEST_POSTGRES_URL";
+const AXE_JS: &str = "ENROLL_TEST_AXE_JS";
+/// Where the README's `npm install --prefix target/axe-core axe-core@4` puts it.
+const AXE_DEFAULT: &str = "target/axe-core/node_modules/axe-core/axe.min.js";
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(enroll_test_postgres)");
+    println!("cargo::rustc-check-cfg=cfg(enroll_test_browser)");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed={POSTGRES_URL}");
+    println!("cargo::rerun-if-env-changed={AXE_JS}");
+
+    if env::var_os(POSTGRES_URL).is_some_and(|url| !url.is_empty()) {
+        println!("cargo::rustc-cfg=enroll_test_postgres");
+    }
+    // Evaluated in full (no short circuit), so that each one is watched.
+    let tools = [
+        executable("/usr/bin/chromedriver", "chromedriver"),
+        executable("/usr/bin/chromium", "chromium"),
+        axe_core(),
+    ];
+    if tools.iter().all(|found| *found) {
+        println!("cargo::rustc-cfg=enroll_test_browser");
+    }
+}
+
+/// Whether `preferred`, or `name` on PATH, is there (the browser test looks the same
+/// way). Watches what it found, or else the folder the Debian package installs into.
+/// A missing path is never watched: Cargo would take it as changed on every build.
+fn executable(preferred: &str, name: &str) -> bool {
+    let on_path = env::var_os("PATH").and_then(|paths| {
+        env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    match Some(PathBuf::from(preferred))
+        .filter(|path| path.is_file())
+        .or(on_path)
+    {
+        Some(found) => {
+            watch(&found);
+            true
+        }
+        None => {
+            if let Some(dir) = Path::new(preferred).parent().filter(|dir| dir.is_dir()) {
+                watch(dir);
+            }
+            false
+        }
+    }
+}
+
+/// Whether axe-core is at `ENROLL_TEST_AXE_JS`, or else where the README installs it.
+fn axe_core() -> bool {
+    let path = env::var_os(AXE_JS)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join(AXE_DEFAULT)
+        });
+    if path.is_file() {
+        watch(&path);
+        true
+    } else {
+        // Not its folder: the default one is under target/, which every build changes.
+        // Setting ENROLL_TEST_AXE_JS after installing runs this again.
+        false
+    }
+}
+
+fn watch(path: &Path) {
+    println!("cargo::rerun-if-changed={}", path.display());
+}
