@@ -53,6 +53,12 @@ impl Operations {
         self.counts.generation()
     }
 
+    /// Users were changed behind the operations' back (directly in the database):
+    /// count them again before the next page.
+    pub fn forget_counts(&self) {
+        self.counts.invalidate();
+    }
+
     /// Users changed: the outbox may have work, and counts are stale.
     fn users_changed(&self, links: &[QueuedLink]) {
         self.counts.invalidate();

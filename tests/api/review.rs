@@ -1,6 +1,6 @@
 //! Defects a security review found, each with the test that showed it.
 
-use crate::helpers::*;
+use crate::support::*;
 use enroll::accounts::{self, Role, setup_code};
 
 /// Twenty people submit the setup page with the one code at the same moment.

@@ -141,7 +141,7 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         .expect("the application starts");
     let port = app.port();
     let db = app.state().db.clone();
-    let counts = app.state().counts.clone();
+    let ops = app.state().ops.clone();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(reqwest::cookie::Jar::default());
@@ -155,7 +155,7 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         data_dir: data.path().to_owned(),
         data,
         config,
-        forget_cached_views: Box::new(move || counts.invalidate()),
+        forget_cached_views: Box::new(move || ops.forget_counts()),
         handle,
     };
     if options.seed_accounts {
