@@ -254,7 +254,7 @@ impl Worker {
     }
 
     fn attempt(&self, email: &ClaimedEmail) -> Outcome {
-        let result = build_message(email).and_then(|message| self.mailer.send(message));
+        let result = build_message(email).and_then(|message| self.mailer.send(message, &email.id));
         let now = self.clock.now();
         match result {
             Ok(()) => {

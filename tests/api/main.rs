@@ -34,6 +34,7 @@ mod csv_import_export;
 mod delivery;
 mod durability;
 mod enroll_flow;
+mod exactly_once;
 mod helpers;
 mod instances;
 mod invite_validation;
