@@ -82,6 +82,11 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // SQLite stayed locked past the busy timeout: the transaction was rolled back,
+            // so trying again later is safe (a resubmitted form is recognised as such).
+            Self::Database(e) if crate::metrics::is_sqlite_busy(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) | Self::Template(_) | Self::Unexpected(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod mail;
+pub mod metrics;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

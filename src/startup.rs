@@ -116,7 +116,7 @@ impl Application {
         });
         // The worker's own connections: sends on PostgreSQL hold one each, and must not
         // starve the pages.
-        let mail_db = Db::connect_lazily(&database_url, worker_settings.threads as u32 + 1)?;
+        let mail_db = db.lazy_pool(worker_settings.threads as u32 + 1)?;
         let worker = worker.start(mail_db, clock.clone(), worker_settings);
         let app = Self {
             port,
