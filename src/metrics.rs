@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct Metrics {
     sqlite_busy: AtomicU64,
+    mail_outcome_record_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -17,8 +18,20 @@ impl Metrics {
         self.sqlite_busy.load(Ordering::Relaxed)
     }
 
+    /// `enroll_mail_outcome_record_failures_total`: attempts to record that an email
+    /// was sent (or failed for good) that the database refused; each is retried.
+    pub fn mail_outcome_record_failures_total(&self) -> u64 {
+        self.mail_outcome_record_failures.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_sqlite_busy(&self) -> u64 {
         self.sqlite_busy.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn count_mail_outcome_record_failure(&self) -> u64 {
+        self.mail_outcome_record_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
-use super::outbox::{self, ClaimedEmail, Outcome};
+use super::outbox::{self, ClaimedEmail, Outcome, Unrecorded};
 use super::transport::{Mailer, SendError};
 use crate::clock::Clock;
 use crate::db::Db;
@@ -64,6 +64,11 @@ fn fastrand_permille() -> u16 {
     u16::from_le_bytes([a, b]) % 1000
 }
 
+/// Between tries at recording an outcome: soon, since every thread that meets the
+/// lock has already waited the busy timeout, then less and less often.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Wakes idle workers when email is queued, and tells them to stop.
 #[derive(Default)]
 struct Signal {
@@ -90,6 +95,17 @@ impl Signal {
             state.stopping = true;
             self.changed.notify_all();
         }
+    }
+
+    /// Sleeps for `timeout` unless told to stop; true when stopping. Unlike `wait`, it
+    /// leaves notifications of new email to the idle threads.
+    fn sleep(&self, timeout: Duration) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return true;
+        };
+        self.changed
+            .wait_timeout_while(state, timeout, |s| !s.stopping)
+            .map_or(true, |(state, _)| state.stopping)
     }
 
     fn is_stopping(&self) -> bool {
@@ -241,7 +257,7 @@ impl Worker {
                 // The rest become due again when the lease runs out.
                 break;
             }
-            outbox::deliver_claimed(
+            let unrecorded = outbox::deliver_claimed(
                 &self.db,
                 id,
                 &claim_token,
@@ -249,8 +265,59 @@ impl Worker {
                 &self.clock,
                 |email| self.attempt(email),
             )?;
+            if let Some(unrecorded) = unrecorded {
+                self.record_until_done(unrecorded, &claim_token);
+            }
         }
         Ok(ids.len())
+    }
+
+    /// Keeps trying to record an outcome the database refused, for as long as the
+    /// process runs: giving up would let the lease run out and the email go out again.
+    /// The other threads carry on meanwhile.
+    fn record_until_done(&self, unrecorded: Unrecorded, claim_token: &str) {
+        let (id, outcome) = (&unrecorded.email.id, unrecorded.outcome.name());
+        let mut error = unrecorded.error.to_string();
+        // Each failed try renews the lease, so tries must come well within it.
+        let longest = self
+            .settings
+            .lease
+            .to_std()
+            .map_or(RECORD_RETRY_MAX, |lease| (lease / 4).min(RECORD_RETRY_MAX));
+        let mut wait = RECORD_RETRY_FIRST.min(longest);
+        loop {
+            let failures = self.db.metrics().count_mail_outcome_record_failure();
+            tracing::warn!(
+                email_id = %id, outcome, %error, mail_outcome_record_failures_total = failures,
+                "mail worker: cannot record an outcome yet, retrying"
+            );
+            let stopping = self.signal.sleep(wait);
+            // One last try when stopping: the wait may be what the database needed.
+            match outbox::record_again(
+                &self.db,
+                &unrecorded,
+                claim_token,
+                self.settings.lease,
+                &self.clock,
+            ) {
+                Ok(()) => {
+                    tracing::info!(email_id = %id, outcome, "mail worker: outcome recorded after retrying");
+                    return;
+                }
+                Err(again) if stopping => {
+                    self.db.metrics().count_mail_outcome_record_failure();
+                    tracing::error!(
+                        email_id = %id, outcome, error = %again,
+                        "mail worker stopped before it could record this outcome: once the claim's \
+                         lease runs out this email (outbound_emails.id) is due again and goes out \
+                         a second time"
+                    );
+                    return;
+                }
+                Err(again) => error = again.to_string(),
+            }
+            wait = (wait * 2).min(longest);
+        }
     }
 
     fn attempt(&self, email: &ClaimedEmail) -> Outcome {
