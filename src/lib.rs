@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod mail;
+pub mod metrics;
 pub mod operations;
 pub mod principal;
 pub mod sessions;

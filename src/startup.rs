@@ -111,7 +111,7 @@ impl Application {
         tokio::spawn(async move { ops.count_users_now().await });
         // The worker's own connections: sends on PostgreSQL hold one each, and must not
         // starve the pages.
-        let mail_db = Db::connect_lazily(&database_url, worker_settings.threads as u32 + 1)?;
+        let mail_db = db.lazy_pool(worker_settings.threads as u32 + 1)?;
         let worker = worker.start(mail_db, clock.clone(), worker_settings);
         let app = Self {
             port,
@@ -203,6 +203,19 @@ pub struct ApplicationHandle {
 }
 
 impl ApplicationHandle {
+    /// Sends every email due now and returns when done (see [`MailWorker::deliver_due`]);
+    /// blocking, so call it off the async threads.
+    pub fn deliver_due_emails(&self) -> anyhow::Result<usize> {
+        let worker = self
+            .worker
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the mail worker's lock is poisoned"))?;
+        match worker.as_ref() {
+            Some(worker) => worker.deliver_due(),
+            None => Ok(0),
+        }
+    }
+
     /// Stops accepting requests and tells the mail worker to stop, without waiting.
     pub fn stop(&self) {
         if let Ok(worker) = self.worker.lock()

@@ -8,13 +8,26 @@ mod stamp;
 pub use stamp::{MaybeStamp, Stamp};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, InstrumentationEvent, SimpleConnection, TransactionManager,
+};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::metrics::{Metrics, is_sqlite_busy};
+
+/// How long a SQLite writer waits for the lock before failing with "database is locked".
+/// SQLite's busy handler is not fair (a waiter polls, and a writer that arrives between
+/// polls can go first), so under back-to-back bulk invitations a writer may wait many
+/// times the longest transaction: 10 seconds was seen to run out. Thirty still ends
+/// before a reverse proxy's usual 60-second timeout, so a request that does run out gets
+/// our answer ("nothing was changed, try again") rather than a gateway's.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
 
 /// What can go wrong on the way to the database and back.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +140,7 @@ impl DatabaseUrl {
 /// Builds connections of the configured engine, with SQLite's per-connection settings.
 pub struct DbConnectionManager {
     url: DatabaseUrl,
+    metrics: Arc<Metrics>,
 }
 
 impl ManageConnection for DbConnectionManager {
@@ -141,13 +155,29 @@ impl ManageConnection for DbConnectionManager {
             Engine::Sqlite => {
                 let mut conn = diesel::SqliteConnection::establish(&self.url.url)
                     .map_err(r2d2::Error::ConnectionError)?;
+                // Every statement on every connection passes here: the one place that sees
+                // each "database is locked", whoever ran into it.
+                let metrics = self.metrics.clone();
+                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                    if let InstrumentationEvent::FinishQuery {
+                        error: Some(error), ..
+                    } = event
+                        && is_sqlite_busy(error)
+                    {
+                        let total = metrics.count_sqlite_busy();
+                        tracing::warn!(
+                            sqlite_busy_total = total,
+                            "SQLite stayed locked longer than the busy timeout"
+                        );
+                    }
+                });
                 // busy_timeout first, so that the others wait for a lock instead of failing;
                 // WAL lets readers run beside the writer; foreign keys are off by default.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA cache_size = -1024;",
-                )
+                     PRAGMA cache_size = -1024;"
+                ))
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
@@ -176,6 +206,7 @@ pub struct Db {
     /// the per-thread read connections.
     id: u64,
     url: DatabaseUrl,
+    metrics: Arc<Metrics>,
 }
 
 static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -188,15 +219,21 @@ thread_local! {
 
 impl Db {
     pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
-        Self::build(url, pool_size, None)
+        Self::build(url, pool_size, None, Arc::default())
     }
 
-    /// A pool that opens connections as they are first needed.
-    pub fn connect_lazily(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
-        Self::build(url, pool_size, Some(1))
+    /// Another pool to the same database, which opens connections as they are first
+    /// needed and counts into the same metrics.
+    pub fn lazy_pool(&self, pool_size: u32) -> anyhow::Result<Self> {
+        Self::build(&self.url, pool_size, Some(1), self.metrics.clone())
     }
 
-    fn build(url: &DatabaseUrl, pool_size: u32, min_idle: Option<u32>) -> anyhow::Result<Self> {
+    fn build(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        min_idle: Option<u32>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         if let Some(path) = url.sqlite_path()
             && let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -210,14 +247,23 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             // SQLite files do not go away under us; a PostgreSQL server can restart.
             .test_on_check_out(url.engine == Engine::Postgres)
-            .build(DbConnectionManager { url: url.clone() })
+            .build(DbConnectionManager {
+                url: url.clone(),
+                metrics: metrics.clone(),
+            })
             .with_context(|| format!("cannot connect to the database {}", url.redacted()))?;
         Ok(Self {
             pool,
             engine: url.engine,
             id: NEXT_DB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             url: url.clone(),
+            metrics,
         })
+    }
+
+    /// This application's counters (shared by its pools).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Read-only work on a request thread. On SQLite it runs right here, on this thread's
@@ -240,6 +286,7 @@ impl Db {
                 std::collections::hash_map::Entry::Vacant(entry) => {
                     let manager = DbConnectionManager {
                         url: self.url.clone(),
+                        metrics: self.metrics.clone(),
                     };
                     entry.insert(manager.connect().map_err(DbError::Connect)?)
                 }
@@ -313,11 +360,15 @@ pub(crate) use insert_rows;
 /// `for_update`, or `for_no_key_update` for rows that others only reference by key); on
 /// SQLite the write transaction already holds the whole database. The query is written
 /// once and built per engine, since its select clause is typed by the backend it runs
-/// on. `$run` is how it runs: `load`, `first`, `get_result`.
+/// on. `$run` is how it runs: `load`, `first`, `get_result`. A longer lock clause goes
+/// in brackets: `[for_update().skip_locked()]`.
 macro_rules! locked {
     ($conn:expr, $lock:ident, $query:expr, $run:ident) => {
+        $crate::db::locked!($conn, [$lock()], $query, $run)
+    };
+    ($conn:expr, [$($lock:tt)+], $query:expr, $run:ident) => {
         match &mut *$conn {
-            $crate::db::DbConnection::Postgresql(pg) => $query.$lock().$run(pg),
+            $crate::db::DbConnection::Postgresql(pg) => $query.$($lock)+.$run(pg),
             $crate::db::DbConnection::Sqlite(sqlite) => $query.$run(sqlite),
         }
     };
@@ -431,6 +482,23 @@ mod tests {
         );
         let err = DatabaseUrl::parse("mysql://localhost/db").unwrap_err();
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
+    }
+
+    #[test]
+    fn every_database_is_locked_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::sqlite(dir.path().join("busy.db")), 2).unwrap();
+        let (mut holder, mut waiter) = (db.get().unwrap(), db.get().unwrap());
+        holder.batch_execute("BEGIN IMMEDIATE").unwrap();
+        // Fail at once rather than after the busy timeout.
+        waiter.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+        let error =
+            write_transaction(&mut waiter, |_| Ok::<_, diesel::result::Error>(())).unwrap_err();
+        assert!(is_sqlite_busy(&error), "{error}");
+        assert_eq!(db.metrics().sqlite_busy_total(), 1);
+        holder.batch_execute("COMMIT").unwrap();
+        write_transaction(&mut waiter, |_| Ok::<_, diesel::result::Error>(())).unwrap();
+        assert_eq!(db.metrics().sqlite_busy_total(), 1);
     }
 
     #[test]

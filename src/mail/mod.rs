@@ -1,7 +1,6 @@
 //! Email: templates to messages, the outbox, transports, and the worker that sends.
 
 pub mod compose;
-pub mod drain;
 pub mod outbox;
 pub mod transport;
 pub mod worker;

@@ -154,16 +154,18 @@ pub fn claim_due(
     limit: i64,
 ) -> QueryResult<Vec<String>> {
     write_transaction(conn, |conn| {
-        let due = outbound_emails::table
-            .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING]))
-            .filter(outbound_emails::next_attempt_at.le(now))
-            .order(outbound_emails::next_attempt_at)
-            .limit(limit)
-            .select(outbound_emails::id);
-        let ids: Vec<String> = match conn {
-            DbConnection::Postgresql(pg) => due.for_update().skip_locked().load(pg)?,
-            DbConnection::Sqlite(sqlite) => due.load(sqlite)?,
-        };
+        // Other instances skip what one has locked instead of waiting for it.
+        let ids: Vec<String> = crate::db::locked!(
+            conn,
+            [for_update().skip_locked()],
+            outbound_emails::table
+                .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING]))
+                .filter(outbound_emails::next_attempt_at.le(now))
+                .order(outbound_emails::next_attempt_at)
+                .limit(limit)
+                .select(outbound_emails::id),
+            load
+        )?;
         if !ids.is_empty() {
             diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
                 .set((
@@ -186,37 +188,35 @@ pub fn load_claimed(
     id: &str,
     claim_token: &str,
 ) -> QueryResult<Option<ClaimedEmail>> {
-    // Built per arm: `as_select` is typed by the backend it runs on.
-    macro_rules! claimed {
-        () => {
-            outbound_emails::table
-                .filter(outbound_emails::id.eq(id))
-                .filter(outbound_emails::claim_token.eq(claim_token))
-                .filter(outbound_emails::status.eq(status::SENDING))
-                .select(ClaimedEmail::as_select())
-        };
+    // Every writer takes row locks in the order user, invitation, email (removal
+    // cascades that way), so the invitation is locked before the email.
+    let invitation_id: Option<Option<String>> = outbound_emails::table
+        .find(id)
+        .select(outbound_emails::invitation_id)
+        .first(conn)
+        .optional()?;
+    if let Some(Some(invitation_id)) = invitation_id {
+        let _: Option<String> = crate::db::locked!(
+            conn,
+            for_update,
+            invitations::table
+                .find(invitation_id)
+                .select(invitations::id),
+            first
+        )
+        .optional()?;
     }
-    match conn {
-        DbConnection::Postgresql(pg) => {
-            // Every writer takes row locks in the order user, invitation, email (removal
-            // cascades that way), so the invitation is locked before the email.
-            let invitation_id: Option<Option<String>> = outbound_emails::table
-                .find(id)
-                .select(outbound_emails::invitation_id)
-                .first(pg)
-                .optional()?;
-            if let Some(Some(invitation_id)) = invitation_id {
-                invitations::table
-                    .find(invitation_id)
-                    .select(invitations::id)
-                    .for_update()
-                    .first::<String>(pg)
-                    .optional()?;
-            }
-            claimed!().for_update().first(pg).optional()
-        }
-        DbConnection::Sqlite(sqlite) => claimed!().first(sqlite).optional(),
-    }
+    crate::db::locked!(
+        conn,
+        for_update,
+        outbound_emails::table
+            .filter(outbound_emails::id.eq(id))
+            .filter(outbound_emails::claim_token.eq(claim_token))
+            .filter(outbound_emails::status.eq(status::SENDING))
+            .select(ClaimedEmail::as_select()),
+        first
+    )
+    .optional()
 }
 
 /// What became of one delivery attempt.
@@ -225,6 +225,49 @@ pub enum Outcome {
     Sent,
     RetryAt(NaiveDateTime, String),
     Failed(String),
+}
+
+impl Outcome {
+    /// Whether the outcome must be recorded however long that takes. Sent and failed for
+    /// good must: left unrecorded, the claim's lease runs out and the email is sent again.
+    /// A retry need not: the lease running out has the same effect as recording it.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::RetryAt(..))
+    }
+
+    /// For logs: the reason a server gave may quote the recipient.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::RetryAt(..) => "retry",
+            Self::Failed(_) => "failed for good",
+        }
+    }
+}
+
+/// A final outcome that the database would not take: the caller keeps trying to
+/// record it, and must never send the email again.
+#[derive(Debug)]
+pub struct Unrecorded {
+    pub email: ClaimedEmail,
+    pub outcome: Outcome,
+    pub error: anyhow::Error,
+}
+
+/// Moves the end of the claim's lease to `until`, if the claim is still ours.
+fn renew_lease(
+    conn: &mut DbConnection,
+    id: &str,
+    claim_token: &str,
+    until: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq(id))
+            .filter(outbound_emails::claim_token.eq(claim_token)),
+    )
+    .set(outbound_emails::next_attempt_at.eq(until))
+    .execute(conn)
 }
 
 /// Records the outcome of sending `email`, if the claim still holds.
@@ -241,16 +284,23 @@ pub fn settle(
     let is_invitation = email.kind == EmailKind::Invitation.as_str();
     match outcome {
         Outcome::Sent => {
-            let updated = diesel::update(mine)
-                .set((
-                    outbound_emails::status.eq(status::SENT),
-                    outbound_emails::sent_at.eq(now),
-                    outbound_emails::body_text.eq(None::<String>),
-                    outbound_emails::body_html.eq(None::<String>),
-                    outbound_emails::claim_token.eq(None::<String>),
-                    outbound_emails::last_error.eq(None::<String>),
-                ))
-                .execute(conn)?;
+            // Whoever holds the claim by now: an email that went out must never become
+            // due again, even if recording it took so long that the claim was taken over.
+            // Cancelled, failed and sent rows stay as they are.
+            let updated = diesel::update(
+                outbound_emails::table
+                    .filter(outbound_emails::id.eq(&email.id))
+                    .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING])),
+            )
+            .set((
+                outbound_emails::status.eq(status::SENT),
+                outbound_emails::sent_at.eq(now),
+                outbound_emails::body_text.eq(None::<String>),
+                outbound_emails::body_html.eq(None::<String>),
+                outbound_emails::claim_token.eq(None::<String>),
+                outbound_emails::last_error.eq(None::<String>),
+            ))
+            .execute(conn)?;
             if updated == 1
                 && is_invitation
                 && let Some(invitation_id) = &email.invitation_id
@@ -297,7 +347,8 @@ pub fn settle(
     Ok(())
 }
 
-/// Sends one claimed email through `attempt` and records the outcome.
+/// Sends one claimed email through `attempt` and records the outcome. A final outcome
+/// that could not be recorded is handed back (see [`record_again`]), not dropped.
 ///
 /// On PostgreSQL the row is locked for the whole attempt, so that two instances never
 /// send it and a concurrent removal or resend either waits for it or stops it first.
@@ -314,37 +365,78 @@ pub fn deliver_claimed(
     lease: TimeDelta,
     clock: &crate::clock::Clock,
     attempt: impl FnOnce(&ClaimedEmail) -> Outcome,
-) -> anyhow::Result<()> {
-    match db.engine() {
-        Engine::Postgres => {
-            let mut conn = db.get()?;
+) -> anyhow::Result<Option<Unrecorded>> {
+    // Set once the attempt is made: from then on a failure is a failure to record.
+    let mut attempted = None;
+    let result: anyhow::Result<()> = match db.engine() {
+        Engine::Postgres => db.get().map_err(anyhow::Error::from).and_then(|mut conn| {
             write_transaction(&mut conn, |conn| {
                 let Some(email) = load_claimed(conn, id, claim_token)? else {
                     return Ok(());
                 };
                 let outcome = attempt(&email);
-                settle(conn, &email, claim_token, &outcome, clock.now())
-            })?;
-        }
+                let settled = settle(conn, &email, claim_token, &outcome, clock.now());
+                attempted = Some((email, outcome));
+                settled
+            })
+            .map_err(anyhow::Error::from)
+        }),
         Engine::Sqlite => {
             let claimed = write_transaction(&mut *db.get()?, |conn| {
-                diesel::update(
-                    outbound_emails::table
-                        .filter(outbound_emails::id.eq(id))
-                        .filter(outbound_emails::claim_token.eq(claim_token)),
-                )
-                .set(outbound_emails::next_attempt_at.eq(clock.now() + lease))
-                .execute(conn)?;
+                renew_lease(conn, id, claim_token, clock.now() + lease)?;
                 load_claimed(conn, id, claim_token)
             })?;
             let Some(email) = claimed else {
-                return Ok(());
+                return Ok(None);
             };
             let outcome = attempt(&email);
-            write_transaction(&mut *db.get()?, |conn| {
-                settle(conn, &email, claim_token, &outcome, clock.now())
-            })?;
+            let settled = db.get().map_err(anyhow::Error::from).and_then(|mut conn| {
+                write_transaction(&mut conn, |conn| {
+                    settle(conn, &email, claim_token, &outcome, clock.now())
+                })
+                .map_err(anyhow::Error::from)
+            });
+            attempted = Some((email, outcome));
+            settled
         }
+    };
+    match (result, attempted) {
+        (Ok(()), _) => Ok(None),
+        (Err(error), Some((email, outcome))) if outcome.is_final() => Ok(Some(Unrecorded {
+            email,
+            outcome,
+            error,
+        })),
+        (Err(error), _) => Err(error),
+    }
+}
+
+/// One more try at recording an outcome that the database refused before. When it is
+/// refused again, the claim's lease is renewed if it can be, so that neither another
+/// thread nor another instance takes the email up again while we keep trying.
+pub fn record_again(
+    db: &Db,
+    unrecorded: &Unrecorded,
+    claim_token: &str,
+    lease: TimeDelta,
+    clock: &crate::clock::Clock,
+) -> anyhow::Result<()> {
+    let mut conn = db.get()?;
+    let recorded = write_transaction(&mut conn, |conn| {
+        settle(
+            conn,
+            &unrecorded.email,
+            claim_token,
+            &unrecorded.outcome,
+            clock.now(),
+        )
+    });
+    if let Err(error) = recorded {
+        // Best effort: whatever stopped the record likely stops this too.
+        let _ = write_transaction(&mut conn, |conn| {
+            renew_lease(conn, &unrecorded.email.id, claim_token, clock.now() + lease)
+        });
+        return Err(error.into());
     }
     Ok(())
 }

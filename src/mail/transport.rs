@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
 use lettre::transport::smtp::PoolConfig;
-use lettre::{FileTransport, Message, SmtpTransport, Transport as _};
+use lettre::{Message, SmtpTransport, Transport as _};
 use secrecy::{ExposeSecret, SecretString};
 
 pub struct Mailer {
@@ -16,8 +16,8 @@ pub struct Mailer {
 
 enum Transport {
     Smtp(SmtpTransport),
+    /// One `<outbox email id>.eml` per email: sending it again overwrites the file.
     Files {
-        transport: FileTransport,
         dir: PathBuf,
     },
 }
@@ -93,11 +93,12 @@ impl Mailer {
         }
     }
 
-    pub fn send(&self, mut message: Message) -> Result<(), SendError> {
+    /// Sends the outbox email `email_id`.
+    pub fn send(&self, mut message: Message, email_id: &str) -> Result<(), SendError> {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
-        self.transport.send(&message)
+        self.transport.send(&message, email_id)
     }
 }
 
@@ -116,12 +117,11 @@ impl Transport {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the mail folder {}", dir.display()))?;
         Ok(Self::Files {
-            transport: FileTransport::new(dir),
             dir: dir.to_owned(),
         })
     }
 
-    fn send(&self, message: &Message) -> Result<(), SendError> {
+    fn send(&self, message: &Message, email_id: &str) -> Result<(), SendError> {
         match self {
             Self::Smtp(transport) => transport.send(message).map(drop).map_err(|e| {
                 let reason = smtp_reason(&e);
@@ -131,12 +131,37 @@ impl Transport {
                     SendError::Transient(reason)
                 }
             }),
-            Self::Files { transport, .. } => transport
-                .send(message)
-                .map(drop)
-                .map_err(|e| SendError::Transient(format!("cannot write the email file: {e}"))),
+            Self::Files { dir } => write_email_file(dir, email_id, &message.formatted()),
         }
     }
+}
+
+/// Writes `<email_id>.eml` whole or not at all: to a temporary name first, then renamed
+/// over any earlier copy, so that an email sent twice (its outcome not recorded in time)
+/// leaves one file, and a reader never sees half of one. lettre's FileTransport names
+/// each file after a fresh uuid, which would keep both copies.
+///
+/// Not fsynced, like the database's own commits (`synchronous = NORMAL`): a power cut
+/// may lose the last emails written, a crash of the process cannot.
+fn write_email_file(dir: &Path, email_id: &str, bytes: &[u8]) -> Result<(), SendError> {
+    // The id becomes a file name: accept only what the outbox makes.
+    let id = uuid::Uuid::parse_str(email_id)
+        .map_err(|_| SendError::Permanent("the email id is not a uuid".to_owned()))?
+        .hyphenated()
+        .to_string();
+    let unwritten =
+        |e: std::io::Error| SendError::Transient(format!("cannot write the email file: {e}"));
+    // Unique per write, so that two writers of the same email never share a temporary file;
+    // a leading dot and no .eml extension keep readers of the folder away from it.
+    let temporary = dir.join(format!(".{id}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    if let Err(e) = std::fs::write(&temporary, bytes) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(unwritten(e));
+    }
+    std::fs::rename(&temporary, dir.join(format!("{id}.eml"))).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        unwritten(e)
+    })
 }
 
 /// The server's own words where there are some ("550 Mailbox unavailable").

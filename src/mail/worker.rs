@@ -9,7 +9,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
-use super::outbox::{self, ClaimedEmail, Outcome};
+use super::outbox::{self, ClaimedEmail, Outcome, Unrecorded};
 use super::transport::{Mailer, SendError};
 use crate::clock::Clock;
 use crate::db::Db;
@@ -64,6 +64,11 @@ fn fastrand_permille() -> u16 {
     u16::from_le_bytes([a, b]) % 1000
 }
 
+/// Between tries at recording an outcome: soon, since every thread that meets the
+/// lock has already waited the busy timeout, then less and less often.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Wakes idle workers when email is queued, and tells them to stop.
 #[derive(Default)]
 struct Signal {
@@ -90,6 +95,17 @@ impl Signal {
             state.stopping = true;
             self.changed.notify_all();
         }
+    }
+
+    /// Sleeps for `timeout` unless told to stop; true when stopping. Unlike `wait`, it
+    /// leaves notifications of new email to the idle threads.
+    fn sleep(&self, timeout: Duration) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return true;
+        };
+        self.changed
+            .wait_timeout_while(state, timeout, |s| !s.stopping)
+            .map_or(true, |(state, _)| state.stopping)
     }
 
     fn is_stopping(&self) -> bool {
@@ -141,6 +157,8 @@ impl MailQueue {
 pub struct MailWorker {
     signal: Arc<Signal>,
     threads: Vec<JoinHandle<()>>,
+    /// What each thread runs, for a pass on demand ([`MailWorker::deliver_due`]).
+    sender: Worker,
 }
 
 /// A worker whose queue handle exists but whose threads wait for the database to be
@@ -152,16 +170,16 @@ pub struct PreparedWorker {
 
 impl PreparedWorker {
     pub fn start(self, db: Db, clock: Clock, settings: WorkerSettings) -> MailWorker {
-        let mailer = Arc::new(self.mailer);
-        let threads = (0..settings.threads)
+        let sender = Worker {
+            db,
+            mailer: Arc::new(self.mailer),
+            clock,
+            settings,
+            signal: self.signal.clone(),
+        };
+        let threads = (0..sender.settings.threads)
             .map(|n| {
-                let worker = Worker {
-                    db: db.clone(),
-                    mailer: mailer.clone(),
-                    clock: clock.clone(),
-                    settings: settings.clone(),
-                    signal: self.signal.clone(),
-                };
+                let worker = sender.clone();
                 std::thread::Builder::new()
                     .name(format!("mail-{n}"))
                     .spawn(move || worker.run())
@@ -171,6 +189,7 @@ impl PreparedWorker {
         MailWorker {
             signal: self.signal,
             threads,
+            sender,
         }
     }
 }
@@ -183,6 +202,29 @@ impl MailWorker {
             writes_files: mailer.writes_files(),
         };
         (PreparedWorker { signal, mailer }, queue)
+    }
+
+    /// Sends every email due now, in the caller's thread, exactly as the threads would,
+    /// and returns once none is due (an email whose attempt failed for now is rescheduled
+    /// and not tried twice here); returns how many were attempted. For a worker started
+    /// without threads (the integration tests), this is how mail goes out.
+    pub fn deliver_due(&self) -> anyhow::Result<usize> {
+        let mut attempted = std::collections::HashSet::new();
+        loop {
+            let claim_token = uuid::Uuid::new_v4().to_string();
+            let ids = self.sender.claim(&claim_token)?;
+            let fresh: Vec<String> = ids
+                .into_iter()
+                .filter(|id| attempted.insert(id.clone()))
+                .collect();
+            if fresh.is_empty() {
+                // Nothing due, or only what was tried already (its lease brings it back).
+                return Ok(attempted.len());
+            }
+            for id in &fresh {
+                self.sender.deliver(id, &claim_token)?;
+            }
+        }
     }
 
     /// Asks the threads to stop after the email in hand, without waiting for them.
@@ -205,6 +247,7 @@ impl Drop for MailWorker {
     }
 }
 
+#[derive(Clone)]
 struct Worker {
     db: Db,
     mailer: Arc<Mailer>,
@@ -237,32 +280,94 @@ impl Worker {
     /// Claims and sends one batch; returns how many emails were claimed.
     fn work_once(&self) -> anyhow::Result<usize> {
         let claim_token = uuid::Uuid::new_v4().to_string();
-        let ids = outbox::claim_due(
-            &mut *self.db.get()?,
-            self.clock.now(),
-            &claim_token,
-            self.settings.lease,
-            self.settings.batch_size,
-        )?;
+        let ids = self.claim(&claim_token)?;
         for id in &ids {
             if self.signal.is_stopping() {
                 // The rest become due again when the lease runs out.
                 break;
             }
-            outbox::deliver_claimed(
-                &self.db,
-                id,
-                &claim_token,
-                self.settings.lease,
-                &self.clock,
-                |email| self.attempt(email),
-            )?;
+            self.deliver(id, &claim_token)?;
         }
         Ok(ids.len())
     }
 
+    /// Claims a batch of due emails under `claim_token`.
+    fn claim(&self, claim_token: &str) -> anyhow::Result<Vec<String>> {
+        Ok(outbox::claim_due(
+            &mut *self.db.get()?,
+            self.clock.now(),
+            claim_token,
+            self.settings.lease,
+            self.settings.batch_size,
+        )?)
+    }
+
+    /// Sends one claimed email and records what happened, however long that takes.
+    fn deliver(&self, id: &str, claim_token: &str) -> anyhow::Result<()> {
+        let unrecorded = outbox::deliver_claimed(
+            &self.db,
+            id,
+            claim_token,
+            self.settings.lease,
+            &self.clock,
+            |email| self.attempt(email),
+        )?;
+        if let Some(unrecorded) = unrecorded {
+            self.record_until_done(unrecorded, claim_token);
+        }
+        Ok(())
+    }
+
+    /// Keeps trying to record an outcome the database refused, for as long as the
+    /// process runs: giving up would let the lease run out and the email go out again.
+    /// The other threads carry on meanwhile.
+    fn record_until_done(&self, unrecorded: Unrecorded, claim_token: &str) {
+        let (id, outcome) = (&unrecorded.email.id, unrecorded.outcome.name());
+        let mut error = unrecorded.error.to_string();
+        // Each failed try renews the lease, so tries must come well within it.
+        let longest = self
+            .settings
+            .lease
+            .to_std()
+            .map_or(RECORD_RETRY_MAX, |lease| (lease / 4).min(RECORD_RETRY_MAX));
+        let mut wait = RECORD_RETRY_FIRST.min(longest);
+        loop {
+            let failures = self.db.metrics().count_mail_outcome_record_failure();
+            tracing::warn!(
+                email_id = %id, outcome, %error, mail_outcome_record_failures_total = failures,
+                "mail worker: cannot record an outcome yet, retrying"
+            );
+            let stopping = self.signal.sleep(wait);
+            // One last try when stopping: the wait may be what the database needed.
+            match outbox::record_again(
+                &self.db,
+                &unrecorded,
+                claim_token,
+                self.settings.lease,
+                &self.clock,
+            ) {
+                Ok(()) => {
+                    tracing::info!(email_id = %id, outcome, "mail worker: outcome recorded after retrying");
+                    return;
+                }
+                Err(again) if stopping => {
+                    self.db.metrics().count_mail_outcome_record_failure();
+                    tracing::error!(
+                        email_id = %id, outcome, error = %again,
+                        "mail worker stopped before it could record this outcome: once the claim's \
+                         lease runs out this email (outbound_emails.id) is due again and goes out \
+                         a second time"
+                    );
+                    return;
+                }
+                Err(again) => error = again.to_string(),
+            }
+            wait = (wait * 2).min(longest);
+        }
+    }
+
     fn attempt(&self, email: &ClaimedEmail) -> Outcome {
-        let result = build_message(email).and_then(|message| self.mailer.send(message));
+        let result = build_message(email).and_then(|message| self.mailer.send(message, &email.id));
         let now = self.clock.now();
         match result {
             Ok(()) => {

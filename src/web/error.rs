@@ -151,7 +151,11 @@ impl From<actix_web::error::BlockingError> for AppError {
 impl From<DbError> for AppError {
     fn from(error: DbError) -> Self {
         match error {
+            // No connection free, or SQLite stayed locked past the busy timeout: the
+            // transaction was rolled back, so trying again later is safe (a resubmitted
+            // form is recognised as such).
             DbError::Pool(_) => Self::Unavailable(error),
+            DbError::Query(ref e) if crate::metrics::is_sqlite_busy(e) => Self::Unavailable(error),
             other => Self::Database(other),
         }
     }

@@ -41,6 +41,7 @@ mod csv_import_export;
 mod delivery;
 mod durability;
 mod enroll_flow;
+mod exactly_once;
 mod instances;
 mod invite_validation;
 mod resend_remove;

@@ -44,12 +44,10 @@ pub struct TestApp {
     pub db: enroll::db::Db,
     pub data_dir: PathBuf,
     pub data: Arc<TestData>,
-    /// The configuration the app started with (for `deliver_due_emails`).
-    pub config: Config,
     /// Marks the Users page's cached views out of date, as a change made through the
     /// app does (`deliver_due_emails` changes statuses from outside its requests).
     pub(super) forget_cached_views: Box<dyn Fn() + Send + Sync>,
-    handle: ApplicationHandle,
+    pub(super) handle: ApplicationHandle,
 }
 
 impl Drop for TestApp {
@@ -136,7 +134,7 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         tweak(&mut config);
     }
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let app = Application::build_with(config.clone(), listener, options.clock.clone())
+    let app = Application::build_with(config, listener, options.clock.clone())
         .await
         .expect("the application starts");
     let port = app.port();
@@ -154,7 +152,6 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
         db,
         data_dir: data.path().to_owned(),
         data,
-        config,
         forget_cached_views: Box::new(move || ops.forget_counts()),
         handle,
     };
