@@ -32,6 +32,7 @@ mod browser;
 mod cli;
 mod csv_import_export;
 mod delivery;
+mod dkim;
 mod durability;
 mod enroll_flow;
 mod helpers;
