@@ -223,7 +223,8 @@ pub struct Config {
     #[arg(long, env = "ENROLL_DKIM_SELECTOR", global = true)]
     pub dkim_selector: Option<String>,
 
-    /// The DKIM private key: an RSA key in PKCS#1 PEM, or an Ed25519 key in base64
+    /// The DKIM private key: RSA in PEM (PKCS#1 or PKCS#8), or Ed25519 in PKCS#8 PEM or
+    /// as its 32-byte seed in base64
     #[arg(long, env = "ENROLL_DKIM_KEY_FILE", global = true)]
     pub dkim_key_file: Option<PathBuf>,
 

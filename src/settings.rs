@@ -303,13 +303,21 @@ fn reminder_days(input: &str, validity_days: Option<i32>) -> Result<Option<i32>,
     })?;
     let most = validity_days.unwrap_or(MAX_VALIDITY_DAYS) - 1;
     if days < 1 || days > most {
-        return Err(InvalidInput::new(format!(
-            "A reminder goes out at least a day after the invitation and before it expires: \
-             enter 1 to {} days, or leave it empty.",
-            most.max(1)
-        )));
+        return Err(InvalidInput::new(reminder_range_message(most)));
     }
     Ok(Some(days))
+}
+
+/// What to enter when at most `most` days are allowed, said as a person would: not
+/// "1 to 1 days", and no range at all when invitations are too short for a reminder.
+fn reminder_range_message(most: i32) -> String {
+    const WHY: &str =
+        "A reminder goes out at least a day after the invitation and before it expires";
+    match most {
+        ..=0 => format!("{WHY}, so invitations valid for 1 day have none: leave it empty."),
+        1 => format!("{WHY}: enter 1, or leave it empty."),
+        _ => format!("{WHY}: enter 1 to {most} days, or leave it empty."),
+    }
 }
 
 fn validity_days(input: &str) -> Result<i32, InvalidInput> {
@@ -432,6 +440,29 @@ mod tests {
                 ..valid_input()
             };
             assert_eq!(InvitationSettings::parse(&input).is_ok(), ok, "{reminder}");
+        }
+    }
+
+    #[test]
+    fn the_reminder_range_reads_as_a_person_would_say_it() {
+        let message = |validity: &str, reminder: &str| {
+            let input = SettingsInput {
+                validity_days: validity.into(),
+                reminder_days: reminder.into(),
+                ..valid_input()
+            };
+            InvitationSettings::parse(&input)
+                .unwrap_err()
+                .reminder_days
+                .unwrap()
+        };
+        assert!(message("7", "7").ends_with(": enter 1 to 6 days, or leave it empty."));
+        assert!(message("2", "2").ends_with(": enter 1, or leave it empty."));
+        assert!(
+            message("1", "1").ends_with("invitations valid for 1 day have none: leave it empty.")
+        );
+        for (validity, reminder) in [("7", "7"), ("2", "2"), ("1", "1")] {
+            assert!(!message(validity, reminder).contains("1 to 1"));
         }
     }
 

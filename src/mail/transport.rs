@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::message::dkim::DkimConfig;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{Message, SmtpTransport, Transport as _};
 use secrecy::{ExposeSecret, SecretString};
+
+use super::dkim::DkimKey;
 
 pub struct Mailer {
     transport: Transport,
@@ -55,25 +57,7 @@ impl Mailer {
         selector: &str,
         key_file: &Path,
     ) -> anyhow::Result<Self> {
-        let key = std::fs::read_to_string(key_file)
-            .with_context(|| format!("cannot read the DKIM key {}", key_file.display()))?;
-        let key = key.trim();
-        let algorithm = if key.starts_with("-----BEGIN") {
-            DkimSigningAlgorithm::Rsa
-        } else {
-            DkimSigningAlgorithm::Ed25519
-        };
-        let signing_key = DkimSigningKey::new(key, algorithm).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a DKIM key (an RSA key in PKCS#1 PEM, or an Ed25519 key in base64): {e}",
-                key_file.display()
-            )
-        })?;
-        self.dkim = Some(DkimConfig::default_config(
-            selector.to_owned(),
-            domain.to_owned(),
-            signing_key,
-        ));
+        self.dkim = Some(DkimKey::read(key_file)?.into_config(domain, selector));
         Ok(self)
     }
 

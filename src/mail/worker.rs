@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use lettre::Message;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
+use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 
 use super::outbox::{self, ClaimedEmail, Outcome, Unrecorded};
 use super::transport::{Mailer, SendError};
@@ -422,17 +423,43 @@ fn build_message(email: &ClaimedEmail) -> Result<Message, SendError> {
                 .map_err(|e| permanent("bad reply-to address", &e))?,
         );
     }
+    let body = MultiPart::alternative_plain_html(text.clone(), html.clone());
+    with_mime_body(builder, &body).map_err(|e| permanent("cannot build the message", &e))
+}
+
+/// The message with `body` as its body, its Content-Type a header of the message itself.
+/// lettre writes a MIME body's own headers after the message's, outside
+/// `Message::headers()`, where its DKIM signer does not look: a signature listing
+/// Content-Type would then hash it as absent while receivers find it, and fail.
+fn with_mime_body(builder: MessageBuilder, body: &MultiPart) -> Result<Message, String> {
+    let content_type = body
+        .headers()
+        .get::<ContentType>()
+        .ok_or("the multipart body has no Content-Type")?;
+    let formatted = body.formatted();
+    // `formatted` is the part's headers, a blank line, then its body.
+    let head = format!("{}\r\n", body.headers());
+    let raw = formatted
+        .strip_prefix(head.as_bytes())
+        .ok_or("the multipart body is not laid out as expected")?
+        .to_vec();
+    // The parts are already encoded; multipart itself may only be 7bit or 8bit (RFC 2045).
+    let encoding = if raw.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::EightBit
+    };
     builder
-        .multipart(MultiPart::alternative_plain_html(
-            text.clone(),
-            html.clone(),
-        ))
-        .map_err(|e| permanent("cannot build the message", &e))
+        .header(MIME_VERSION_1_0)
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(raw, encoding))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lettre::message::header;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -470,5 +497,30 @@ mod tests {
     fn gives_up_after_the_horizon() {
         let outcome = policy().after_transient(30, at(0), at(48), "421 busy".into());
         assert!(matches!(outcome, Outcome::Failed(reason) if reason.contains("421 busy")));
+    }
+
+    #[test]
+    fn the_content_type_is_a_header_of_the_message_itself() {
+        let body = MultiPart::alternative_plain_html(
+            "Hello Zoë,\n".repeat(40),
+            "<p>Hello Zoë</p>".to_owned(),
+        );
+        let builder = Message::builder()
+            .from("a@example.com".parse().unwrap())
+            .to("b@example.com".parse().unwrap())
+            .subject("Hi");
+        let message = with_mime_body(builder, &body).unwrap();
+        assert!(message.headers().get::<ContentType>().is_some());
+        assert!(message.headers().get::<header::MimeVersion>().is_some());
+        // Once, with the body just as lettre would lay it out under its own headers.
+        let sent = String::from_utf8(message.formatted()).unwrap();
+        assert_eq!(
+            sent.matches("Content-Type: multipart/alternative").count(),
+            1
+        );
+        let multipart = String::from_utf8(body.formatted()).unwrap();
+        let (_, parts) = multipart.split_once("\r\n\r\n").unwrap();
+        assert!(sent.ends_with(&format!("\r\n\r\n{parts}")), "{sent}");
+        assert!(sent.contains("Content-Transfer-Encoding: 7bit\r\n"));
     }
 }

@@ -39,6 +39,7 @@ mod browser;
 mod cli;
 mod csv_import_export;
 mod delivery;
+mod dkim;
 mod durability;
 mod enroll_flow;
 mod exactly_once;

@@ -137,3 +137,39 @@ on_both_engines! {
         );
     }
 }
+
+on_both_engines! {
+    async fn the_reminder_range_is_said_as_a_person_would() {
+        let app = spawn_app().await;
+        app.login_admin().await;
+        let message = |validity: &'static str, reminder: &'static str| {
+            let mut form = TestApp::settings_fields();
+            for (name, value) in form.iter_mut() {
+                match name.as_str() {
+                    "validity_days" => *value = validity.to_owned(),
+                    "reminder_days" => *value = reminder.to_owned(),
+                    _ => {}
+                }
+            }
+            form
+        };
+        for (validity, reminder, expected) in [
+            ("2", "2", ": enter 1, or leave it empty."),
+            ("7", "9", ": enter 1 to 6 days, or leave it empty."),
+            ("1", "1", "invitations valid for 1 day have none: leave it empty."),
+        ] {
+            let page = app
+                .submit(
+                    "/settings/invitations",
+                    "/settings/invitations",
+                    &message(validity, reminder),
+                )
+                .await;
+            assert_eq!(page.status, 422);
+            let error = page.field_error("reminder_days").expect("a reminder message");
+            assert!(error.ends_with(expected), "valid {validity} days: {error}");
+            assert!(!error.contains("1 to 1"), "{error}");
+        }
+        assert_eq!(app.count("invitation_settings"), 0);
+    }
+}
