@@ -7,9 +7,8 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -23,7 +22,7 @@ use mail_auth::{
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
 
-use crate::helpers::*;
+use crate::support::*;
 
 const DOMAIN: &str = "example.com";
 const SELECTOR: &str = "enroll2026";
@@ -255,41 +254,23 @@ async fn send_every_kind(key: &TestKey, delivery: Delivery) -> Vec<(&'static str
 }
 
 /// The `n`-th email the app sent (1-based), as the SMTP server received it or as the
-/// file transport wrote it.
+/// file transport wrote it: the app sends what is due, then the test reads it.
 async fn nth_email(app: &TestApp, delivery: Delivery, n: usize) -> String {
+    app.deliver_due_emails().await;
     match delivery {
-        Delivery::Smtp => app.smtp.wait_for(n).await[n - 1].raw.clone(),
+        Delivery::Smtp => app.smtp.received()[n - 1].raw.clone(),
         Delivery::Files => {
-            let mut files = wait_for_files(&app.data_dir.join("mail"), n).await;
-            // Each email is waited for before the next is asked for: the n-th is the newest.
+            let mut files: Vec<_> = std::fs::read_dir(app.data_dir.join("mail"))
+                .unwrap()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+                .collect();
+            assert_eq!(files.len(), n, "one .eml file per email sent");
+            // Each email is sent before the next is asked for: the n-th is the newest.
             files.sort_by_key(|file| file.metadata().and_then(|m| m.modified()).unwrap());
             ReceivedEmail::from_file(&files[n - 1]).raw
         }
-    }
-}
-
-async fn wait_for_files(dir: &Path, count: usize) -> Vec<std::path::PathBuf> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let files: Vec<_> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        if files.len() >= count {
-            // The transport writes a file in one go, but give a partial write no chance.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return files;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {count} .eml files in {}, found {}",
-            dir.display(),
-            files.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
