@@ -11,6 +11,7 @@ use super::auth::NoFields;
 use super::csrf::{CsrfForm, CsrfToken};
 use super::error::AppError;
 use super::request::{AppState, client_ip, see_other};
+use crate::operations::TokenLookup;
 use crate::principal::Principal;
 use crate::time_format;
 use crate::users::EnrollmentToken;
@@ -116,13 +117,9 @@ fn situation_of(state: &TokenState, just_joined: bool) -> (Situation, Option<&In
 
 /// The state of the token in the path, and the organization's contact for pages that
 /// cannot name an invitee.
-async fn inspect(
-    state: &AppState,
-    token_text: &str,
-) -> Result<(TokenState, String, String), AppError> {
+async fn inspect(state: &AppState, token_text: &str) -> Result<TokenLookup, AppError> {
     let token = EnrollmentToken::parse(token_text);
-    let found = state.ops.look_up_token(token.as_ref()).await?;
-    Ok((found.state, found.contact_email, found.organization))
+    Ok(state.ops.look_up_token(token.as_ref()).await?)
 }
 
 /// A token that leads nowhere counts against the client's address; too many get 429.
@@ -142,14 +139,6 @@ fn throttle_unknown(
         })
 }
 
-fn respond(req: &HttpRequest, page: EnrollPage) -> HttpResponse {
-    let status = page.status();
-    page.customize()
-        .with_status(status)
-        .respond_to(req)
-        .map_into_boxed_body()
-}
-
 pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -158,21 +147,10 @@ pub async fn show(
     flashes: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     let token_text = path.into_inner();
-    let (token_state, contact, organization) = inspect(&state, &token_text).await?;
-    throttle_unknown(&req, &state, &token_state)?;
+    let found = inspect(&state, &token_text).await?;
+    throttle_unknown(&req, &state, &found.state)?;
     let just_joined = flashes.iter().any(|m| m.content() == JOINED);
-    let (situation, invitee) = situation_of(&token_state, just_joined);
-    Ok(respond(
-        &req,
-        page(
-            situation,
-            invitee,
-            &contact,
-            &organization,
-            csrf.0,
-            &token_text,
-        ),
-    ))
+    Ok(explain(&req, &found, just_joined, csrf, &token_text))
 }
 
 pub async fn join(
@@ -197,17 +175,33 @@ pub async fn join(
         }
     };
     throttle_unknown(&req, &state, &refused)?;
-    let (_, contact, organization) = inspect(&state, "").await?;
-    let (situation, invitee) = situation_of(&refused, false);
-    Ok(respond(
-        &req,
-        page(
-            situation,
-            invitee,
-            &contact,
-            &organization,
-            csrf.0,
-            &token_text,
-        ),
-    ))
+    let found = TokenLookup {
+        state: refused,
+        ..inspect(&state, "").await?
+    };
+    Ok(explain(&req, &found, false, csrf, &token_text))
+}
+
+/// The page that says what this link is now good for.
+fn explain(
+    req: &HttpRequest,
+    found: &TokenLookup,
+    just_joined: bool,
+    csrf: CsrfToken,
+    token_text: &str,
+) -> HttpResponse {
+    let (situation, invitee) = situation_of(&found.state, just_joined);
+    let page = page(
+        situation,
+        invitee,
+        &found.contact_email,
+        &found.organization,
+        csrf.0,
+        token_text,
+    );
+    let status = page.status();
+    page.customize()
+        .with_status(status)
+        .respond_to(req)
+        .map_into_boxed_body()
 }
