@@ -34,6 +34,7 @@ macro_rules! on_both_engines {
 
 mod accounts;
 mod adversarial;
+mod assets;
 mod auth;
 mod browser;
 mod cli;
