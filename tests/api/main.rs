@@ -32,6 +32,7 @@ macro_rules! on_both_engines {
     };
 }
 
+mod abuse;
 mod accounts;
 mod adversarial;
 mod assets;
