@@ -179,3 +179,67 @@ on_both_engines! {
         assert_eq!(tally.refused_without_retry_after.load(Ordering::Relaxed), 0);
     }
 }
+
+on_both_engines! {
+    async fn a_one_letter_search_is_not_run_and_the_page_says_so() {
+        // One- and two-letter terms have no trigram to use an index: each one typed was a
+        // scan plus a count on the request thread, and each a cache entry of its own.
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        app.invite(&[
+            ("Ada", "Lovelace", "ada@example.com"),
+            ("Grace", "Hopper", "grace@navy.example"),
+        ])
+        .await;
+        for term in ["a", "ur"] {
+            let page = app.get(&format!("/users?q={term}")).await;
+            assert_eq!(page.status, 200);
+            let text = page.text();
+            assert!(
+                text.contains("Type at least 3 characters to search"),
+                "{term}: {text}"
+            );
+            // Everyone is listed, as without a search, and the term stays in the box.
+            assert!(text.contains("ada@example.com") && text.contains("grace@navy.example"));
+            assert_eq!(page.input_value("#q").as_deref(), Some(term));
+        }
+        let searched = app.get("/users?q=hop").await;
+        assert!(!searched.text().contains("Type at least 3 characters"));
+        assert!(!searched.text().contains("ada@example.com"));
+    }
+}
+
+on_both_engines! {
+    async fn an_invite_form_of_300_thousand_fields_is_cut_while_it_is_read() {
+        // Every submitted field became a row object before the form was cut to 1,000
+        // rows: about 300,000 of them from a 2 MB body.
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let token = app.get("/users/invite").await.csrf_token();
+        let mut body = format!("csrf_token={}&action=send", urlencode(&token));
+        while body.len() + 7 < 2 * 1024 * 1024 {
+            body.push_str("&email=");
+        }
+        let fields = body.matches('&').count();
+        assert!(fields > 299_000, "{fields} fields");
+        let started = Instant::now();
+        let answer = app
+            .client
+            .post(app.url("/users/invite"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Origin", &app.address)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let page = Page::read(answer).await;
+        let took = started.elapsed();
+        println!("a {fields}-field invite form answered in {took:?}");
+        assert_eq!(page.status, 422, "{}", page.text());
+        assert!(page.text().contains("One submission can invite at most 1000 people"));
+        assert_eq!(page.input_values("email").len(), 1000);
+        assert_eq!(app.count("users"), 0);
+        assert_eq!(app.count("invitations"), 0);
+        assert!(took < Duration::from_millis(400), "answered in {took:?}");
+    }
+}
