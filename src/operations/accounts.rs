@@ -18,6 +18,8 @@ pub enum SignIn {
     SignedIn(AccountRow),
     /// Wrong password, unknown address or disabled account: the same to the visitor.
     Refused,
+    /// Every password-hashing slot is taken (a flood, most likely): not tried at all.
+    Busy,
 }
 
 pub enum AccountAdded {
@@ -64,15 +66,16 @@ fn create_account(
     Ok((Some(id), AccountAdded::Added))
 }
 
-/// Argon2 takes tens of milliseconds of CPU: never on the async threads.
-async fn hash_password(password: NewPassword) -> Result<String> {
-    tokio::task::spawn_blocking(move || password.hash())
-        .await
-        .map_err(|e| Error::Unexpected(e.into()))?
-        .map_err(Error::Unexpected)
-}
-
 impl Operations {
+    /// Argon2 takes tens of milliseconds of CPU: never on the async threads, nor on the
+    /// pool the database calls use.
+    async fn hash_password(&self, password: NewPassword) -> Result<String> {
+        let slot = self.hashing.slot().await?;
+        slot.run(move || password.hash())
+            .await?
+            .map_err(Error::Unexpected)
+    }
+
     /// Whether any console account exists (the setup page is closed once one does).
     pub async fn console_is_set_up(&self) -> Result<bool> {
         self.db.run(|conn| Ok(accounts::any_exist(conn)?)).await
@@ -107,7 +110,7 @@ impl Operations {
         email: EmailAddress,
         password: NewPassword,
     ) -> Result<Option<String>> {
-        let hash = hash_password(password).await?;
+        let hash = self.hash_password(password).await?;
         let now = self.clock.now();
         let client_ip = principal.client_ip.clone();
         self.db
@@ -141,16 +144,18 @@ impl Operations {
         email_key: String,
         password: SecretString,
     ) -> Result<SignIn> {
+        // Taken before anything else, so that a refused attempt costs no database work.
+        let Some(slot) = self.hashing.try_slot() else {
+            return Ok(SignIn::Busy);
+        };
         let account = self
             .db
             .run(move |conn| Ok::<_, Error>(accounts::find_by_email(conn, &email_key)?))
             .await?;
         let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
-        let password_ok = tokio::task::spawn_blocking(move || {
-            accounts::verify_password(&password, stored_hash.as_deref())
-        })
-        .await
-        .map_err(|e| Error::Unexpected(e.into()))?;
+        let password_ok = slot
+            .run(move || accounts::verify_password(&password, stored_hash.as_deref()))
+            .await?;
         let now = self.clock.now();
         let (event, outcome) = match account {
             Some(account) if password_ok && account.is_active() => {
@@ -235,7 +240,7 @@ impl Operations {
         password: NewPassword,
     ) -> Result<AccountAdded> {
         principal.require(Permission::ManageAccounts)?;
-        let hash = hash_password(password).await?;
+        let hash = self.hash_password(password).await?;
         let now = self.clock.now();
         let actor = principal.clone();
         let detail = match principal.kind {
@@ -279,7 +284,7 @@ impl Operations {
         password: NewPassword,
     ) -> Result<AccountChange> {
         principal.require(Permission::ManageAccounts)?;
-        let hash = hash_password(password).await?;
+        let hash = self.hash_password(password).await?;
         self.change_account(principal, move |conn, _| {
             let account = accounts::reset_password(conn, &account_id, &hash)?;
             Ok((account, "password reset; its sessions ended".to_owned()))

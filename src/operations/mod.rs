@@ -5,6 +5,7 @@
 //! doors (the web console today) only translate requests into these calls.
 
 mod accounts;
+mod hashing;
 mod invitations;
 mod reads;
 mod settings;
@@ -35,6 +36,8 @@ pub struct Operations {
     /// Status counts of the Users page, recounted after every change made here.
     counts: Arc<CountsCache>,
     resend_limit_per_hour: u32,
+    /// Argon2, bounded and off the pool the database calls use.
+    hashing: Arc<hashing::PasswordHashing>,
 }
 
 impl Operations {
@@ -45,6 +48,7 @@ impl Operations {
             mail,
             counts: Arc::default(),
             resend_limit_per_hour,
+            hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
         }
     }
 

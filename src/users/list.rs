@@ -16,6 +16,14 @@ use crate::db::{DbConnection, Engine, MaybeStamp, MultiBackend, Stamp, engine_of
 pub const PAGE_SIZES: [i64; 3] = [25, 50, 100];
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_SEARCH_LENGTH: usize = 200;
+/// Shorter terms have no trigram for the index: each would be a scan of every user plus
+/// a count, and each a view of its own for the page cache. They are not run.
+pub const MIN_SEARCH_CHARS: usize = 3;
+
+/// Whether a typed term is searched for (an empty one is no search at all).
+pub fn is_searchable(term: &str) -> bool {
+    term.trim().chars().count() >= MIN_SEARCH_CHARS
+}
 /// Between the status and the name in a status-sorted cursor.
 const STATUS_SEPARATOR: char = '\u{1e}';
 
@@ -278,8 +286,8 @@ type SearchFilter = Box<
         >,
 >;
 
-/// Substring search over names and addresses. Terms of one or two characters have no
-/// trigram and are matched by a scan; longer ones go to the engine's trigram index.
+/// Substring search over names and addresses, through the engine's trigram index.
+/// Terms shorter than [`MIN_SEARCH_CHARS`] filter nothing (the web layer says so).
 fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
     let term: String = search
         .trim()
@@ -287,13 +295,10 @@ fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
         .chars()
         .take(MAX_SEARCH_LENGTH)
         .collect();
-    if term.is_empty() {
+    if !is_searchable(&term) {
         return None;
     }
     let like_pattern = format!("%{}%", escape_like(&term));
-    if term.chars().count() < 3 {
-        return Some(Box::new(users::search_key.like(like_pattern).escape('\\')));
-    }
     Some(crate::db::search::users_containing(
         engine,
         &term,

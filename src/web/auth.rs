@@ -84,22 +84,36 @@ pub async fn login(
         });
     }
     let password = SecretString::from(input.password);
-    let SignIn::SignedIn(account) = state.ops.sign_in(ip, email_key, password).await? else {
-        return Ok(LoginPage {
-            flashes: Vec::new(),
-            csrf_token: token.0,
-            email,
-            next: input.next,
-            error: Some("That email and password do not match an active account.".to_owned()),
+    let account = match state.ops.sign_in(ip, email_key, password).await? {
+        SignIn::SignedIn(account) => account,
+        // Every hashing slot taken: another try in a second may find one.
+        SignIn::Busy => {
+            return Err(AppError::TooManyRequests {
+                retry_after_seconds: 1,
+            });
         }
-        .customize()
-        .with_status(StatusCode::UNAUTHORIZED)
-        .respond_to(&req)
-        .map_into_boxed_body());
+        SignIn::Refused => {
+            state.limits.sign_in_failed();
+            return Ok(refused_page(&req, token, email, input.next));
+        }
     };
     session::sign_in(&session, &account.id)?;
     csrf::rotate(&req);
     Ok(see_other(safe_return_path(&input.next)))
+}
+
+fn refused_page(req: &HttpRequest, token: CsrfToken, email: String, next: String) -> HttpResponse {
+    LoginPage {
+        flashes: Vec::new(),
+        csrf_token: token.0,
+        email,
+        next,
+        error: Some("That email and password do not match an active account.".to_owned()),
+    }
+    .customize()
+    .with_status(StatusCode::UNAUTHORIZED)
+    .respond_to(req)
+    .map_into_boxed_body()
 }
 
 #[derive(Deserialize)]

@@ -177,13 +177,33 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
             let body = body
                 .await
                 .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+            let body = first_fields(&body, MAX_FIELDS);
             let token: TokenField =
-                serde_html_form::from_bytes(&body).map_err(|_| AppError::Csrf)?;
+                serde_html_form::from_bytes(body).map_err(|_| AppError::Csrf)?;
             verify(&req, &token.csrf_token)?;
-            serde_html_form::from_bytes(&body)
+            serde_html_form::from_bytes(body)
                 .map(CsrfForm)
                 .map_err(|e| AppError::BadRequest(format!("The form was not understood: {e}")))
         })
+    }
+}
+
+/// Fields read from a form at most: a full invite form (three per row, one row more
+/// than allowed, so that the handler sees there were too many) and a few others. A 2 MB
+/// body can hold ~300,000 fields, and parsing groups every one of them before any
+/// handler could cut the list.
+const MAX_FIELDS: usize = 3 * (super::invite::MAX_ROWS + 1) + 16;
+
+/// The body up to its `max`th field; what follows is never read.
+fn first_fields(body: &[u8], max: usize) -> &[u8] {
+    match body
+        .iter()
+        .enumerate()
+        .filter(|(_, byte)| **byte == b'&')
+        .nth(max.saturating_sub(1))
+    {
+        Some((end, _)) => &body[..end],
+        None => body,
     }
 }
 
@@ -204,6 +224,13 @@ pub fn payload_config() -> web::PayloadConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_are_read_up_to_their_last_allowed_field() {
+        assert_eq!(first_fields(b"a=1&b=2&c=3", 2), b"a=1&b=2");
+        assert_eq!(first_fields(b"a=1&b=2", 2), b"a=1&b=2");
+        assert_eq!(first_fields(b"", 2), b"");
+    }
 
     #[test]
     fn masked_tokens_differ_but_all_verify() {

@@ -170,16 +170,55 @@ pub async fn form(
 
 #[derive(Deserialize)]
 pub struct InviteForm {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_row_more_than_allowed")]
     first_name: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_row_more_than_allowed")]
     last_name: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_row_more_than_allowed")]
     email: Vec<String>,
     #[serde(default)]
     action: String,
     #[serde(default)]
     submission_key: String,
+}
+
+/// A repeated field's values, keeping one more than [`MAX_ROWS`] (enough to tell that
+/// there were too many) and skipping the rest unread: a 2 MB body holds ~300,000
+/// fields, and each kept one would become a string and then a row.
+fn one_row_more_than_allowed<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Capped;
+
+    impl<'de> serde::de::Visitor<'de> for Capped {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("form values")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(vec![value.to_owned()])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut values: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut kept = Vec::new();
+            while kept.len() <= MAX_ROWS {
+                match values.next_element::<String>()? {
+                    Some(value) => kept.push(value),
+                    None => return Ok(kept),
+                }
+            }
+            while values.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(kept)
+        }
+    }
+
+    deserializer.deserialize_seq(Capped)
 }
 
 impl InviteForm {

@@ -3,19 +3,49 @@
 //!
 //! Each instance keeps its own counters; behind a load balancer an attacker gets at
 //! most the allowance times the number of instances.
+//!
+//! Limits per client address key an IPv6 client by its /64: one subscriber usually gets
+//! a whole /64 and can pick any address in it. Limits per account key on the address
+//! typed, which an attacker can change with every try: what holds against that is the
+//! budget of failed sign-ins shared by everyone (per instance), and the few
+//! password-hashing slots behind it (`operations::hashing`).
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 pub struct Limits {
     sign_in_per_account: DefaultKeyedRateLimiter<String>,
     sign_in_per_address: DefaultKeyedRateLimiter<String>,
     bad_tokens_per_address: DefaultKeyedRateLimiter<String>,
+    /// Failed sign-ins from anyone, for anyone.
+    failed_sign_ins: DefaultDirectRateLimiter,
+    /// Set when a failure found the budget spent: until then every sign-in is refused
+    /// before its password is hashed.
+    sign_in_closed_until: Mutex<Option<Instant>>,
     checks: AtomicU32,
+}
+
+/// The key of a client address in the per-address limits: an IPv4 address as it is
+/// (an IPv4-mapped IPv6 one too), an IPv6 address by its /64.
+pub fn address_key(address: &str) -> String {
+    let ip = match address.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical(),
+        // Not an address (client_ip only gives addresses): keyed as it is.
+        Err(_) => return address.to_owned(),
+    };
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(network))
+        }
+    }
 }
 
 fn quota(burst: u32, replenish_every: Duration) -> Quota {
@@ -34,6 +64,11 @@ impl Default for Limits {
             sign_in_per_address: RateLimiter::keyed(quota(30, Duration::from_secs(5))),
             // Nobody follows ten broken links a minute by accident.
             bad_tokens_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
+            // Ten a second, twenty at once: far beyond a team mistyping passwords, and
+            // under what the hashing slots could take, so that a flood is turned away
+            // before it costs any CPU.
+            failed_sign_ins: RateLimiter::direct(quota(20, Duration::from_millis(100))),
+            sign_in_closed_until: Mutex::new(None),
             checks: AtomicU32::new(0),
         }
     }
@@ -52,7 +87,7 @@ impl Limits {
     fn check(
         &self,
         limiter: &DefaultKeyedRateLimiter<String>,
-        key: &str,
+        key: String,
     ) -> Result<(), RetryAfter> {
         // Forget idle keys now and then, so that the maps stay small.
         if self.checks.fetch_add(1, Ordering::Relaxed) % 1000 == 999 {
@@ -60,7 +95,7 @@ impl Limits {
             self.sign_in_per_address.retain_recent();
             self.bad_tokens_per_address.retain_recent();
         }
-        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+        limiter.check_key(&key).map_err(|not_until| {
             RetryAfter(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
@@ -73,10 +108,32 @@ impl Limits {
         email_key: &str,
         address: Option<&str>,
     ) -> Result<(), RetryAfter> {
+        self.sign_in_open()?;
         if let Some(address) = address {
-            self.check(&self.sign_in_per_address, address)?;
+            self.check(&self.sign_in_per_address, address_key(address))?;
         }
-        self.check(&self.sign_in_per_account, email_key)
+        self.check(&self.sign_in_per_account, email_key.to_owned())
+    }
+
+    /// Counts a failed sign-in against the budget shared by everyone; once it is spent,
+    /// sign-ins are refused until it has room again.
+    pub fn sign_in_failed(&self) {
+        if let Err(not_until) = self.failed_sign_ins.check() {
+            let reopens = Instant::now() + not_until.wait_time_from(DefaultClock::default().now());
+            if let Ok(mut closed_until) = self.sign_in_closed_until.lock() {
+                *closed_until = Some(closed_until.map_or(reopens, |c| c.max(reopens)));
+            }
+        }
+    }
+
+    fn sign_in_open(&self) -> Result<(), RetryAfter> {
+        let closed_until = self.sign_in_closed_until.lock().ok().and_then(|c| *c);
+        match closed_until {
+            Some(until) if until > Instant::now() => {
+                Err(RetryAfter(until.saturating_duration_since(Instant::now())))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Counts a try of the one-time setup code. Per address only: a limit shared by
@@ -84,7 +141,7 @@ impl Limits {
     /// no more than a per-address limit against guessing.
     pub fn setup_attempt(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
-            Some(address) => self.check(&self.sign_in_per_address, address),
+            Some(address) => self.check(&self.sign_in_per_address, address_key(address)),
             None => Ok(()),
         }
     }
@@ -92,7 +149,7 @@ impl Limits {
     /// Counts a request with a token that leads nowhere.
     pub fn bad_token(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
-            Some(address) => self.check(&self.bad_tokens_per_address, address),
+            Some(address) => self.check(&self.bad_tokens_per_address, address_key(address)),
             None => Ok(()),
         }
     }
@@ -132,6 +189,52 @@ mod tests {
                 .sign_in_attempt("alan@example.com", Some("10.0.0.9"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(address_key("2001:db8:1:3::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7");
+    }
+
+    #[test]
+    fn rotating_addresses_within_a_64_does_not_escape_the_limit() {
+        let limits = Limits::default();
+        let allowed = (0..40u32)
+            .filter(|n| {
+                let address = format!("2001:db8:5:6:{n:x}::{n:x}");
+                limits.setup_attempt(Some(&address)).is_ok()
+            })
+            .count();
+        assert_eq!(allowed, 30);
+        assert!(limits.setup_attempt(Some("2001:db8:5:7::1")).is_ok());
+    }
+
+    #[test]
+    fn failed_sign_ins_beyond_the_budget_close_sign_in_for_everyone() {
+        let limits = Limits::default();
+        let mut failures = 0;
+        // Every attempt from an address and for an account of its own.
+        while limits
+            .sign_in_attempt(
+                &format!("nobody{failures}@example.com"),
+                Some(&format!("10.1.{}.{}", failures / 200, failures % 200)),
+            )
+            .is_ok()
+        {
+            limits.sign_in_failed();
+            failures += 1;
+            assert!(failures < 100, "never closed");
+        }
+        assert!(failures >= 20, "closed after {failures}");
+        let closed = limits.sign_in_attempt("ada@example.com", Some("192.0.2.1"));
+        assert!(closed.is_err_and(|retry| retry.seconds() >= 1));
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn http_server(
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/static/{name}", web::get().to(assets::asset))
+            .route("/favicon.ico", web::get().to(assets::favicon))
             .service(
                 web::scope("")
                     .wrap(sessions)

@@ -29,6 +29,36 @@ struct SettingsPage {
     max_days: i32,
 }
 
+impl SettingsPage {
+    /// Shown beside the public URL. Saving is still allowed: the administrator may be
+    /// trying things out, or about to put TLS in front.
+    fn public_url_warning(&self) -> Option<&'static str> {
+        clear_text_warning(&self.input.public_url)
+    }
+}
+
+/// Enrollment links, and the session cookie of whoever follows one, would cross the
+/// network readable by anyone on the way, unless they never leave this computer.
+fn clear_text_warning(public_url: &str) -> Option<&'static str> {
+    let url = url::Url::parse(public_url.trim()).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host()? {
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    (!loopback).then_some(
+        "This address starts with http://, so enrollment links would travel unencrypted \
+         and anyone on the way could read and use them. Use an https:// address unless \
+         invitees only ever reach this console on this computer.",
+    )
+}
+
 struct Preview {
     from: String,
     reply_to: String,

@@ -32,8 +32,10 @@ macro_rules! on_both_engines {
     };
 }
 
+mod abuse;
 mod accounts;
 mod adversarial;
+mod assets;
 mod auth;
 mod browser;
 mod cli;

@@ -173,3 +173,57 @@ on_both_engines! {
         assert_eq!(app.count("invitation_settings"), 0);
     }
 }
+
+on_both_engines! {
+    async fn a_clear_text_public_url_is_saved_with_a_warning_beside_it() {
+        // Enrollment links start with the public URL: over http:// they, and the
+        // session cookies of whoever follows them, cross the network readable by anyone
+        // on the way. Loopback is the exception (a trial on one's own computer).
+        let app = spawn_app().await;
+        app.set_up_invitations_with(&[("public_url", "http://enroll.example.com")])
+            .await;
+        let page = app.get("/settings/invitations").await;
+        assert_eq!(page.input_value("#public_url").as_deref(), Some("http://enroll.example.com"));
+        let html = page.html();
+        let warning = scraper::Selector::parse(".field #public_url-warning").unwrap();
+        let warning = html
+            .select(&warning)
+            .next()
+            .map(|w| w.text().collect::<String>())
+            .expect("a warning beside the public URL");
+        assert!(warning.contains("https://"), "{warning}");
+        assert!(
+            page.body.contains("aria-describedby=\"public_url-hint public_url-warning\""),
+            "the warning is tied to its field"
+        );
+        // The same on a preview, before anything is saved.
+        let mut form = TestApp::settings_fields();
+        form.retain(|(name, _)| name != "public_url" && name != "action");
+        form.push(("public_url".into(), "http://10.0.0.5:8080".into()));
+        form.push(("action".into(), "preview".into()));
+        let preview = app
+            .submit("/settings/invitations", "/settings/invitations", &form)
+            .await;
+        assert_eq!(preview.status, 200);
+        assert!(preview.body.contains("id=\"public_url-warning\""));
+        for safe in [
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "https://enroll.example.com",
+        ] {
+            let mut form = TestApp::settings_fields();
+            for field in &mut form {
+                if field.0 == "public_url" {
+                    field.1 = safe.to_owned();
+                }
+            }
+            let saved = app
+                .submit("/settings/invitations", "/settings/invitations", &form)
+                .await;
+            assert_eq!(saved.status, 303, "{safe}: {}", saved.text());
+            let page = app.get("/settings/invitations").await;
+            assert!(!page.body.contains("public_url-warning"), "{safe}");
+        }
+    }
+}

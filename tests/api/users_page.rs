@@ -170,12 +170,13 @@ on_both_engines! {
             ("velac", vec!["ada.lovelace@example.com"]),
             ("grace hopper", vec!["grace@navy.example"]),
             ("navy.exa", vec!["grace@navy.example"]),
-            ("ur", vec!["alan@example.com"]),
+            ("tur", vec!["alan@example.com"]),
+            // Shorter terms are not searched for: everyone is listed (see abuse.rs).
             ("a", everyone),
             // Wildcards and quotes are plain characters, indexed or not.
             ("n_o", vec!["ann_o@example.com"]),
             ("o'n", vec!["ann_o@example.com"]),
-            ("_", vec!["ann_o@example.com"]),
+            ("_o@", vec!["ann_o@example.com"]),
             ("50%", vec![]),
             ("\"neo\"", vec![]),
             ("neo\" OR \"ada", vec![]),

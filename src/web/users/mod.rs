@@ -38,6 +38,20 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// The search box as typed, as the database could take it.
+    fn typed_search(&self) -> String {
+        super::request::plain_text(
+            self.q.as_deref().unwrap_or_default(),
+            list::MAX_SEARCH_LENGTH,
+        )
+    }
+
+    /// A term typed but too short to be searched for.
+    fn too_short_search(&self) -> bool {
+        let typed = self.typed_search();
+        !typed.trim().is_empty() && !list::is_searchable(&typed)
+    }
+
     /// Unknown or malformed values fall back to defaults: a stale bookmark still opens.
     pub(super) fn to_query(&self) -> ListQuery {
         let sort = self
@@ -51,11 +65,15 @@ impl ListParams {
             (None, None) => None,
         }
         .unwrap_or(PageFrom::Start);
+        let search = self.typed_search();
         ListQuery {
-            search: super::request::plain_text(
-                self.q.as_deref().unwrap_or_default(),
-                list::MAX_SEARCH_LENGTH,
-            ),
+            // A term too short to search is dropped here, so that it is neither run nor
+            // given a cached view of its own; the page says why.
+            search: if list::is_searchable(&search) {
+                search
+            } else {
+                String::new()
+            },
             status: self.status.as_deref().and_then(EnrollmentStatus::from_slug),
             expiring_soon: self.status.as_deref() == Some(EXPIRING_SOON),
             sort,
@@ -228,6 +246,9 @@ struct UsersPage {
     rows_html: Arc<str>,
     is_empty: bool,
     search: String,
+    /// A term was typed that is too short to search for (everyone is listed instead).
+    search_too_short: bool,
+    min_search_chars: usize,
     chips: Vec<StatusChip>,
     all_chip: StatusChip,
     name_header: SortHeader,
@@ -332,7 +353,9 @@ pub async fn list(
         chips,
         filtered: !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon,
         total_users: shown,
-        search: query.search.clone(),
+        search: params.typed_search(),
+        search_too_short: params.too_short_search(),
+        min_search_chars: list::MIN_SEARCH_CHARS,
         rows_html: table.rows_html.clone(),
         is_empty: table.row_count == 0,
         layout: page.layout.in_section(Section::Users),

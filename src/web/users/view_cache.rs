@@ -40,7 +40,14 @@ pub struct TableView {
 pub struct ViewCache {
     fresh_for: chrono::TimeDelta,
     entries: std::sync::Mutex<HashMap<String, CachedTable>>,
+    /// Per account, the searches it may render at once.
+    searches: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Searches (not served from the cache) that one account renders at once; more wait
+/// their turn, so that one person, or a script with their session, keeps at most this
+/// many database threads busy with searches.
+const SEARCHES_PER_ACCOUNT: usize = 1;
 
 struct CachedTable {
     generation: u64,
@@ -71,7 +78,28 @@ impl ViewCache {
         Self {
             fresh_for: chrono::TimeDelta::from_std(fresh_for).unwrap_or_default(),
             entries: std::sync::Mutex::default(),
+            searches: std::sync::Mutex::default(),
         }
+    }
+
+    /// Waits for the account's turn to run a search.
+    async fn search_turn(
+        &self,
+        principal: &Principal,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let account = principal.account_id()?;
+        let slots = {
+            let mut searches = self.searches.lock().ok()?;
+            // Accounts with no search running are forgotten now and then.
+            if searches.len() > 1000 {
+                searches.retain(|_, slots| Arc::strong_count(slots) > 1);
+            }
+            searches
+                .entry(account.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SEARCHES_PER_ACCOUNT)))
+                .clone()
+        };
+        slots.acquire_owned().await.ok()
     }
 
     async fn render(
@@ -151,6 +179,11 @@ impl ViewCache {
             Lookup::Fresh(table) | Lookup::Stale(table) => return Ok(table),
             Lookup::Missing => {}
         }
+        let _turn = if query.search.trim().is_empty() {
+            None
+        } else {
+            self.search_turn(principal).await
+        };
         let table = match Self::render(query, state, principal, now).await {
             Ok(table) => Arc::new(table),
             Err(error) => {
@@ -211,6 +244,23 @@ mod tests {
             },
         );
         cache
+    }
+
+    #[tokio::test]
+    async fn an_account_runs_one_search_at_a_time_others_are_not_held_up() {
+        use crate::accounts::Role;
+        let cache = ViewCache::new(std::time::Duration::from_secs(1));
+        let ada = Principal::account("ada", "ada@example.com", Role::Helpdesk, None);
+        let alan = Principal::account("alan", "alan@example.com", Role::Helpdesk, None);
+        let running = cache.search_turn(&ada).await.expect("a turn");
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            cache.search_turn(&ada),
+        );
+        assert!(waiting.await.is_err(), "a second search of Ada waits");
+        assert!(cache.search_turn(&alan).await.is_some());
+        drop(running);
+        assert!(cache.search_turn(&ada).await.is_some());
     }
 
     #[test]
