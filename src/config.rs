@@ -242,6 +242,17 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// Also answer GET /metrics to clients elsewhere than this machine that send
+    /// "Authorization: Bearer <this token>" (at least 32 characters). Without it, only
+    /// loopback clients may read the metrics
+    #[arg(
+        long,
+        env = "ENROLL_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<SecretString>,
+
     /// Take the client address from the last X-Forwarded-For entry, the one the proxy in
     /// front appends (set only behind such a proxy)
     #[arg(
@@ -305,6 +316,14 @@ impl Config {
             self.mail_lease_seconds,
             self.smtp_timeout_seconds
         );
+        if let Some(token) = &self.metrics_token {
+            // A short token could be guessed from outside; the metrics tell how busy the
+            // console is and how it fails.
+            anyhow::ensure!(
+                secrecy::ExposeSecret::expose_secret(token).len() >= 32,
+                "ENROLL_METRICS_TOKEN must be at least 32 characters (try: openssl rand -hex 32)"
+            );
+        }
         self.database_url()?;
         Ok(())
     }

@@ -266,6 +266,16 @@ impl Db {
         &self.metrics
     }
 
+    /// This pool's connections now, for `GET /metrics`.
+    pub fn pool_use(&self) -> crate::metrics::PoolUse {
+        let state = self.pool.state();
+        crate::metrics::PoolUse {
+            open: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+
     /// Read-only work on a request thread. On SQLite it runs right here, on this thread's
     /// own connection: a read takes well under a millisecond and never waits for a writer
     /// (WAL), so it costs less than handing it to another thread. On PostgreSQL, whose

@@ -85,6 +85,7 @@ pub async fn login(
     }
     let password = SecretString::from(input.password);
     let SignIn::SignedIn(account) = state.ops.sign_in(ip, email_key, password).await? else {
+        state.db.metrics().count_sign_in_failure();
         return Ok(LoginPage {
             flashes: Vec::new(),
             csrf_token: token.0,

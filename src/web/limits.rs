@@ -5,17 +5,22 @@
 //! most the allowance times the number of instances.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::metrics::Metrics;
+
 pub struct Limits {
     sign_in_per_account: DefaultKeyedRateLimiter<String>,
     sign_in_per_address: DefaultKeyedRateLimiter<String>,
     bad_tokens_per_address: DefaultKeyedRateLimiter<String>,
     checks: AtomicU32,
+    /// Refusals are counted for `GET /metrics`.
+    metrics: Arc<Metrics>,
 }
 
 fn quota(burst: u32, replenish_every: Duration) -> Quota {
@@ -27,6 +32,12 @@ fn quota(burst: u32, replenish_every: Duration) -> Quota {
 
 impl Default for Limits {
     fn default() -> Self {
+        Self::new(Arc::default())
+    }
+}
+
+impl Limits {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             // 5 tries, then one more every 30 seconds, for one account from anywhere.
             sign_in_per_account: RateLimiter::keyed(quota(5, Duration::from_secs(30))),
@@ -35,6 +46,7 @@ impl Default for Limits {
             // Nobody follows ten broken links a minute by accident.
             bad_tokens_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
             checks: AtomicU32::new(0),
+            metrics,
         }
     }
 }
@@ -49,9 +61,11 @@ impl RetryAfter {
 }
 
 impl Limits {
+    /// `name` labels the refusals in the metrics.
     fn check(
         &self,
         limiter: &DefaultKeyedRateLimiter<String>,
+        name: &'static str,
         key: &str,
     ) -> Result<(), RetryAfter> {
         // Forget idle keys now and then, so that the maps stay small.
@@ -61,6 +75,7 @@ impl Limits {
             self.bad_tokens_per_address.retain_recent();
         }
         limiter.check_key(&key.to_owned()).map_err(|not_until| {
+            self.metrics.count_rate_limit_refusal(name);
             RetryAfter(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
@@ -74,9 +89,9 @@ impl Limits {
         address: Option<&str>,
     ) -> Result<(), RetryAfter> {
         if let Some(address) = address {
-            self.check(&self.sign_in_per_address, address)?;
+            self.check(&self.sign_in_per_address, "sign_in_per_address", address)?;
         }
-        self.check(&self.sign_in_per_account, email_key)
+        self.check(&self.sign_in_per_account, "sign_in_per_account", email_key)
     }
 
     /// Counts a try of the one-time setup code. Per address only: a limit shared by
@@ -84,7 +99,7 @@ impl Limits {
     /// no more than a per-address limit against guessing.
     pub fn setup_attempt(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
-            Some(address) => self.check(&self.sign_in_per_address, address),
+            Some(address) => self.check(&self.sign_in_per_address, "sign_in_per_address", address),
             None => Ok(()),
         }
     }
@@ -92,7 +107,11 @@ impl Limits {
     /// Counts a request with a token that leads nowhere.
     pub fn bad_token(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
-            Some(address) => self.check(&self.bad_tokens_per_address, address),
+            Some(address) => self.check(
+                &self.bad_tokens_per_address,
+                "bad_tokens_per_address",
+                address,
+            ),
             None => Ok(()),
         }
     }

@@ -45,6 +45,7 @@ mod enroll_flow;
 mod exactly_once;
 mod instances;
 mod invite_validation;
+mod metrics;
 mod resend_remove;
 mod review;
 mod scale_out;
