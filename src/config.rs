@@ -21,7 +21,9 @@ use crate::db::DatabaseUrl;
                   .eml files) and listens on 127.0.0.1:8080. Every option also reads the \
                   ENROLL_* environment variable shown beside it.",
     after_help = "`enroll admin add --email E --role administrator|helpdesk` reads the new \
-                  account's password from ENROLL_ADMIN_PASSWORD, or asks for it on the terminal."
+                  account's password from ENROLL_ADMIN_PASSWORD, or asks for it on the terminal.\n\
+                  `enroll backup --to FILE` (or ENROLL_BACKUP_TO) and `enroll restore --from FILE` \
+                  (or ENROLL_RESTORE_FROM) copy the SQLite database; back up PostgreSQL with pg_dump."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -41,6 +43,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy the SQLite database to a file while the console runs (PostgreSQL: pg_dump)
+    Backup {
+        /// The backup file to write (replaced only once the new copy is whole and checked)
+        #[arg(long, env = "ENROLL_BACKUP_TO")]
+        to: PathBuf,
+    },
+    /// Check a backup, then make it the SQLite database (stop the console first)
+    Restore {
+        /// The backup file to restore
+        #[arg(long, env = "ENROLL_RESTORE_FROM")]
+        from: PathBuf,
+    },
+    /// Check the database, the mail server, the public URL, the clock and DKIM; exit
+    /// status 0 only when every check passes
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]

@@ -443,6 +443,28 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
+/// Migrations recorded in a SQLite database that this build does not have: the
+/// database was written by a newer Enroll.
+pub fn unknown_sqlite_migrations(
+    conn: &mut diesel::SqliteConnection,
+) -> anyhow::Result<Vec<String>> {
+    use diesel::migration::MigrationSource;
+    let known: Vec<String> =
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("cannot list the migrations: {e}"))?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+    let applied = conn
+        .applied_migrations()
+        .map_err(|e| anyhow::anyhow!("cannot read the migration state: {e}"))?;
+    Ok(applied
+        .into_iter()
+        .map(|version| version.to_string())
+        .filter(|version| !known.contains(version))
+        .collect())
+}
+
 /// Whether migrations are still to be applied (readiness fails until they are).
 pub fn has_pending_migrations(conn: &mut DbConnection) -> anyhow::Result<bool> {
     let pending = match conn {
