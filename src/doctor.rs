@@ -38,10 +38,18 @@ struct Report {
 
 impl Report {
     fn add(&mut self, name: &'static str, verdict: Verdict, detail: impl Into<String>) {
+        // One line each, and no control characters: details quote servers' answers.
+        let detail: String = detail.into();
         let check = Check {
             name,
             verdict,
-            detail: detail.into(),
+            detail: detail
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect(),
         };
         let mark = match check.verdict {
             Verdict::Pass => "ok  ",
@@ -65,10 +73,10 @@ impl Report {
 
 pub fn run(config: &Config) -> anyhow::Result<()> {
     let mut report = Report::default();
-    let db = check_database(config, &mut report);
+    let mut db = check_database(config, &mut report);
     check_mail_server(config, &mut report);
-    check_public_url(db.as_ref(), &mut report);
-    check_clock(db.as_ref(), &mut report);
+    check_public_url(db.as_mut(), &mut report);
+    check_clock(db.as_mut(), &mut report);
     check_dkim(config, &mut report);
     let failed = report.failed();
     anyhow::ensure!(
@@ -82,7 +90,7 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Connects and checks the migrations; the database for the later checks when usable.
-fn check_database(config: &Config, report: &mut Report) -> Option<Db> {
+fn check_database(config: &Config, report: &mut Report) -> Option<DbConnection> {
     const NAME: &str = "database";
     let url = match config.database_url() {
         Ok(url) => url,
@@ -106,17 +114,14 @@ fn check_database(config: &Config, report: &mut Report) -> Option<Db> {
         );
         return None;
     }
-    let db = match Db::connect(&url, 1) {
+    let mut db = match Db::connect_once(&url) {
         Ok(db) => db,
         Err(error) => {
             report.add(NAME, Verdict::Fail, format!("{error:#}"));
             return None;
         }
     };
-    let pending = db
-        .get()
-        .map_err(anyhow::Error::from)
-        .and_then(|mut conn| db::has_pending_migrations(&mut conn));
+    let pending = db::has_pending_migrations(&mut db);
     match pending {
         Ok(false) => {
             report.add(
@@ -235,16 +240,13 @@ fn tls_and_auth(url: &SecretString) -> String {
     }
 }
 
-fn check_public_url(db: Option<&Db>, report: &mut Report) {
+fn check_public_url(db: Option<&mut DbConnection>, report: &mut Report) {
     const NAME: &str = "public URL";
     let Some(db) = db else {
         report.add(NAME, Verdict::Skip, "needs the database");
         return;
     };
-    let settings = db
-        .get()
-        .map_err(anyhow::Error::from)
-        .and_then(|mut conn| Ok(InvitationSettings::load(&mut conn)?));
+    let settings = InvitationSettings::load(db);
     let public_url = match settings {
         Ok(Some(settings)) => settings.public_url,
         Ok(None) => {
@@ -306,13 +308,13 @@ fn judge_public_url(public_url: &str) -> (Verdict, String) {
     }
 }
 
-fn check_clock(db: Option<&Db>, report: &mut Report) {
+fn check_clock(db: Option<&mut DbConnection>, report: &mut Report) {
     const NAME: &str = "clock";
     let Some(db) = db else {
         report.add(NAME, Verdict::Skip, "needs the database");
         return;
     };
-    if db.engine() == Engine::Sqlite {
+    if db::engine_of(db) == Engine::Sqlite {
         report.add(
             NAME,
             Verdict::Skip,
@@ -347,14 +349,13 @@ fn check_clock(db: Option<&Db>, report: &mut Report) {
 
 /// Seconds this machine's clock is ahead of the database server's, measured at the
 /// middle of the round trip.
-fn clock_skew(db: &Db) -> anyhow::Result<f64> {
+fn clock_skew(conn: &mut DbConnection) -> anyhow::Result<f64> {
     #[derive(QueryableByName)]
     struct Epoch {
         #[diesel(sql_type = diesel::sql_types::Double)]
         epoch: f64,
     }
-    let mut conn = db.get()?;
-    let DbConnection::Postgresql(pg) = &mut *conn else {
+    let DbConnection::Postgresql(pg) = conn else {
         anyhow::bail!("not PostgreSQL");
     };
     let local = || {
@@ -408,6 +409,14 @@ fn check_dkim(config: &Config, report: &mut Report) {
     };
     let name = crate::mail::txt_record_name(domain, selector);
     println!("      publish this TXT record:\n      {name}. IN TXT \"{record}\"");
+    if is_reserved_domain(domain) {
+        report.add(
+            NAME,
+            Verdict::Warn,
+            format!("{domain} is a reserved name that no DNS publishes: not looked up"),
+        );
+        return;
+    }
     let (verdict, detail) = match published_dkim_record(&name) {
         Ok(published) if published.iter().any(|p| same_record(p, &record)) => (
             Verdict::Pass,
@@ -436,6 +445,17 @@ fn check_dkim(config: &Config, report: &mut Report) {
         ),
     };
     report.add(NAME, verdict, detail);
+}
+
+/// Names that DNS never resolves (RFC 2606, RFC 6761): asking would only wait.
+fn is_reserved_domain(domain: &str) -> bool {
+    let last = domain
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    matches!(last.as_str(), "invalid" | "test" | "example" | "localhost")
 }
 
 /// Records compared without the spaces DNS tools and people add between tags.

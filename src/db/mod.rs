@@ -222,6 +222,17 @@ impl Db {
         Self::build(url, pool_size, None, Arc::default())
     }
 
+    /// One connection, outside any pool: a single attempt that fails at once with the
+    /// server's own words (a pool would retry and log until its timeout).
+    pub fn connect_once(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
+        DbConnectionManager {
+            url: url.clone(),
+            metrics: Arc::default(),
+        }
+        .connect()
+        .with_context(|| format!("cannot connect to the database {}", url.redacted()))
+    }
+
     /// Another pool to the same database, which opens connections as they are first
     /// needed and counts into the same metrics.
     pub fn lazy_pool(&self, pool_size: u32) -> anyhow::Result<Self> {

@@ -46,6 +46,7 @@ mod exactly_once;
 mod instances;
 mod invite_validation;
 mod metrics;
+mod operator;
 mod resend_remove;
 mod review;
 mod scale_out;
