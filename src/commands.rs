@@ -1,6 +1,7 @@
 //! What each subcommand does.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use secrecy::SecretString;
@@ -24,7 +25,65 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Add { email, role },
         } => add_account(&cli.config, &email, role),
+        Command::Backup { to } => backup(&cli.config, &to),
+        Command::Restore { from } => restore(&cli.config, &from),
+        Command::Doctor => crate::doctor::run(&cli.config),
     }
+}
+
+/// What to keep with a PostgreSQL dump, said wherever PostgreSQL backups come up.
+const POSTGRES_BACKUP: &str = "keep ENROLL_SESSION_KEY (and any key that encrypts secrets) \
+     with the dump, in a safe place of their own: without the session key every console \
+     session ends when restored";
+
+fn sqlite_path(config: &Config, command: &str, postgres_tool: &str) -> anyhow::Result<PathBuf> {
+    let url = config.database_url()?;
+    url.sqlite_path().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`enroll {command}` copies SQLite databases only; this one is PostgreSQL ({}). \
+             Use {postgres_tool}, and {POSTGRES_BACKUP}",
+            url.redacted()
+        )
+    })
+}
+
+fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
+    let database = sqlite_path(
+        config,
+        "backup",
+        "pg_dump (pg_dump --format=custom --file=enroll.dump \"$ENROLL_DATABASE_URL\")",
+    )?;
+    let summary = crate::backup::backup_sqlite(&database, to)?;
+    println!(
+        "Backed up {} to {} ({} users, {} invitations); it passed SQLite's integrity check.",
+        database.display(),
+        to.display(),
+        summary.users,
+        summary.invitations
+    );
+    Ok(())
+}
+
+fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
+    let database = sqlite_path(
+        config,
+        "restore",
+        "pg_restore (pg_restore --clean --dbname=\"$ENROLL_DATABASE_URL\" enroll.dump)",
+    )?;
+    let summary = crate::backup::restore_sqlite(from, &database)
+        .map_err(|e| e.context(format!("nothing was changed in {}", database.display())))?;
+    println!(
+        "Restored {} from {} ({} users, {} invitations{}). Start the console again (or restart it).",
+        database.display(),
+        from.display(),
+        summary.users,
+        summary.invitations,
+        match summary.migrations_applied {
+            0 => String::new(),
+            n => format!("; {n} migration(s) applied"),
+        }
+    );
+    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

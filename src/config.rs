@@ -21,7 +21,9 @@ use crate::db::DatabaseUrl;
                   .eml files) and listens on 127.0.0.1:8080. Every option also reads the \
                   ENROLL_* environment variable shown beside it.",
     after_help = "`enroll admin add --email E --role administrator|helpdesk` reads the new \
-                  account's password from ENROLL_ADMIN_PASSWORD, or asks for it on the terminal."
+                  account's password from ENROLL_ADMIN_PASSWORD, or asks for it on the terminal.\n\
+                  `enroll backup --to FILE` (or ENROLL_BACKUP_TO) and `enroll restore --from FILE` \
+                  (or ENROLL_RESTORE_FROM) copy the SQLite database; back up PostgreSQL with pg_dump."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -41,6 +43,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy the SQLite database to a file while the console runs (PostgreSQL: pg_dump)
+    Backup {
+        /// The backup file to write (replaced only once the new copy is whole and checked)
+        #[arg(long, env = "ENROLL_BACKUP_TO")]
+        to: PathBuf,
+    },
+    /// Check a backup, then make it the SQLite database (stop the console first)
+    Restore {
+        /// The backup file to restore
+        #[arg(long, env = "ENROLL_RESTORE_FROM")]
+        from: PathBuf,
+    },
+    /// Check the database, the mail server, the public URL, the clock and DKIM; exit
+    /// status 0 only when every check passes
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +259,17 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// Also answer GET /metrics to clients elsewhere than this machine that send
+    /// "Authorization: Bearer <this token>" (at least 32 characters). Without it, only
+    /// loopback clients may read the metrics
+    #[arg(
+        long,
+        env = "ENROLL_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<SecretString>,
+
     /// Take the client address from the last X-Forwarded-For entry, the one the proxy in
     /// front appends (set only behind such a proxy)
     #[arg(
@@ -305,6 +333,14 @@ impl Config {
             self.mail_lease_seconds,
             self.smtp_timeout_seconds
         );
+        if let Some(token) = &self.metrics_token {
+            // A short token could be guessed from outside; the metrics tell how busy the
+            // console is and how it fails.
+            anyhow::ensure!(
+                secrecy::ExposeSecret::expose_secret(token).len() >= 32,
+                "ENROLL_METRICS_TOKEN must be at least 32 characters (try: openssl rand -hex 32)"
+            );
+        }
         self.database_url()?;
         Ok(())
     }

@@ -3,11 +3,13 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod mail;
 pub mod metrics;

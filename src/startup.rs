@@ -76,8 +76,9 @@ impl Application {
             clock: clock.clone(),
             config: Arc::new(config),
             readiness: readiness.clone(),
-            limits: Arc::new(crate::web::limits::Limits::default()),
+            limits: Arc::new(crate::web::limits::Limits::new(db.metrics().clone())),
             public_url_is_https: Arc::default(),
+            mail_db: Arc::default(),
             views: Arc::new(crate::web::users::ViewCache::new(page_cache)),
         };
         // Polled from now on, so that probes are answered while migrations run.
@@ -112,6 +113,7 @@ impl Application {
         // The worker's own connections: sends on PostgreSQL hold one each, and must not
         // starve the pages.
         let mail_db = db.lazy_pool(worker_settings.threads as u32 + 1)?;
+        let _ = state.mail_db.set(mail_db.clone());
         let worker = worker.start(mail_db, clock.clone(), worker_settings);
         let app = Self {
             port,

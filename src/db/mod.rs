@@ -222,6 +222,17 @@ impl Db {
         Self::build(url, pool_size, None, Arc::default())
     }
 
+    /// One connection, outside any pool: a single attempt that fails at once with the
+    /// server's own words (a pool would retry and log until its timeout).
+    pub fn connect_once(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
+        DbConnectionManager {
+            url: url.clone(),
+            metrics: Arc::default(),
+        }
+        .connect()
+        .with_context(|| format!("cannot connect to the database {}", url.redacted()))
+    }
+
     /// Another pool to the same database, which opens connections as they are first
     /// needed and counts into the same metrics.
     pub fn lazy_pool(&self, pool_size: u32) -> anyhow::Result<Self> {
@@ -264,6 +275,16 @@ impl Db {
     /// This application's counters (shared by its pools).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// This pool's connections now, for `GET /metrics`.
+    pub fn pool_use(&self) -> crate::metrics::PoolUse {
+        let state = self.pool.state();
+        crate::metrics::PoolUse {
+            open: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
     }
 
     /// Read-only work on a request thread. On SQLite it runs right here, on this thread's
@@ -431,6 +452,28 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<usize> {
         }
     };
     Ok(applied)
+}
+
+/// Migrations recorded in a SQLite database that this build does not have: the
+/// database was written by a newer Enroll.
+pub fn unknown_sqlite_migrations(
+    conn: &mut diesel::SqliteConnection,
+) -> anyhow::Result<Vec<String>> {
+    use diesel::migration::MigrationSource;
+    let known: Vec<String> =
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("cannot list the migrations: {e}"))?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+    let applied = conn
+        .applied_migrations()
+        .map_err(|e| anyhow::anyhow!("cannot read the migration state: {e}"))?;
+    Ok(applied
+        .into_iter()
+        .map(|version| version.to_string())
+        .filter(|version| !known.contains(version))
+        .collect())
 }
 
 /// Whether migrations are still to be applied (readiness fails until they are).

@@ -149,7 +149,7 @@ fn write_email_file(dir: &Path, email_id: &str, bytes: &[u8]) -> Result<(), Send
 }
 
 /// The server's own words where there are some ("550 Mailbox unavailable").
-fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {
+pub(crate) fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {
     use std::error::Error as _;
     let mut reason = error.to_string();
     let mut source = error.source();
@@ -162,8 +162,12 @@ fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
             );
         }
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
+        // lettre's own message often ends with its source's: say it once.
+        let cause_text = cause.to_string();
+        if !reason.ends_with(&cause_text) {
+            reason.push_str(": ");
+            reason.push_str(&cause_text);
+        }
         source = cause.source();
     }
     if timed_out {

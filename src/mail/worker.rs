@@ -370,7 +370,7 @@ impl Worker {
     fn attempt(&self, email: &ClaimedEmail) -> Outcome {
         let result = build_message(email).and_then(|message| self.mailer.send(message, &email.id));
         let now = self.clock.now();
-        match result {
+        let outcome = match result {
             Ok(()) => {
                 tracing::info!(email_id = %email.id, kind = %email.kind, "email sent");
                 Outcome::Sent
@@ -389,7 +389,16 @@ impl Worker {
                 tracing::warn!(email_id = %email.id, attempts = email.attempts, %reason, ?outcome, "email not sent");
                 outcome
             }
+        };
+        // Counted as attempted, whether or not the outcome is recorded at once: the
+        // server's answer is what happened.
+        let metrics = self.db.metrics();
+        match &outcome {
+            Outcome::Sent => metrics.count_email_sent(),
+            Outcome::RetryAt(..) => metrics.count_email_deferred(),
+            Outcome::Failed(_) => metrics.count_email_failed(),
         }
+        outcome
     }
 }
 

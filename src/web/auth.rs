@@ -88,12 +88,14 @@ pub async fn login(
         SignIn::SignedIn(account) => account,
         // Every hashing slot taken: another try in a second may find one.
         SignIn::Busy => {
+            state.db.metrics().count_rate_limit_refusal("password_hashing");
             return Err(AppError::TooManyRequests {
                 retry_after_seconds: 1,
             });
         }
         SignIn::Refused => {
             state.limits.sign_in_failed();
+            state.db.metrics().count_sign_in_failure();
             return Ok(refused_page(&req, token, email, input.next));
         }
     };

@@ -12,12 +12,14 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::metrics::Metrics;
 
 pub struct Limits {
     sign_in_per_account: DefaultKeyedRateLimiter<String>,
@@ -29,6 +31,8 @@ pub struct Limits {
     /// before its password is hashed.
     sign_in_closed_until: Mutex<Option<Instant>>,
     checks: AtomicU32,
+    /// Refusals are counted for `GET /metrics`.
+    metrics: Arc<Metrics>,
 }
 
 /// The key of a client address in the per-address limits: an IPv4 address as it is
@@ -57,6 +61,12 @@ fn quota(burst: u32, replenish_every: Duration) -> Quota {
 
 impl Default for Limits {
     fn default() -> Self {
+        Self::new(Arc::default())
+    }
+}
+
+impl Limits {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             // 5 tries, then one more every 30 seconds, for one account from anywhere.
             sign_in_per_account: RateLimiter::keyed(quota(5, Duration::from_secs(30))),
@@ -70,6 +80,7 @@ impl Default for Limits {
             failed_sign_ins: RateLimiter::direct(quota(20, Duration::from_millis(100))),
             sign_in_closed_until: Mutex::new(None),
             checks: AtomicU32::new(0),
+            metrics,
         }
     }
 }
@@ -84,9 +95,11 @@ impl RetryAfter {
 }
 
 impl Limits {
+    /// `name` labels the refusals in the metrics.
     fn check(
         &self,
         limiter: &DefaultKeyedRateLimiter<String>,
+        name: &'static str,
         key: String,
     ) -> Result<(), RetryAfter> {
         // Forget idle keys now and then, so that the maps stay small.
@@ -96,6 +109,7 @@ impl Limits {
             self.bad_tokens_per_address.retain_recent();
         }
         limiter.check_key(&key).map_err(|not_until| {
+            self.metrics.count_rate_limit_refusal(name);
             RetryAfter(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
@@ -110,9 +124,17 @@ impl Limits {
     ) -> Result<(), RetryAfter> {
         self.sign_in_open()?;
         if let Some(address) = address {
-            self.check(&self.sign_in_per_address, address_key(address))?;
+            self.check(
+                &self.sign_in_per_address,
+                "sign_in_per_address",
+                address_key(address),
+            )?;
         }
-        self.check(&self.sign_in_per_account, email_key.to_owned())
+        self.check(
+            &self.sign_in_per_account,
+            "sign_in_per_account",
+            email_key.to_owned(),
+        )
     }
 
     /// Counts a failed sign-in against the budget shared by everyone; once it is spent,
@@ -130,6 +152,7 @@ impl Limits {
         let closed_until = self.sign_in_closed_until.lock().ok().and_then(|c| *c);
         match closed_until {
             Some(until) if until > Instant::now() => {
+                self.metrics.count_rate_limit_refusal("failed_sign_ins");
                 Err(RetryAfter(until.saturating_duration_since(Instant::now())))
             }
             _ => Ok(()),
@@ -141,7 +164,11 @@ impl Limits {
     /// no more than a per-address limit against guessing.
     pub fn setup_attempt(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
-            Some(address) => self.check(&self.sign_in_per_address, address_key(address)),
+            Some(address) => self.check(
+                &self.sign_in_per_address,
+                "sign_in_per_address",
+                address_key(address),
+            ),
             None => Ok(()),
         }
     }
@@ -149,7 +176,11 @@ impl Limits {
     /// Counts a request with a token that leads nowhere.
     pub fn bad_token(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         match address {
-            Some(address) => self.check(&self.bad_tokens_per_address, address_key(address)),
+            Some(address) => self.check(
+                &self.bad_tokens_per_address,
+                "bad_tokens_per_address",
+                address_key(address),
+            ),
             None => Ok(()),
         }
     }

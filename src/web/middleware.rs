@@ -89,6 +89,31 @@ pub async fn secure_cookies(
     Ok(response)
 }
 
+/// Counts each request and its latency for `GET /metrics`, by route pattern (never the
+/// path, which may carry a token) and status.
+pub async fn record_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    let started = std::time::Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.db.metrics().clone());
+    let method = req.method().clone();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let outcome = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let status = match &outcome {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        metrics.observe_request(method.as_str(), &route, status.as_u16(), started.elapsed());
+    }
+    outcome
+}
+
 /// Request spans name the route pattern (`/enroll/{token}`), never the raw path, so that
 /// tokens do not reach the logs.
 pub struct RedactedRootSpan;

@@ -12,6 +12,7 @@ pub mod health;
 pub mod invite;
 pub mod layout;
 pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod request;
 pub mod server;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub views: Arc<ViewCache>,
     /// Whether the saved public URL is https (cookies are then always Secure).
     pub public_url_is_https: Arc<std::sync::atomic::AtomicBool>,
+    /// The mail worker's own pool, for `GET /metrics`; set once the worker starts.
+    pub mail_db: Arc<std::sync::OnceLock<Db>>,
 }
 
 impl AppState {

@@ -14,10 +14,12 @@ use tracing_actix_web::TracingLogger;
 
 use super::error::AppError;
 use super::layout::FlashCookies;
-use super::middleware::{RedactedRootSpan, ready_gate, secure_cookies, security_headers};
+use super::middleware::{
+    RedactedRootSpan, ready_gate, record_request, secure_cookies, security_headers,
+};
 use super::request::AppState;
 use super::session::{self, DbSessionStore};
-use super::{assets, csrf, health};
+use super::{assets, csrf, health, metrics};
 use crate::sessions::SessionRecords;
 
 pub fn http_server(
@@ -70,7 +72,10 @@ pub fn http_server(
             .wrap(from_fn(secure_cookies))
             .wrap(security_headers())
             .wrap(TracingLogger::<RedactedRootSpan>::new())
+            // Outermost: the latency includes every other layer.
+            .wrap(from_fn(record_request))
             .route("/livez", web::get().to(health::livez))
+            .route("/metrics", web::get().to(metrics::metrics))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/static/{name}", web::get().to(assets::asset))

@@ -48,6 +48,8 @@ mod exactly_once;
 mod hostile_input;
 mod instances;
 mod invite_validation;
+mod metrics;
+mod operator;
 mod resend_remove;
 mod review;
 mod scale_out;
