@@ -91,9 +91,9 @@ pub struct Config {
     #[arg(long, env = "ENROLL_HTTP_WORKERS", global = true)]
     pub http_workers: Option<usize>,
 
-    /// Secret (at least 32 characters) that signs session and flash cookies. Required with
-    /// PostgreSQL so that every instance shares it; on SQLite it is generated once and kept
-    /// in <data dir>/session.key
+    /// Secret (at least 32 characters) that signs session and flash cookies and encrypts
+    /// queued email bodies (keep it with backups). Required with PostgreSQL so that every
+    /// instance shares it; on SQLite it is generated once and kept in <data dir>/session.key
     #[arg(
         long,
         env = "ENROLL_SESSION_KEY",

@@ -9,6 +9,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use super::compose::RenderedEmail;
+use super::seal::MailKey;
 use crate::db::schema::{invitations, outbound_emails};
 use crate::db::{Db, DbConnection, Engine, insert_rows, write_transaction};
 
@@ -48,6 +49,7 @@ pub struct NewOutboundEmail {
     recipient: String,
     message_id: String,
     subject: String,
+    /// Sealed with the [`MailKey`]: they hold the live link.
     body_text: Option<String>,
     body_html: Option<String>,
     status: &'static str,
@@ -66,15 +68,19 @@ impl NewOutboundEmail {
         reply_to: Option<&str>,
         recipient: &str,
         rendered: RenderedEmail,
+        key: &MailKey,
         due_at: NaiveDateTime,
         now: NaiveDateTime,
     ) -> Self {
         let id = uuid::Uuid::now_v7();
+        let id_text = id.to_string();
         let domain = sender_address
             .rsplit_once('@')
             .map_or("enroll.invalid", |(_, domain)| domain);
         Self {
-            id: id.to_string(),
+            body_text: Some(key.seal(&id_text, &rendered.text)),
+            body_html: Some(key.seal(&id_text, &rendered.html)),
+            id: id_text,
             invitation_id: Some(invitation_id.to_owned()),
             kind: kind.as_str(),
             sender_name: sender_name.to_owned(),
@@ -83,9 +89,8 @@ impl NewOutboundEmail {
             recipient: recipient.to_owned(),
             // Fixed when queued, so that a retried email keeps its identity.
             message_id: format!("<{}@{}>", id.simple(), domain),
+            // The subject holds no link, and stays readable for the history page.
             subject: rendered.subject,
-            body_text: Some(rendered.text),
-            body_html: Some(rendered.html),
             status: status::QUEUED,
             attempts: 0,
             next_attempt_at: due_at,
@@ -97,6 +102,33 @@ impl NewOutboundEmail {
 pub fn enqueue(conn: &mut DbConnection, emails: &[NewOutboundEmail]) -> QueryResult<()> {
     insert_rows!(conn, outbound_emails::table, emails)?;
     Ok(())
+}
+
+/// Seals the bodies of emails queued by a version that stored them readable, so that an
+/// upgrade leaves no link in the database; returns how many were sealed.
+pub fn seal_plain_bodies(conn: &mut DbConnection, key: &MailKey) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        let plain: Vec<(String, Option<String>, Option<String>)> = outbound_emails::table
+            .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING]))
+            .filter(outbound_emails::body_text.is_not_null())
+            .filter(outbound_emails::body_text.not_like(format!("{}%", super::seal::PREFIX)))
+            .select((
+                outbound_emails::id,
+                outbound_emails::body_text,
+                outbound_emails::body_html,
+            ))
+            .load(conn)?;
+        for (id, text, html) in &plain {
+            let seal = |body: &Option<String>| body.as_deref().map(|b| key.seal(id, b));
+            diesel::update(outbound_emails::table.find(id))
+                .set((
+                    outbound_emails::body_text.eq(seal(text)),
+                    outbound_emails::body_html.eq(seal(html)),
+                ))
+                .execute(conn)?;
+        }
+        Ok(plain.len())
+    })
 }
 
 /// Stops the not-yet-sent emails of these invitations (superseded, or their invitee
@@ -137,6 +169,7 @@ pub struct ClaimedEmail {
     pub recipient: String,
     pub message_id: String,
     pub subject: String,
+    /// Sealed (see [`MailKey::open`]).
     pub body_text: Option<String>,
     pub body_html: Option<String>,
     pub attempts: i32,
@@ -341,6 +374,13 @@ pub fn settle(
                         invitations::delivery_error.eq(reason),
                     ))
                     .execute(conn)?;
+                // A reminder of an invitation that never arrived would be the first the
+                // invitee hears of it; a resend queues a new pair.
+                cancel_unsent(
+                    conn,
+                    std::slice::from_ref(invitation_id),
+                    &[EmailKind::Reminder.as_str()],
+                )?;
             }
         }
     }
