@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::Role;
 use crate::db::DatabaseUrl;
@@ -71,8 +71,14 @@ pub struct Config {
 
     /// postgres://user:pass@host/db, or a SQLite file path (sqlite://path also works).
     /// Default: <data dir>/enroll.db
-    #[arg(long, env = "ENROLL_DATABASE_URL", global = true)]
-    pub database_url: Option<String>,
+    // A secret (it may hold the password): hidden from --help, redacted from Debug.
+    #[arg(
+        long,
+        env = "ENROLL_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<SecretString>,
 
     /// Database connections per instance
     #[arg(long, env = "ENROLL_DB_POOL_SIZE", default_value_t = 8, global = true)]
@@ -261,7 +267,7 @@ impl Config {
 
     pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
         match &self.database_url {
-            Some(url) => DatabaseUrl::parse(url),
+            Some(url) => DatabaseUrl::parse(url.expose_secret()),
             None => Ok(DatabaseUrl::sqlite(self.data_dir.join("enroll.db"))),
         }
     }
