@@ -77,11 +77,16 @@ impl Mailer {
         }
     }
 
-    /// Sends the outbox email `email_id`.
-    pub fn send(&self, mut message: Message, email_id: &str) -> Result<(), SendError> {
+    /// The message signed with DKIM, when configured.
+    pub fn sign(&self, mut message: Message) -> Message {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
+        message
+    }
+
+    /// Sends the outbox email `email_id`, as [`Mailer::sign`] left it.
+    pub fn send(&self, message: Message, email_id: &str) -> Result<(), SendError> {
         self.transport.send(&message, email_id)
     }
 }

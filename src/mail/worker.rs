@@ -333,7 +333,8 @@ impl Worker {
             claim_token,
             self.settings.lease,
             &self.clock,
-            |email| self.attempt(email),
+            |email| self.prepare(email),
+            |email, message| self.send(email, message),
         )?;
         if let Some(unrecorded) = unrecorded {
             self.record_until_done(unrecorded, claim_token);
@@ -389,9 +390,18 @@ impl Worker {
         }
     }
 
-    fn attempt(&self, email: &ClaimedEmail) -> Outcome {
-        let result = build_message(email, &self.key)
-            .and_then(|message| self.mailer.send(message, &email.id));
+    /// The message ready to hand over (signed), or why there is none.
+    fn prepare(&self, email: &ClaimedEmail) -> Result<Message, Outcome> {
+        build_message(email, &self.key)
+            .map(|message| self.mailer.sign(message))
+            .map_err(|e| self.outcome(email, Err(e)))
+    }
+
+    fn send(&self, email: &ClaimedEmail, message: Message) -> Outcome {
+        self.outcome(email, self.mailer.send(message, &email.id))
+    }
+
+    fn outcome(&self, email: &ClaimedEmail, result: Result<(), SendError>) -> Outcome {
         let now = self.clock.now();
         match result {
             Ok(()) => {
