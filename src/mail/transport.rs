@@ -174,5 +174,40 @@ fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {
     if timed_out {
         reason = format!("timed out waiting for the mail server ({reason})");
     }
-    reason.chars().take(500).collect()
+    printable(&reason)
+}
+
+/// A reason as it may be logged and shown: the mail server wrote it, and a hostile one
+/// could forge log lines or terminal escapes with control characters, or disguise text
+/// with invisible formatting ones. Each becomes a space, never two in a row; at most 500
+/// characters are kept.
+fn printable(reason: &str) -> String {
+    let mut clean = String::with_capacity(reason.len().min(500));
+    for c in reason.chars() {
+        if !crate::values::name::is_disallowed(c) {
+            clean.push(c);
+        } else if !clean.ends_with(' ') {
+            clean.push(' ');
+        }
+    }
+    clean.trim().chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_lose_their_control_and_invisible_characters() {
+        assert_eq!(
+            printable("550 no\r\n2026-11-30T00:00:00Z  INFO enroll: forged\x1b[2J\x07"),
+            "550 no 2026-11-30T00:00:00Z  INFO enroll: forged [2J"
+        );
+        assert_eq!(printable("550 \u{202E}evil\u{200B}"), "550 evil");
+        assert_eq!(
+            printable("550 Mailbox unavailable"),
+            "550 Mailbox unavailable"
+        );
+        assert_eq!(printable(&"x".repeat(600)).len(), 500);
+    }
 }

@@ -394,6 +394,26 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    async fn a_mail_servers_reply_loses_its_control_characters_before_pages_and_logs() {
+        let proxy = FaultySmtp::start(Fault::Hostile);
+        let app = spawn_app_with(AppOptions { smtp_url: Some(proxy.url()), ..AppOptions::default() }).await;
+        app.set_up_invitations().await;
+        app.invite(&[("Ada", "L", "ada@example.com")]).await;
+        app.deliver_due_emails().await;
+        app.assert_status("ada@example.com", "Delivery failed").await;
+        let reasons: Vec<Option<String>> = outbound_emails::table.select(outbound_emails::last_error).load(&mut *app.conn()).unwrap();
+        let reason = reasons[0].clone().unwrap();
+        assert!(reason.contains("Go away") && reason.contains("INFO enroll: admin signed in"), "{reason:?}");
+        assert!(!reason.chars().any(char::is_control), "{reason:?}");
+        for path in ["/users".to_owned(), format!("/users/{}", app.user_id("ada@example.com"))] {
+            let page = app.get(&path).await;
+            assert!(page.text().contains("Go away"), "{path}: {}", page.text());
+            assert!(!page.body.contains(['\u{1b}', '\u{7}', '\r']), "{path} shows control characters");
+        }
+    }
+}
+
+on_both_engines! {
     async fn emails_name_the_organization_and_carry_proper_headers() {
         // Sent by the background worker: its message building is what is checked here
         // (enroll_flow checks the same headers on an email `deliver_due_emails` sent).
