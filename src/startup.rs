@@ -317,7 +317,7 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(bytes);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        crate::files::create_private_dir_all(dir)
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     }
     let bytes = crate::crypto::random_bytes::<64>().to_vec();
@@ -329,12 +329,5 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents)
+    crate::files::create_private_file(path)?.write_all(contents)
 }

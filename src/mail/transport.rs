@@ -103,7 +103,7 @@ impl Transport {
     }
 
     fn files(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        crate::files::create_private_dir_all(dir)
             .with_context(|| format!("cannot create the mail folder {}", dir.display()))?;
         Ok(Self::Files {
             dir: dir.to_owned(),
@@ -143,7 +143,10 @@ fn write_email_file(dir: &Path, email_id: &str, bytes: &[u8]) -> Result<(), Send
     // Unique per write, so that two writers of the same email never share a temporary file;
     // a leading dot and no .eml extension keep readers of the folder away from it.
     let temporary = dir.join(format!(".{id}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    if let Err(e) = std::fs::write(&temporary, bytes) {
+    // 0600: an email holds a live link.
+    let written = crate::files::create_private_file(&temporary)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, bytes));
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&temporary);
         return Err(unwritten(e));
     }
