@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::Role;
 use crate::db::DatabaseUrl;
@@ -88,8 +88,14 @@ pub struct Config {
 
     /// postgres://user:pass@host/db, or a SQLite file path (sqlite://path also works).
     /// Default: <data dir>/enroll.db
-    #[arg(long, env = "ENROLL_DATABASE_URL", global = true)]
-    pub database_url: Option<String>,
+    // A secret (it may hold the password): hidden from --help, redacted from Debug.
+    #[arg(
+        long,
+        env = "ENROLL_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<SecretString>,
 
     /// Database connections per instance
     #[arg(long, env = "ENROLL_DB_POOL_SIZE", default_value_t = 8, global = true)]
@@ -108,9 +114,9 @@ pub struct Config {
     #[arg(long, env = "ENROLL_HTTP_WORKERS", global = true)]
     pub http_workers: Option<usize>,
 
-    /// Secret (at least 32 characters) that signs session and flash cookies. Required with
-    /// PostgreSQL so that every instance shares it; on SQLite it is generated once and kept
-    /// in <data dir>/session.key
+    /// Secret (at least 32 characters) that signs session and flash cookies and encrypts
+    /// queued email bodies (keep it with backups). Required with PostgreSQL so that every
+    /// instance shares it; on SQLite it is generated once and kept in <data dir>/session.key
     #[arg(
         long,
         env = "ENROLL_SESSION_KEY",
@@ -289,7 +295,7 @@ impl Config {
 
     pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
         match &self.database_url {
-            Some(url) => DatabaseUrl::parse(url),
+            Some(url) => DatabaseUrl::parse(url.expose_secret()),
             None => Ok(DatabaseUrl::sqlite(self.data_dir.join("enroll.db"))),
         }
     }

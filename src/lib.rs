@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod db;
 pub mod doctor;
 pub mod error;
+pub mod files;
 pub mod mail;
 pub mod metrics;
 pub mod operations;

@@ -17,7 +17,8 @@ use crate::accounts;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{self, Db, Engine};
-use crate::mail::{MailWorker, Mailer, RetryPolicy, WorkerSettings};
+use crate::mail::outbox;
+use crate::mail::{MailKey, MailWorker, Mailer, RetryPolicy, WorkerSettings};
 use crate::operations::Operations;
 use crate::web::health::Readiness;
 use crate::web::request::AppState;
@@ -50,7 +51,10 @@ impl Application {
     ) -> anyhow::Result<Self> {
         config.validate()?;
         let database_url = config.database_url()?;
-        let cookie_key = cookie_key(&config, database_url.engine())?;
+        let secret = session_secret(&config, database_url.engine())?;
+        let cookie_key = Key::derive_from(&secret);
+        let mail_key = MailKey::derive(&secret);
+        drop(secret);
         let db = Db::connect(&database_url, config.db_pool_size)?;
         let mailer = mailer(&config)?;
         let port = listener.local_addr()?.port();
@@ -62,7 +66,7 @@ impl Application {
             address = %listener.local_addr()?,
             "starting Enroll"
         );
-        let (worker, mail_queue) = MailWorker::prepare(mailer);
+        let (worker, mail_queue) = MailWorker::prepare(mailer, mail_key.clone());
         let page_cache = std::time::Duration::from_millis(config.users_page_cache_ms);
         let ops = Operations::new(
             db.clone(),
@@ -88,9 +92,18 @@ impl Application {
         // The server answers probes (503 "starting") while migrations run; another instance
         // may be holding the migration lock.
         let migration_db = db.clone();
+        let sealing_key = mail_key.clone();
         let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
             let mut conn = migration_db.get()?;
-            db::run_migrations(&mut conn)
+            let applied = db::run_migrations(&mut conn)?;
+            let sealed = outbox::seal_plain_bodies(&mut conn, &sealing_key)?;
+            if sealed > 0 {
+                tracing::info!(
+                    sealed,
+                    "sealed the bodies of emails queued by an earlier version"
+                );
+            }
+            Ok(applied)
         })
         .await
         .map_err(anyhow::Error::from)
@@ -271,16 +284,18 @@ fn worker_settings(config: &Config) -> WorkerSettings {
     }
 }
 
-/// The key that signs session and flash cookies: from ENROLL_SESSION_KEY, or (SQLite
-/// only) generated once and kept in the data folder so restarts keep people signed in.
-fn cookie_key(config: &Config, engine: Engine) -> anyhow::Result<Key> {
+/// The secret from which the cookie keys and the key that seals queued email bodies
+/// are derived: ENROLL_SESSION_KEY, or (SQLite only) generated once and kept in the data
+/// folder so restarts keep people signed in. Never in the database, so that a copy of
+/// the database alone opens nothing.
+fn session_secret(config: &Config, engine: Engine) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.session_key {
         let secret = secret.expose_secret();
         anyhow::ensure!(
             secret.len() >= 32,
             "ENROLL_SESSION_KEY must be at least 32 characters (try: openssl rand -base64 48)"
         );
-        return Ok(Key::derive_from(secret.as_bytes()));
+        return Ok(secret.as_bytes().to_vec());
     }
     anyhow::ensure!(
         engine == Engine::Sqlite,
@@ -288,8 +303,7 @@ fn cookie_key(config: &Config, engine: Engine) -> anyhow::Result<Key> {
          with the same key (generate one with: openssl rand -base64 48)"
     );
     let path = config.data_dir().join("session.key");
-    let secret = read_or_create_key_file(&path)?;
-    Ok(Key::derive_from(&secret))
+    read_or_create_key_file(&path)
 }
 
 fn read_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -305,7 +319,7 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(bytes);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        crate::files::create_private_dir_all(dir)
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     }
     let bytes = crate::crypto::random_bytes::<64>().to_vec();
@@ -317,12 +331,5 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents)
+    crate::files::create_private_file(path)?.write_all(contents)
 }

@@ -7,7 +7,7 @@ mod stamp;
 
 pub use stamp::{MaybeStamp, Stamp};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,12 +245,19 @@ impl Db {
         min_idle: Option<u32>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        if let Some(path) = url.sqlite_path()
-            && let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        if let Some(path) = url.sqlite_path() {
+            if let Some(dir) = path.parent()
+                && !dir.as_os_str().is_empty()
+            {
+                crate::files::create_private_dir_all(dir)
+                    .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+            }
+            // Created before SQLite opens it, which would make it (and its -wal and -shm
+            // files, which take its permissions) readable by every user of the machine.
+            if path != Path::new(":memory:") {
+                crate::files::ensure_private_file(&path)
+                    .with_context(|| format!("cannot create the database {}", path.display()))?;
+            }
         }
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)

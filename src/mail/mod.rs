@@ -3,9 +3,11 @@
 pub mod compose;
 pub mod dkim;
 pub mod outbox;
+pub mod seal;
 pub mod transport;
 pub mod worker;
 
 pub use dkim::{dkim_txt_record, txt_record_name};
+pub use seal::MailKey;
 pub use transport::Mailer;
 pub use worker::{MailQueue, MailWorker, RetryPolicy, WorkerSettings};

@@ -9,7 +9,8 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use super::compose::RenderedEmail;
-use crate::db::schema::{invitations, outbound_emails};
+use super::seal::MailKey;
+use crate::db::schema::{invitations, outbound_emails, users};
 use crate::db::{Db, DbConnection, Engine, insert_rows, write_transaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,7 @@ pub struct NewOutboundEmail {
     recipient: String,
     message_id: String,
     subject: String,
+    /// Sealed with the [`MailKey`]: they hold the live link.
     body_text: Option<String>,
     body_html: Option<String>,
     status: &'static str,
@@ -66,15 +68,19 @@ impl NewOutboundEmail {
         reply_to: Option<&str>,
         recipient: &str,
         rendered: RenderedEmail,
+        key: &MailKey,
         due_at: NaiveDateTime,
         now: NaiveDateTime,
     ) -> Self {
         let id = uuid::Uuid::now_v7();
+        let id_text = id.to_string();
         let domain = sender_address
             .rsplit_once('@')
             .map_or("enroll.invalid", |(_, domain)| domain);
         Self {
-            id: id.to_string(),
+            body_text: Some(key.seal(&id_text, &rendered.text)),
+            body_html: Some(key.seal(&id_text, &rendered.html)),
+            id: id_text,
             invitation_id: Some(invitation_id.to_owned()),
             kind: kind.as_str(),
             sender_name: sender_name.to_owned(),
@@ -83,9 +89,8 @@ impl NewOutboundEmail {
             recipient: recipient.to_owned(),
             // Fixed when queued, so that a retried email keeps its identity.
             message_id: format!("<{}@{}>", id.simple(), domain),
+            // The subject holds no link, and stays readable for the history page.
             subject: rendered.subject,
-            body_text: Some(rendered.text),
-            body_html: Some(rendered.html),
             status: status::QUEUED,
             attempts: 0,
             next_attempt_at: due_at,
@@ -97,6 +102,33 @@ impl NewOutboundEmail {
 pub fn enqueue(conn: &mut DbConnection, emails: &[NewOutboundEmail]) -> QueryResult<()> {
     insert_rows!(conn, outbound_emails::table, emails)?;
     Ok(())
+}
+
+/// Seals the bodies of emails queued by a version that stored them readable, so that an
+/// upgrade leaves no link in the database; returns how many were sealed.
+pub fn seal_plain_bodies(conn: &mut DbConnection, key: &MailKey) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        let plain: Vec<(String, Option<String>, Option<String>)> = outbound_emails::table
+            .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING]))
+            .filter(outbound_emails::body_text.is_not_null())
+            .filter(outbound_emails::body_text.not_like(format!("{}%", super::seal::PREFIX)))
+            .select((
+                outbound_emails::id,
+                outbound_emails::body_text,
+                outbound_emails::body_html,
+            ))
+            .load(conn)?;
+        for (id, text, html) in &plain {
+            let seal = |body: &Option<String>| body.as_deref().map(|b| key.seal(id, b));
+            diesel::update(outbound_emails::table.find(id))
+                .set((
+                    outbound_emails::body_text.eq(seal(text)),
+                    outbound_emails::body_html.eq(seal(html)),
+                ))
+                .execute(conn)?;
+        }
+        Ok(plain.len())
+    })
 }
 
 /// Stops the not-yet-sent emails of these invitations (superseded, or their invitee
@@ -137,6 +169,7 @@ pub struct ClaimedEmail {
     pub recipient: String,
     pub message_id: String,
     pub subject: String,
+    /// Sealed (see [`MailKey::open`]).
     pub body_text: Option<String>,
     pub body_html: Option<String>,
     pub attempts: i32,
@@ -206,7 +239,7 @@ pub fn load_claimed(
         )
         .optional()?;
     }
-    crate::db::locked!(
+    let email = crate::db::locked!(
         conn,
         for_update,
         outbound_emails::table
@@ -216,7 +249,65 @@ pub fn load_claimed(
             .select(ClaimedEmail::as_select()),
         first
     )
-    .optional()
+    .optional()?;
+    match email {
+        Some(email) if !invitation_current(conn, email.invitation_id.as_deref())? => {
+            cancel_claimed(conn, id, claim_token)?;
+            Ok(None)
+        }
+        email => Ok(email),
+    }
+}
+
+/// Whether the invitation an email carries still stands: neither replaced nor removed,
+/// and its invitee not yet joined. Replacing and removing also cancel or delete the
+/// email; this catches an email whose row they did not reach.
+fn invitation_current(conn: &mut DbConnection, invitation_id: Option<&str>) -> QueryResult<bool> {
+    let Some(invitation_id) = invitation_id else {
+        return Ok(true);
+    };
+    diesel::select(diesel::dsl::exists(
+        invitations::table
+            .inner_join(users::table)
+            .filter(invitations::id.eq(invitation_id))
+            .filter(invitations::superseded_at.is_null())
+            .filter(users::enrolled_at.is_null()),
+    ))
+    .get_result(conn)
+}
+
+/// Whether a claimed email may still go out, read just before it is handed to the mail
+/// server (see [`deliver_claimed`]): still ours, and its invitation still standing.
+fn still_to_send(conn: &mut DbConnection, id: &str, claim_token: &str) -> QueryResult<bool> {
+    let ours: Option<Option<String>> = outbound_emails::table
+        .filter(outbound_emails::id.eq(id))
+        .filter(outbound_emails::claim_token.eq(claim_token))
+        .filter(outbound_emails::status.eq(status::SENDING))
+        .select(outbound_emails::invitation_id)
+        .first(conn)
+        .optional()?;
+    match ours {
+        Some(invitation_id) => invitation_current(conn, invitation_id.as_deref()),
+        None => Ok(false),
+    }
+}
+
+/// Cancels an email that we hold the claim of, so that it does not come back when the
+/// lease runs out.
+fn cancel_claimed(conn: &mut DbConnection, id: &str, claim_token: &str) -> QueryResult<usize> {
+    diesel::update(
+        outbound_emails::table
+            .filter(outbound_emails::id.eq(id))
+            .filter(outbound_emails::claim_token.eq(claim_token))
+            .filter(outbound_emails::status.eq(status::SENDING)),
+    )
+    .set((
+        outbound_emails::status.eq(status::CANCELLED),
+        outbound_emails::body_text.eq(None::<String>),
+        outbound_emails::body_html.eq(None::<String>),
+        outbound_emails::claim_token.eq(None::<String>),
+    ))
+    .execute(conn)
 }
 
 /// What became of one delivery attempt.
@@ -341,30 +432,46 @@ pub fn settle(
                         invitations::delivery_error.eq(reason),
                     ))
                     .execute(conn)?;
+                // A reminder of an invitation that never arrived would be the first the
+                // invitee hears of it; a resend queues a new pair.
+                cancel_unsent(
+                    conn,
+                    std::slice::from_ref(invitation_id),
+                    &[EmailKind::Reminder.as_str()],
+                )?;
             }
         }
     }
     Ok(())
 }
 
-/// Sends one claimed email through `attempt` and records the outcome. A final outcome
-/// that could not be recorded is handed back (see [`record_again`]), not dropped.
+/// Sends one claimed email and records the outcome: `prepare` builds the message
+/// (opening its sealed body, signing it), `send` hands it to the mail server. A final
+/// outcome that could not be recorded is handed back (see [`record_again`]), not dropped.
 ///
 /// On PostgreSQL the row is locked for the whole attempt, so that two instances never
 /// send it and a concurrent removal or resend either waits for it or stops it first.
 /// On SQLite (one instance) a transaction held across the SMTP conversation would block
 /// every other writer, so the claim is re-checked and its lease renewed, the connection
-/// returned while the email is sent, and the outcome recorded in a short transaction of
-/// its own. Renewing per email matters: the batch was claimed under one lease, and the
-/// sends before this one may have used most of it, after which another mail thread
-/// would claim this email again and send it twice.
-pub fn deliver_claimed(
+/// returned while the message is prepared, the claim and the invitation read once more
+/// just before the message is handed over, and the outcome recorded in a short
+/// transaction of its own. Renewing per email matters: the batch was claimed under one
+/// lease, and the sends before this one may have used most of it, after which another
+/// mail thread would claim this email again and send it twice.
+///
+/// The window left on SQLite is the SMTP conversation itself (at most the SMTP
+/// timeout): an invitation replaced or removed, or its invitee joining, while the server
+/// takes the message, does not stop it. The link it carries is dead by then (replaced,
+/// removed) or used (joined), so the invitee gets a link that no longer works, never
+/// one that does.
+pub fn deliver_claimed<M>(
     db: &Db,
     id: &str,
     claim_token: &str,
     lease: TimeDelta,
     clock: &crate::clock::Clock,
-    attempt: impl FnOnce(&ClaimedEmail) -> Outcome,
+    prepare: impl FnOnce(&ClaimedEmail) -> Result<M, Outcome>,
+    send: impl FnOnce(&ClaimedEmail, M) -> Outcome,
 ) -> anyhow::Result<Option<Unrecorded>> {
     // Set once the attempt is made: from then on a failure is a failure to record.
     let mut attempted = None;
@@ -374,7 +481,7 @@ pub fn deliver_claimed(
                 let Some(email) = load_claimed(conn, id, claim_token)? else {
                     return Ok(());
                 };
-                let outcome = attempt(&email);
+                let outcome = prepare(&email).map_or_else(|failed| failed, |m| send(&email, m));
                 let settled = settle(conn, &email, claim_token, &outcome, clock.now());
                 attempted = Some((email, outcome));
                 settled
@@ -389,7 +496,20 @@ pub fn deliver_claimed(
             let Some(email) = claimed else {
                 return Ok(None);
             };
-            let outcome = attempt(&email);
+            let outcome = match prepare(&email) {
+                Err(failed) => failed,
+                Ok(message) => {
+                    // A removal, resend or joining may have committed since the claim was
+                    // read; reading needs no write lock.
+                    let mut conn = db.get()?;
+                    if !still_to_send(&mut conn, id, claim_token)? {
+                        write_transaction(&mut conn, |conn| cancel_claimed(conn, id, claim_token))?;
+                        return Ok(None);
+                    }
+                    drop(conn);
+                    send(&email, message)
+                }
+            };
             let settled = db.get().map_err(anyhow::Error::from).and_then(|mut conn| {
                 write_transaction(&mut conn, |conn| {
                     settle(conn, &email, claim_token, &outcome, clock.now())

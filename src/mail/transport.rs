@@ -77,11 +77,16 @@ impl Mailer {
         }
     }
 
-    /// Sends the outbox email `email_id`.
-    pub fn send(&self, mut message: Message, email_id: &str) -> Result<(), SendError> {
+    /// The message signed with DKIM, when configured.
+    pub fn sign(&self, mut message: Message) -> Message {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
+        message
+    }
+
+    /// Sends the outbox email `email_id`, as [`Mailer::sign`] left it.
+    pub fn send(&self, message: Message, email_id: &str) -> Result<(), SendError> {
         self.transport.send(&message, email_id)
     }
 }
@@ -98,7 +103,7 @@ impl Transport {
     }
 
     fn files(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        crate::files::create_private_dir_all(dir)
             .with_context(|| format!("cannot create the mail folder {}", dir.display()))?;
         Ok(Self::Files {
             dir: dir.to_owned(),
@@ -138,7 +143,10 @@ fn write_email_file(dir: &Path, email_id: &str, bytes: &[u8]) -> Result<(), Send
     // Unique per write, so that two writers of the same email never share a temporary file;
     // a leading dot and no .eml extension keep readers of the folder away from it.
     let temporary = dir.join(format!(".{id}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    if let Err(e) = std::fs::write(&temporary, bytes) {
+    // 0600: an email holds a live link.
+    let written = crate::files::create_private_file(&temporary)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, bytes));
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&temporary);
         return Err(unwritten(e));
     }
@@ -173,5 +181,40 @@ pub(crate) fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {
     if timed_out {
         reason = format!("timed out waiting for the mail server ({reason})");
     }
-    reason.chars().take(500).collect()
+    printable(&reason)
+}
+
+/// A reason as it may be logged and shown: the mail server wrote it, and a hostile one
+/// could forge log lines or terminal escapes with control characters, or disguise text
+/// with invisible formatting ones. Each becomes a space, never two in a row; at most 500
+/// characters are kept.
+fn printable(reason: &str) -> String {
+    let mut clean = String::with_capacity(reason.len().min(500));
+    for c in reason.chars() {
+        if !crate::values::name::is_disallowed(c) {
+            clean.push(c);
+        } else if !clean.ends_with(' ') {
+            clean.push(' ');
+        }
+    }
+    clean.trim().chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_lose_their_control_and_invisible_characters() {
+        assert_eq!(
+            printable("550 no\r\n2026-11-30T00:00:00Z  INFO enroll: forged\x1b[2J\x07"),
+            "550 no 2026-11-30T00:00:00Z  INFO enroll: forged [2J"
+        );
+        assert_eq!(printable("550 \u{202E}evil\u{200B}"), "550 evil");
+        assert_eq!(
+            printable("550 Mailbox unavailable"),
+            "550 Mailbox unavailable"
+        );
+        assert_eq!(printable(&"x".repeat(600)).len(), 500);
+    }
 }

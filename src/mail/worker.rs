@@ -11,6 +11,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION
 use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 
 use super::outbox::{self, ClaimedEmail, Outcome, Unrecorded};
+use super::seal::MailKey;
 use super::transport::{Mailer, SendError};
 use crate::clock::Clock;
 use crate::db::Db;
@@ -134,6 +135,8 @@ impl Signal {
 pub struct MailQueue {
     signal: Arc<Signal>,
     writes_files: bool,
+    /// Seals the bodies of the emails queued here; the worker opens them.
+    key: MailKey,
 }
 
 impl MailQueue {
@@ -146,11 +149,17 @@ impl MailQueue {
         self.writes_files
     }
 
-    /// For work that queues no email (the command line): nobody listens.
+    pub fn key(&self) -> &MailKey {
+        &self.key
+    }
+
+    /// For work that queues no email (the command line): nobody listens, and a key
+    /// nobody holds would make anything queued by mistake fail instead of leak.
     pub fn unattended() -> Self {
         Self {
             signal: Arc::default(),
             writes_files: false,
+            key: MailKey::ephemeral(),
         }
     }
 }
@@ -167,6 +176,7 @@ pub struct MailWorker {
 pub struct PreparedWorker {
     signal: Arc<Signal>,
     mailer: Mailer,
+    key: MailKey,
 }
 
 impl PreparedWorker {
@@ -174,6 +184,7 @@ impl PreparedWorker {
         let sender = Worker {
             db,
             mailer: Arc::new(self.mailer),
+            key: self.key,
             clock,
             settings,
             signal: self.signal.clone(),
@@ -196,13 +207,23 @@ impl PreparedWorker {
 }
 
 impl MailWorker {
-    pub fn prepare(mailer: Mailer) -> (PreparedWorker, MailQueue) {
+    /// `key` seals what is queued and opens what is sent: every instance sharing a
+    /// database must derive the same one.
+    pub fn prepare(mailer: Mailer, key: MailKey) -> (PreparedWorker, MailQueue) {
         let signal = Arc::new(Signal::default());
         let queue = MailQueue {
             signal: signal.clone(),
             writes_files: mailer.writes_files(),
+            key: key.clone(),
         };
-        (PreparedWorker { signal, mailer }, queue)
+        (
+            PreparedWorker {
+                signal,
+                mailer,
+                key,
+            },
+            queue,
+        )
     }
 
     /// Sends every email due now, in the caller's thread, exactly as the threads would,
@@ -252,6 +273,7 @@ impl Drop for MailWorker {
 struct Worker {
     db: Db,
     mailer: Arc<Mailer>,
+    key: MailKey,
     clock: Clock,
     settings: WorkerSettings,
     signal: Arc<Signal>,
@@ -311,7 +333,8 @@ impl Worker {
             claim_token,
             self.settings.lease,
             &self.clock,
-            |email| self.attempt(email),
+            |email| self.prepare(email),
+            |email, message| self.send(email, message),
         )?;
         if let Some(unrecorded) = unrecorded {
             self.record_until_done(unrecorded, claim_token);
@@ -367,8 +390,18 @@ impl Worker {
         }
     }
 
-    fn attempt(&self, email: &ClaimedEmail) -> Outcome {
-        let result = build_message(email).and_then(|message| self.mailer.send(message, &email.id));
+    /// The message ready to hand over (signed), or why there is none.
+    fn prepare(&self, email: &ClaimedEmail) -> Result<Message, Outcome> {
+        build_message(email, &self.key)
+            .map(|message| self.mailer.sign(message))
+            .map_err(|e| self.outcome(email, Err(e)))
+    }
+
+    fn send(&self, email: &ClaimedEmail, message: Message) -> Outcome {
+        self.outcome(email, self.mailer.send(message, &email.id))
+    }
+
+    fn outcome(&self, email: &ClaimedEmail, result: Result<(), SendError>) -> Outcome {
         let now = self.clock.now();
         let outcome = match result {
             Ok(()) => {
@@ -402,12 +435,18 @@ impl Worker {
     }
 }
 
-fn build_message(email: &ClaimedEmail) -> Result<Message, SendError> {
+/// The message, its bodies opened only now: the database holds them sealed.
+fn build_message(email: &ClaimedEmail, key: &MailKey) -> Result<Message, SendError> {
     let permanent =
         |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let (Some(text), Some(html)) = (&email.body_text, &email.body_html) else {
         return Err(SendError::Permanent("the email has no body".to_owned()));
     };
+    let open = |sealed: &str| {
+        key.open(&email.id, sealed)
+            .map_err(|e| SendError::Permanent(e.to_string()))
+    };
+    let (text, html) = (open(text)?, open(html)?);
     let from = Mailbox::new(
         Some(email.sender_name.clone()),
         email
@@ -432,7 +471,7 @@ fn build_message(email: &ClaimedEmail) -> Result<Message, SendError> {
                 .map_err(|e| permanent("bad reply-to address", &e))?,
         );
     }
-    let body = MultiPart::alternative_plain_html(text.clone(), html.clone());
+    let body = MultiPart::alternative_plain_html(text, html);
     with_mime_body(builder, &body).map_err(|e| permanent("cannot build the message", &e))
 }
 

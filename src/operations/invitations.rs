@@ -29,6 +29,7 @@ impl Operations {
         principal.require(Permission::Invite)?;
         let now = self.clock.now();
         let actor = principal.actor();
+        let key = self.mail.key().clone();
         let outcome = self
             .db
             .run(move |conn| {
@@ -38,6 +39,7 @@ impl Operations {
                     conn,
                     &change,
                     &settings,
+                    &key,
                     &invitees,
                     submission_key.as_deref(),
                 )
@@ -80,12 +82,13 @@ impl Operations {
         let now = self.clock.now();
         let actor = principal.actor();
         let per_hour_limit = self.resend_limit_per_hour;
+        let key = self.mail.key().clone();
         let report = self
             .db
             .run(move |conn| {
                 let settings = InvitationSettings::load(conn)?.ok_or(Error::NotSetUp)?;
                 let change = Change { now, actor: &actor };
-                invitations::resend(conn, &change, &settings, &user_ids, per_hour_limit)
+                invitations::resend(conn, &change, &settings, &key, &user_ids, per_hour_limit)
             })
             .await?;
         if !report.resent.is_empty() {

@@ -120,14 +120,30 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Vec<ImportedRow>, ImportEr
     Ok(rows)
 }
 
+/// What makes a spreadsheet read a cell as a formula when it starts with it.
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// A cell that a spreadsheet will not run as a formula: text starting with = + - @ (or a
 /// tab or return) gets a leading apostrophe, as OWASP recommends against CSV injection.
+/// So does every part after a `;` or `,`: a spreadsheet that splits on the other
+/// separator than the one we use (Excel in many locales splits on `;`), or ignores
+/// quotes, would make each part a cell of its own ("Ada;=HYPERLINK(...)").
 pub fn safe_cell(value: &str) -> Cow<'_, str> {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        Cow::Owned(format!("'{value}"))
-    } else {
-        Cow::Borrowed(value)
+    // Spreadsheets skip leading spaces before a formula.
+    let risky = |field: &str| field.trim_start_matches(' ').starts_with(FORMULA_START);
+    if !value.split([';', ',']).any(risky) {
+        return Cow::Borrowed(value);
     }
+    let mut safe = String::with_capacity(value.len() + 2);
+    let mut field_starts = true;
+    for (at, c) in value.char_indices() {
+        if field_starts && risky(&value[at..]) {
+            safe.push('\'');
+        }
+        field_starts = matches!(c, ';' | ',');
+        safe.push(c);
+    }
+    Cow::Owned(safe)
 }
 
 #[cfg(test)]
@@ -179,5 +195,10 @@ mod tests {
         assert_eq!(safe_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         assert_eq!(safe_cell("-1+2"), "'-1+2");
         assert_eq!(safe_cell("Ada"), "Ada");
+        assert_eq!(safe_cell("Jean-Luc; Ann, Bo"), "Jean-Luc; Ann, Bo");
+        assert_eq!(safe_cell("Ada;=HYPERLINK(\"x\")"), "Ada;'=HYPERLINK(\"x\")");
+        assert_eq!(safe_cell("a, @SUM(1);+1"), "a,' @SUM(1);'+1");
+        assert_eq!(safe_cell("x;\t=1"), "x;'\t=1");
+        assert_eq!(safe_cell(""), "");
     }
 }

@@ -5,8 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::crypto;
 
 /// A token as it travels in a link. Never logged; the invitations table keeps only its
-/// SHA-256. The link itself sits in the body of the queued email until that email is
-/// sent (a reminder waits there until it is due), and is erased once it is.
+/// SHA-256. The link also sits in the body of the queued email until that email is sent
+/// (a reminder waits there until it is due), but sealed with a key kept outside the
+/// database (`mail::seal`), and the body is erased once sent: the database alone never
+/// yields a usable link.
 pub struct EnrollmentToken(SecretString);
 
 impl EnrollmentToken {

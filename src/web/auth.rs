@@ -88,7 +88,10 @@ pub async fn login(
         SignIn::SignedIn(account) => account,
         // Every hashing slot taken: another try in a second may find one.
         SignIn::Busy => {
-            state.db.metrics().count_rate_limit_refusal("password_hashing");
+            state
+                .db
+                .metrics()
+                .count_rate_limit_refusal("password_hashing");
             return Err(AppError::TooManyRequests {
                 retry_after_seconds: 1,
             });

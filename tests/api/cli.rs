@@ -254,3 +254,38 @@ fn the_binary_needs_no_system_database_or_tls_library() {
         );
     }
 }
+
+#[test]
+fn help_and_debug_output_never_show_secrets() {
+    const PASSWORD: &str = "db-pa55word-in-the-url";
+    let url = format!("postgres://enroll:{PASSWORD}@db.internal:5432/enroll");
+    let dir = tempfile::tempdir().unwrap();
+    let output = enroll(dir.path())
+        .env("ENROLL_DATABASE_URL", &url)
+        .env(
+            "ENROLL_SMTP_URL",
+            "smtp://mailer:smtp-pa55word@smtp.internal:587",
+        )
+        .env(
+            "ENROLL_SESSION_KEY",
+            "session-secret-of-at-least-32-characters",
+        )
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("ENROLL_DATABASE_URL"), "{help}");
+    for secret in [PASSWORD, "smtp-pa55word", "session-secret"] {
+        assert!(!help.contains(secret), "--help prints {secret}: {help}");
+    }
+
+    use clap::Parser as _;
+    let cli = enroll::config::Cli::try_parse_from(["enroll", "--database-url", &url]).unwrap();
+    assert!(cli.config.database_url().is_ok());
+    let debug = format!("{:?}", cli.config);
+    assert!(
+        !debug.contains(PASSWORD),
+        "Debug prints the password: {debug}"
+    );
+}

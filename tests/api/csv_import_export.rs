@@ -157,10 +157,10 @@ on_both_engines! {
         assert!(page.headers["content-disposition"].to_str().unwrap().contains("attachment; filename=\"enroll-users-"));
         let body = page.body.trim_start_matches('\u{feff}');
         let lines: Vec<&str> = body.lines().collect();
-        assert_eq!(lines[0], "First name,Last name,Email address,Status,Invited (UTC),Expires (UTC)");
+        assert_eq!(lines[0], r#""First name","Last name","Email address","Status","Invited (UTC)","Expires (UTC)""#);
         assert_eq!(lines.len(), 4, "{body}");
-        assert!(lines.iter().any(|l| l.starts_with("\"'=HYPERLINK(\"\"http://evil.example\"\")\",Formula,")), "{body}");
-        assert!(lines.iter().any(|l| l.starts_with("Alan,Turing,alan@example.com,Enrolled,")));
+        assert!(lines.iter().any(|l| l.starts_with(r#""'=HYPERLINK(""http://evil.example"")","Formula","#)), "{body}");
+        assert!(lines.iter().any(|l| l.starts_with(r#""Alan","Turing","alan@example.com","Enrolled","#)));
 
         let pending = app.get("/users/export.csv?status=enrolled").await;
         let body = pending.body.trim_start_matches('\u{feff}');
@@ -177,6 +177,36 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    async fn export_defuses_formulas_after_a_separator_and_quotes_every_field() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        app.invite(&[
+            ("Ada;=HYPERLINK(\"http://evil.example\")", "Lovelace", "ada@example.com"),
+            ("Bob", "Smith, @SUM(A1)", "bob@example.com"),
+            ("Carl", "Doe; -2+3", "carl@example.com"),
+        ])
+        .await
+        .assert_redirect_to("/users");
+        let page = app.get("/users/export.csv?sort=email").await;
+        let body = page.body.trim_start_matches('\u{feff}');
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines.len(), 4, "{body}");
+        assert!(lines[1].starts_with(r#""Ada;'=HYPERLINK(""http://evil.example"")","Lovelace","ada@example.com","#), "{body}");
+        assert!(lines[2].starts_with(r#""Bob","Smith,' @SUM(A1)","bob@example.com","#), "{body}");
+        assert!(lines[3].starts_with(r#""Carl","Doe;' -2+3","carl@example.com","#), "{body}");
+        // Split as a spreadsheet that ignores quotes would, on either separator: no cell
+        // starts a formula.
+        for line in &lines {
+            for cell in line.split([';', ',']) {
+                let cell = cell.trim_start_matches('"').trim_start();
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?} in {line}");
+            }
+            assert!(line.starts_with('"') && line.ends_with('"'), "every field quoted: {line}");
+        }
+    }
+}
+
+on_both_engines! {
     async fn exporting_more_users_than_one_batch_streams_them_all_in_order() {
         let app = spawn_app().await;
         app.set_up_invitations().await;
@@ -189,7 +219,7 @@ on_both_engines! {
         }
         let page = app.get("/users/export.csv?sort=email&dir=desc").await;
         let body = page.body.trim_start_matches('\u{feff}');
-        let emails: Vec<&str> = body.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+        let emails: Vec<&str> = body.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().trim_matches('"')).collect();
         assert_eq!(emails.len(), 1100);
         assert_eq!(emails[0], "p1099@example.com");
         assert_eq!(emails[1099], "p0000@example.com");

@@ -313,6 +313,106 @@ on_both_engines! {
     }
 }
 
+/// Every text an outbox row holds, one string per row.
+fn outbox_rows(app: &TestApp) -> Vec<String> {
+    type Texts = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Texts> = outbound_emails::table
+        .select((
+            outbound_emails::recipient,
+            outbound_emails::subject,
+            outbound_emails::body_text,
+            outbound_emails::body_html,
+            outbound_emails::last_error,
+        ))
+        .load(&mut *app.conn())
+        .unwrap();
+    rows.into_iter()
+        .map(|(a, b, c, d, e)| format!("{a} {b} {c:?} {d:?} {e:?}"))
+        .collect()
+}
+
+on_both_engines! {
+    async fn no_usable_link_can_be_read_from_the_database_while_emails_wait() {
+        let app = spawn_app().await;
+        app.set_up_invitations_with(&[("reminder_days", "2")]).await;
+        app.invite(&[("Ada", "L", "ada@example.com")]).await;
+        // Queued: the invitation, and the reminder due in five days.
+        let queued = outbox_rows(&app);
+        assert_eq!(queued.len(), 2);
+        for row in &queued {
+            assert!(!row.contains("/enroll/"), "a queued row holds a link: {row}");
+            assert!(!row.contains("Hello") && !row.contains("Join"), "a queued body is readable: {row}");
+        }
+        let link = app.delivered_to("ada@example.com", 1).await.enrollment_path();
+        let token = link.rsplit('/').next().unwrap().to_owned();
+        for row in outbox_rows(&app) {
+            assert!(!row.contains(&token), "the waiting reminder holds the token: {row}");
+        }
+        // Nor anywhere in the database's files, freed pages and journal included.
+        for file in ["enroll.db", "enroll.db-wal"] {
+            if let Ok(bytes) = std::fs::read(app.data_dir.join(file)) {
+                assert!(!String::from_utf8_lossy(&bytes).contains(&token), "{file} holds the token");
+            }
+        }
+        // The worker still opens the reminder when it is due.
+        app.clock.advance(TimeDelta::days(5) + TimeDelta::minutes(1));
+        let reminder = app.delivered_to("ada@example.com", 2).await;
+        assert!(reminder.subject().starts_with("Reminder:"));
+        assert_eq!(reminder.enrollment_path(), link);
+        assert_eq!(app.get_with(&browser(), &link).await.status, 200);
+    }
+}
+
+on_both_engines! {
+    async fn an_invitation_refused_for_good_takes_its_reminder_with_it() {
+        let app = spawn_app().await;
+        app.smtp.refuse_recipients_containing("ada");
+        app.set_up_invitations_with(&[("reminder_days", "2")]).await;
+        app.invite(&[("Ada", "L", "ada@example.com")]).await;
+        app.deliver_due_emails().await;
+        app.assert_status("ada@example.com", "Delivery failed").await;
+        let kinds: Vec<(String, String)> = outbound_emails::table
+            .order(outbound_emails::kind)
+            .select((outbound_emails::kind, outbound_emails::status))
+            .load(&mut *app.conn())
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [("invitation".to_owned(), "failed".to_owned()), ("reminder".to_owned(), "cancelled".to_owned())]
+        );
+        app.smtp.clear_refusals();
+        app.clock.advance(TimeDelta::days(6));
+        assert_eq!(app.deliver_due_emails().await, 0, "no reminder of an invitation that never arrived");
+        assert!(app.smtp.to("ada@example.com").is_empty());
+    }
+}
+
+on_both_engines! {
+    async fn a_mail_servers_reply_loses_its_control_characters_before_pages_and_logs() {
+        let proxy = FaultySmtp::start(Fault::Hostile);
+        let app = spawn_app_with(AppOptions { smtp_url: Some(proxy.url()), ..AppOptions::default() }).await;
+        app.set_up_invitations().await;
+        app.invite(&[("Ada", "L", "ada@example.com")]).await;
+        app.deliver_due_emails().await;
+        app.assert_status("ada@example.com", "Delivery failed").await;
+        let reasons: Vec<Option<String>> = outbound_emails::table.select(outbound_emails::last_error).load(&mut *app.conn()).unwrap();
+        let reason = reasons[0].clone().unwrap();
+        assert!(reason.contains("Go away") && reason.contains("INFO enroll: admin signed in"), "{reason:?}");
+        assert!(!reason.chars().any(char::is_control), "{reason:?}");
+        for path in ["/users".to_owned(), format!("/users/{}", app.user_id("ada@example.com"))] {
+            let page = app.get(&path).await;
+            assert!(page.text().contains("Go away"), "{path}: {}", page.text());
+            assert!(!page.body.contains(['\u{1b}', '\u{7}', '\r']), "{path} shows control characters");
+        }
+    }
+}
+
 on_both_engines! {
     async fn emails_name_the_organization_and_carry_proper_headers() {
         // Sent by the background worker: its message building is what is checked here
@@ -442,6 +542,7 @@ on_both_engines! {
 on_both_engines! {
     async fn tens_of_thousands_of_expired_invitations_are_removed_at_once() {
         use enroll::audit::Actor;
+        use enroll::mail::MailKey;
         use enroll::settings::InvitationSettings;
         use enroll::users::invitations::{self, Change};
         use enroll::users::{EmailAddress, NewInvitee, PersonName};
@@ -461,7 +562,7 @@ on_both_engines! {
             })
             .collect();
         for batch in people.chunks(1000) {
-            invitations::invite(&mut conn, &change, &settings, batch, None).unwrap();
+            invitations::invite(&mut conn, &change, &settings, &MailKey::ephemeral(), batch, None).unwrap();
         }
         // Not the point here, and 33,000 emails would only keep the mail thread busy.
         diesel::update(outbound_emails::table).set(outbound_emails::status.eq("cancelled")).execute(&mut *conn).unwrap();

@@ -128,3 +128,35 @@ on_both_engines! {
         assert!(page.text().contains("ada@example.com"));
     }
 }
+
+on_both_engines! {
+    async fn the_data_folder_and_every_file_the_app_creates_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        // A data folder the app must create itself (the test's own is made by tempfile).
+        let app = spawn_app_with(AppOptions {
+            mail_to_files: true,
+            tweak: Some(|config| config.data_dir = config.data_dir.join("fresh")),
+            ..AppOptions::default()
+        })
+        .await;
+        app.set_up_invitations().await;
+        app.invite(&[("Ada", "L", "ada@example.com")]).await;
+        assert_eq!(app.deliver_due_emails().await, 1);
+        let data = app.data_dir.join("fresh");
+        let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777;
+        let mut checked = vec![(data.clone(), 0o700), (data.join("mail"), 0o700)];
+        for entry in std::fs::read_dir(data.join("mail")).unwrap() {
+            checked.push((entry.unwrap().path(), 0o600));
+        }
+        if current_engine() == Engine::Sqlite {
+            // The session key, and the database with its journal files (open in WAL mode).
+            for file in ["session.key", "enroll.db", "enroll.db-wal", "enroll.db-shm"] {
+                checked.push((data.join(file), 0o600));
+            }
+        }
+        assert!(checked.iter().any(|(path, _)| path.extension().is_some_and(|e| e == "eml")), "{checked:?}");
+        for (path, expected) in &checked {
+            assert_eq!(mode(path), *expected, "{} is {:o}", path.display(), mode(path));
+        }
+    }
+}

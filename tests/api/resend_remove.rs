@@ -204,3 +204,100 @@ on_both_engines! {
         assert_eq!(app.count("users"), 1);
     }
 }
+
+on_both_engines! {
+    async fn an_email_loaded_for_sending_is_not_sent_once_replaced_removed_or_joined() {
+        use chrono::TimeDelta;
+        use diesel::prelude::*;
+        use enroll::audit::Actor;
+        use enroll::db::schema::{invitations as invitation_rows, outbound_emails, users};
+        use enroll::mail::MailKey;
+        use enroll::mail::outbox::{self, ClaimedEmail, Outcome};
+        use enroll::settings::InvitationSettings;
+        use enroll::users::invitations::{self, Change, Removal};
+
+        let app = spawn_app().await;
+        app.set_up_invitations_with(&[("reminder_days", "2")]).await;
+        app.invite(&[("Ada", "L", "ada@example.com"), ("Bob", "M", "bob@example.com"), ("Carl", "N", "carl@example.com")]).await;
+        let (db, clock) = (app.db.clone(), app.clock.clone());
+        // What happens to each invitee while their email is on its way out, as the
+        // console does it: Ada's invitation is resent, Bob removed, Carl joins.
+        let change = move |recipient: &str| {
+            let mut conn = db.get().unwrap();
+            let actor = Actor::anonymous(None);
+            let change = Change { now: clock.now(), actor: &actor };
+            let user: String = users::table.filter(users::email.eq(recipient)).select(users::id).first(&mut *conn).unwrap();
+            match recipient {
+                "ada@example.com" => {
+                    let settings = InvitationSettings::load(&mut conn).unwrap().unwrap();
+                    invitations::resend(&mut conn, &change, &settings, &MailKey::ephemeral(), &[user], 5).unwrap();
+                }
+                "bob@example.com" => {
+                    invitations::remove(&mut conn, &change, Removal::Selected(vec![user])).unwrap();
+                }
+                _ => {
+                    // As joining does: the user enrolled, the reminder cancelled.
+                    diesel::update(users::table.find(&user)).set(users::enrolled_at.eq(clock.now())).execute(&mut *conn).unwrap();
+                    let invitation: Vec<String> = invitation_rows::table.filter(invitation_rows::user_id.eq(&user)).select(invitation_rows::id).load(&mut *conn).unwrap();
+                    outbox::cancel_unsent(&mut conn, &invitation, &["reminder"]).unwrap();
+                }
+            }
+        };
+        let (db, clock) = (app.db.clone(), app.clock.clone());
+        let during = current_engine() == Engine::Sqlite;
+        let sent = tokio::task::spawn_blocking(move || {
+            let (claim, lease) = ("test-claim", TimeDelta::seconds(60));
+            let ids = outbox::claim_due(&mut db.get().unwrap(), clock.now(), claim, lease, 10).unwrap();
+            assert_eq!(ids.len(), 3, "the three invitations, not their reminders");
+            let mut sent = Vec::new();
+            for id in &ids {
+                // On PostgreSQL the email's rows stay locked until it is sent, so the
+                // console's change waits: it comes first here. On SQLite nothing is held
+                // while the message is prepared, which is when the change comes.
+                let recipient: String = outbound_emails::table.find(id).select(outbound_emails::recipient).first(&mut *db.get().unwrap()).unwrap();
+                if !during {
+                    change(&recipient);
+                }
+                outbox::deliver_claimed(
+                    &db,
+                    id,
+                    claim,
+                    lease,
+                    &clock,
+                    |email: &ClaimedEmail| {
+                        if during {
+                            change(&email.recipient);
+                        }
+                        Ok::<_, Outcome>(())
+                    },
+                    |email, ()| {
+                        sent.push(email.recipient.clone());
+                        Outcome::Sent
+                    },
+                )
+                .unwrap();
+            }
+            sent
+        })
+        .await
+        .unwrap();
+        assert_eq!(sent, Vec::<String>::new(), "sent after the invitation was replaced, removed or joined");
+        let left: Vec<(String, String, String)> = outbound_emails::table
+            .order((outbound_emails::recipient, outbound_emails::kind, outbound_emails::created_at))
+            .select((outbound_emails::recipient, outbound_emails::kind, outbound_emails::status))
+            .load(&mut *app.conn())
+            .unwrap();
+        let left: Vec<(&str, &str, &str)> = left.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+        assert_eq!(
+            left,
+            [
+                ("ada@example.com", "invitation", "cancelled"),
+                ("ada@example.com", "invitation", "queued"),
+                ("ada@example.com", "reminder", "cancelled"),
+                ("ada@example.com", "reminder", "queued"),
+                ("carl@example.com", "invitation", "cancelled"),
+                ("carl@example.com", "reminder", "cancelled"),
+            ]
+        );
+    }
+}

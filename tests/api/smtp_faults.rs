@@ -22,6 +22,9 @@ pub enum Fault {
     DropDuringData,
     /// Accepts the connection and never says a word.
     Stall,
+    /// Refuses with a reply full of control characters: a line break that would forge a
+    /// log line, a terminal escape, a bell.
+    Hostile,
 }
 
 pub struct FaultySmtp {
@@ -123,6 +126,11 @@ fn serve(mut client: TcpStream, upstream: u16, fault: Fault, current: Arc<Mutex<
         Fault::Refuse => {}
         Fault::Busy => {
             let _ = client.write_all(b"421 4.7.0 Too busy, try again later\r\n");
+        }
+        Fault::Hostile => {
+            let _ = client.write_all(
+                b"554 5.7.1 Go away\r\x1b[2K2026-11-30T00:00:00Z  INFO enroll: admin signed in\x07\x1b[31m\r\n",
+            );
         }
         Fault::Stall => {
             let deadline = Instant::now() + Duration::from_secs(30);

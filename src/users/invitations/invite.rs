@@ -30,6 +30,7 @@ pub fn invite(
     conn: &mut DbConnection,
     change: &Change<'_>,
     settings: &InvitationSettings,
+    key: &MailKey,
     invitees: &[NewInvitee],
     submission_key: Option<&str>,
 ) -> Result<InviteOutcome, Error> {
@@ -59,7 +60,9 @@ pub fn invite(
             invited_by: change.actor.account_id.clone(),
             search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
         });
-        fresh.push(fresh_invitation(change, settings, &user_id, first, email)?);
+        fresh.push(fresh_invitation(
+            change, settings, key, &user_id, first, email,
+        )?);
         events.push(
             NewAuditEvent::new(
                 change.now,

@@ -21,6 +21,7 @@ use crate::audit::{self, Action, Actor, NewAuditEvent};
 use crate::db::schema::{form_submissions, invitation_settings, invitations, users};
 use crate::db::{self, DbConnection, MAX_BOUND_PER_QUERY, insert_rows, write_transaction};
 use crate::error::Error;
+use crate::mail::MailKey;
 use crate::mail::compose;
 use crate::mail::outbox::{self, EmailKind, NewOutboundEmail};
 use crate::settings::InvitationSettings;
@@ -67,7 +68,8 @@ struct NewInvitation {
 }
 
 /// The rows that one fresh invitation adds: the invitation, its email, and the
-/// reminder scheduled before it expires (when reminders are on).
+/// reminder scheduled before it expires (when reminders are on), their bodies sealed
+/// with `key` so that the database never holds a readable link.
 struct FreshInvitation {
     invitation: NewInvitation,
     emails: Vec<NewOutboundEmail>,
@@ -77,6 +79,7 @@ struct FreshInvitation {
 fn fresh_invitation(
     change: &Change<'_>,
     settings: &InvitationSettings,
+    key: &MailKey,
     user_id: &str,
     first_name: &str,
     recipient: &str,
@@ -102,6 +105,7 @@ fn fresh_invitation(
     let mut emails = vec![outbound(
         compose::render_invitation(settings, &invitee, change.now)?,
         settings,
+        key,
         &invitation.id,
         recipient,
         EmailKind::Invitation,
@@ -114,6 +118,7 @@ fn fresh_invitation(
             emails.push(outbound(
                 compose::render_reminder(settings, &invitee, remind_at)?,
                 settings,
+                key,
                 &invitation.id,
                 recipient,
                 EmailKind::Reminder,
@@ -133,9 +138,11 @@ fn fresh_invitation(
 }
 
 /// An outbox row that sends this email to `recipient` at `due_at`.
+#[allow(clippy::too_many_arguments)]
 fn outbound(
     email: compose::RenderedEmail,
     settings: &InvitationSettings,
+    key: &MailKey,
     invitation_id: &str,
     recipient: &str,
     kind: EmailKind,
@@ -150,6 +157,7 @@ fn outbound(
         Some(&settings.contact_email),
         recipient,
         email,
+        key,
         due_at,
         now,
     )

@@ -55,6 +55,7 @@ pub fn resend(
     conn: &mut DbConnection,
     change: &Change<'_>,
     settings: &InvitationSettings,
+    key: &MailKey,
     user_ids: &[String],
     per_hour_limit: u32,
 ) -> Result<ResendReport, Error> {
@@ -98,6 +99,7 @@ pub fn resend(
             fresh.push(fresh_invitation(
                 change,
                 settings,
+                key,
                 &user.id,
                 &user.first_name,
                 &user.email,

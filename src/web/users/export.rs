@@ -71,9 +71,10 @@ fn export_stream(
         async move {
             match step {
                 ExportStep::Header(query) => {
-                    // A byte-order mark, so that spreadsheets read the file as UTF-8.
-                    let header = "\u{feff}First name,Last name,Email address,Status,\
-                                  Invited (UTC),Expires (UTC)\r\n";
+                    // A byte-order mark, so that spreadsheets read the file as UTF-8;
+                    // every field quoted, as in the rows.
+                    let header = "\u{feff}\"First name\",\"Last name\",\"Email address\",\
+                                  \"Status\",\"Invited (UTC)\",\"Expires (UTC)\"\r\n";
                     Some((Ok(web::Bytes::from(header)), ExportStep::Rows(query)))
                 }
                 ExportStep::Rows(mut query) => {
@@ -104,8 +105,11 @@ fn export_stream(
 
 fn csv_rows(rows: &[list::UserRow], now: chrono::NaiveDateTime) -> Result<Vec<u8>, AppError> {
     use crate::users::csv::safe_cell;
+    // Every field quoted: a `;` in a name is then inside a field even for a spreadsheet
+    // that splits on `;`, and `safe_cell` covers those that ignore quotes.
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Always)
         .from_writer(Vec::new());
     for row in rows {
         let status = row.status(now);
@@ -114,16 +118,17 @@ fn csv_rows(rows: &[list::UserRow], now: chrono::NaiveDateTime) -> Result<Vec<u8
         } else {
             time_format::short(row.expires_at)
         };
+        let invited = time_format::short(row.created_at);
         let record = [
-            safe_cell(&row.first_name),
-            safe_cell(&row.last_name),
-            safe_cell(&row.email),
-            status.label().into(),
-            time_format::short(row.created_at).into(),
-            expires.into(),
+            row.first_name.as_str(),
+            &row.last_name,
+            &row.email,
+            status.label(),
+            &invited,
+            &expires,
         ];
         writer
-            .write_record(record.iter().map(|cell| cell.as_ref()))
+            .write_record(record.map(|cell| safe_cell(cell).into_owned()))
             .map_err(anyhow::Error::from)?;
     }
     writer

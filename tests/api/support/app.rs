@@ -93,7 +93,7 @@ pub fn test_config(data: &TestData, smtp_url: &str) -> Config {
     let mut config = Config::from_defaults();
     config.data_dir = data.path().to_owned();
     if let Some(database) = &data.database {
-        config.database_url = Some(database.url.clone());
+        config.database_url = Some(SecretString::from(database.url.clone()));
         config.session_key = Some(SecretString::from(TEST_SESSION_KEY));
     }
     config.smtp_url = Some(SecretString::from(smtp_url.to_owned()));
