@@ -16,7 +16,7 @@ use crate::smtp_faults::{Fault, FaultySmtp};
 use crate::support::*;
 
 /// An app whose mail goes through the fault proxy, sent by its background worker.
-async fn app_behind(
+pub(crate) async fn app_behind(
     proxy: &FaultySmtp,
     data: Option<std::sync::Arc<TestData>>,
     seed: bool,
@@ -36,7 +36,7 @@ async fn app_behind(
 }
 
 /// The most delivery attempts any queued email has had.
-fn max_attempts(app: &TestApp) -> i32 {
+pub(crate) fn max_attempts(app: &TestApp) -> i32 {
     outbound_emails::table
         .select(diesel::dsl::max(outbound_emails::attempts))
         .first::<Option<i32>>(&mut *app.conn())
@@ -44,7 +44,7 @@ fn max_attempts(app: &TestApp) -> i32 {
         .unwrap_or(0)
 }
 
-async fn wait_for_attempts(app: &TestApp, attempts: i32) {
+pub(crate) async fn wait_for_attempts(app: &TestApp, attempts: i32) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while max_attempts(app) < attempts {
         assert!(
@@ -56,7 +56,7 @@ async fn wait_for_attempts(app: &TestApp, attempts: i32) {
     }
 }
 
-fn last_errors(app: &TestApp) -> Vec<String> {
+pub(crate) fn last_errors(app: &TestApp) -> Vec<String> {
     outbound_emails::table
         .select(outbound_emails::last_error)
         .load::<Option<String>>(&mut *app.conn())
@@ -68,14 +68,14 @@ fn last_errors(app: &TestApp) -> Vec<String> {
 
 /// Waits for the background worker to deliver `n` emails and a moment longer than a
 /// retry takes, then checks that exactly `n` came.
-async fn assert_exactly(smtp: &TestSmtp, n: usize) {
+pub(crate) async fn assert_exactly(smtp: &TestSmtp, n: usize) {
     smtp.wait_for(n).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(smtp.received().len(), n, "exactly {n} emails");
 }
 
 /// Delivers what is due now, then checks that exactly `n` emails came in all.
-async fn assert_delivered_exactly(app: &TestApp, n: usize) {
+pub(crate) async fn assert_delivered_exactly(app: &TestApp, n: usize) {
     app.deliver_due_emails().await;
     assert_eq!(app.smtp.received().len(), n, "exactly {n} emails");
 }
@@ -278,138 +278,6 @@ on_both_engines! {
         app.clock.advance(TimeDelta::minutes(31));
         let page = app.act_on_users("/users/resend", std::slice::from_ref(&ada), &[]).await;
         assert!(app.follow(page).await.text().contains("Invitation resent to 1 user: Ada L."));
-    }
-}
-
-on_both_engines! {
-    async fn a_reminder_goes_before_expiry_to_those_who_have_not_joined() {
-        let app = spawn_app().await;
-        app.set_up_invitations_with(&[("reminder_days", "2")]).await;
-        app.invite(&[("Ada", "L", "ada@example.com"), ("Alan", "T", "alan@example.com"), ("Grace", "H", "grace@example.com")]).await;
-        let alan_link = app.delivered_to("alan@example.com", 1).await.enrollment_path();
-        let invitee = browser();
-        let token = app.get_with(&invitee, &alan_link).await.csrf_token();
-        app.post_with(&invitee, &alan_link, &fields(&[("csrf_token", &token)])).await;
-        let grace = app.user_id("grace@example.com");
-        app.act_on_users("/users/remove", &[grace], &[("confirm", "yes")]).await;
-        assert_delivered_exactly(&app, 3).await;
-
-        // Four days on, nothing yet; after day five, Ada's reminder.
-        app.clock.advance(TimeDelta::days(4));
-        assert_delivered_exactly(&app, 3).await;
-        app.clock.advance(TimeDelta::days(1) + TimeDelta::minutes(1));
-        let reminder = app.delivered_to("ada@example.com", 2).await;
-        assert!(reminder.subject().starts_with("Reminder: your invitation to join Example Corp"));
-        assert!(reminder.text().contains("in 2 days"), "{}", reminder.text());
-        let first = app.smtp.to("ada@example.com")[0].enrollment_path();
-        assert_eq!(reminder.enrollment_path(), first, "the reminder carries the same link");
-        assert_eq!(app.get_with(&browser(), &first).await.status, 200);
-        assert_delivered_exactly(&app, 4).await;
-        assert_eq!(app.smtp.to("alan@example.com").len(), 1, "joined: no reminder");
-
-        app.login_admin().await;
-        let history = app.get(&format!("/users/{}", app.user_id("ada@example.com"))).await;
-        assert!(history.text().contains("Reminder accepted by the mail server"), "{}", history.text());
-    }
-}
-
-/// Every text an outbox row holds, one string per row.
-fn outbox_rows(app: &TestApp) -> Vec<String> {
-    type Texts = (
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Texts> = outbound_emails::table
-        .select((
-            outbound_emails::recipient,
-            outbound_emails::subject,
-            outbound_emails::body_text,
-            outbound_emails::body_html,
-            outbound_emails::last_error,
-        ))
-        .load(&mut *app.conn())
-        .unwrap();
-    rows.into_iter()
-        .map(|(a, b, c, d, e)| format!("{a} {b} {c:?} {d:?} {e:?}"))
-        .collect()
-}
-
-on_both_engines! {
-    async fn no_usable_link_can_be_read_from_the_database_while_emails_wait() {
-        let app = spawn_app().await;
-        app.set_up_invitations_with(&[("reminder_days", "2")]).await;
-        app.invite(&[("Ada", "L", "ada@example.com")]).await;
-        // Queued: the invitation, and the reminder due in five days.
-        let queued = outbox_rows(&app);
-        assert_eq!(queued.len(), 2);
-        for row in &queued {
-            assert!(!row.contains("/enroll/"), "a queued row holds a link: {row}");
-            assert!(!row.contains("Hello") && !row.contains("Join"), "a queued body is readable: {row}");
-        }
-        let link = app.delivered_to("ada@example.com", 1).await.enrollment_path();
-        let token = link.rsplit('/').next().unwrap().to_owned();
-        for row in outbox_rows(&app) {
-            assert!(!row.contains(&token), "the waiting reminder holds the token: {row}");
-        }
-        // Nor anywhere in the database's files, freed pages and journal included.
-        for file in ["enroll.db", "enroll.db-wal"] {
-            if let Ok(bytes) = std::fs::read(app.data_dir.join(file)) {
-                assert!(!String::from_utf8_lossy(&bytes).contains(&token), "{file} holds the token");
-            }
-        }
-        // The worker still opens the reminder when it is due.
-        app.clock.advance(TimeDelta::days(5) + TimeDelta::minutes(1));
-        let reminder = app.delivered_to("ada@example.com", 2).await;
-        assert!(reminder.subject().starts_with("Reminder:"));
-        assert_eq!(reminder.enrollment_path(), link);
-        assert_eq!(app.get_with(&browser(), &link).await.status, 200);
-    }
-}
-
-on_both_engines! {
-    async fn an_invitation_refused_for_good_takes_its_reminder_with_it() {
-        let app = spawn_app().await;
-        app.smtp.refuse_recipients_containing("ada");
-        app.set_up_invitations_with(&[("reminder_days", "2")]).await;
-        app.invite(&[("Ada", "L", "ada@example.com")]).await;
-        app.deliver_due_emails().await;
-        app.assert_status("ada@example.com", "Delivery failed").await;
-        let kinds: Vec<(String, String)> = outbound_emails::table
-            .order(outbound_emails::kind)
-            .select((outbound_emails::kind, outbound_emails::status))
-            .load(&mut *app.conn())
-            .unwrap();
-        assert_eq!(
-            kinds,
-            [("invitation".to_owned(), "failed".to_owned()), ("reminder".to_owned(), "cancelled".to_owned())]
-        );
-        app.smtp.clear_refusals();
-        app.clock.advance(TimeDelta::days(6));
-        assert_eq!(app.deliver_due_emails().await, 0, "no reminder of an invitation that never arrived");
-        assert!(app.smtp.to("ada@example.com").is_empty());
-    }
-}
-
-on_both_engines! {
-    async fn a_mail_servers_reply_loses_its_control_characters_before_pages_and_logs() {
-        let proxy = FaultySmtp::start(Fault::Hostile);
-        let app = spawn_app_with(AppOptions { smtp_url: Some(proxy.url()), ..AppOptions::default() }).await;
-        app.set_up_invitations().await;
-        app.invite(&[("Ada", "L", "ada@example.com")]).await;
-        app.deliver_due_emails().await;
-        app.assert_status("ada@example.com", "Delivery failed").await;
-        let reasons: Vec<Option<String>> = outbound_emails::table.select(outbound_emails::last_error).load(&mut *app.conn()).unwrap();
-        let reason = reasons[0].clone().unwrap();
-        assert!(reason.contains("Go away") && reason.contains("INFO enroll: admin signed in"), "{reason:?}");
-        assert!(!reason.chars().any(char::is_control), "{reason:?}");
-        for path in ["/users".to_owned(), format!("/users/{}", app.user_id("ada@example.com"))] {
-            let page = app.get(&path).await;
-            assert!(page.text().contains("Go away"), "{path}: {}", page.text());
-            assert!(!page.body.contains(['\u{1b}', '\u{7}', '\r']), "{path} shows control characters");
-        }
     }
 }
 

@@ -50,6 +50,7 @@ mod instances;
 mod invite_validation;
 mod metrics;
 mod operator;
+mod reminders;
 mod resend_remove;
 mod review;
 mod scale_out;
