@@ -149,9 +149,16 @@ impl ManageConnection for DbConnectionManager {
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match self.url.engine {
-            Engine::Postgres => diesel::PgConnection::establish(&self.url.url)
-                .map(DbConnection::Postgresql)
-                .map_err(r2d2::Error::ConnectionError),
+            Engine::Postgres => {
+                // libpq starts OpenSSL on its first connection, and OpenSSL then frees its
+                // state at process exit while other threads may still be using it (a
+                // crash on exit: openssl/openssl#3505). Started here first, without that
+                // exit handler, it never is.
+                openssl_sys::init();
+                diesel::PgConnection::establish(&self.url.url)
+                    .map(DbConnection::Postgresql)
+                    .map_err(r2d2::Error::ConnectionError)
+            }
             Engine::Sqlite => {
                 let mut conn = diesel::SqliteConnection::establish(&self.url.url)
                     .map_err(r2d2::Error::ConnectionError)?;
