@@ -1,5 +1,7 @@
 //! Resending: a new token and email each, the older ones dead at once.
 
+use std::collections::HashMap;
+
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
@@ -23,7 +25,7 @@ fn resend_waits(
     now: NaiveDateTime,
     users: &[UserIdentity],
     limit: u32,
-) -> QueryResult<std::collections::HashMap<String, NaiveDateTime>> {
+) -> QueryResult<HashMap<String, NaiveDateTime>> {
     let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
     let hour_ago = now - TimeDelta::hours(1);
     let recent: Vec<(String, Option<NaiveDateTime>)> = invitations::table
@@ -32,8 +34,7 @@ fn resend_waits(
         .order(invitations::superseded_at.desc())
         .select((invitations::user_id, invitations::superseded_at))
         .load(conn)?;
-    let mut per_user: std::collections::HashMap<String, Vec<NaiveDateTime>> =
-        std::collections::HashMap::new();
+    let mut per_user: HashMap<String, Vec<NaiveDateTime>> = HashMap::new();
     for (user_id, at) in recent {
         per_user.entry(user_id).or_default().extend(at);
     }
@@ -59,6 +60,24 @@ pub fn resend(
     user_ids: &[String],
     per_hour_limit: u32,
 ) -> Result<ResendReport, Error> {
+    // The emails are made before the write transaction, as invite's are: rendering
+    // them inside it would hold SQLite's one write lock meanwhile. Who gets one is only
+    // decided once the users are locked; an email made for someone who turns out not
+    // to need it is dropped.
+    let mut prepared: HashMap<String, FreshInvitation> = HashMap::new();
+    for user in find_users(conn, user_ids)? {
+        if user.enrolled_at.is_none() {
+            let fresh = fresh_invitation(
+                change,
+                settings,
+                key,
+                &user.id,
+                &user.first_name,
+                &user.email,
+            )?;
+            prepared.insert(user.id, fresh);
+        }
+    }
     write_transaction(conn, |conn| {
         let selected = lock_users(conn, user_ids)?;
         let mut report = ResendReport {
@@ -96,14 +115,19 @@ pub fn resend(
         let mut fresh = Vec::with_capacity(to_resend.len());
         let mut events = Vec::with_capacity(to_resend.len());
         for user in &to_resend {
-            fresh.push(fresh_invitation(
-                change,
-                settings,
-                key,
-                &user.id,
-                &user.first_name,
-                &user.email,
-            )?);
+            fresh.push(match prepared.remove(&user.id) {
+                Some(made) => made,
+                // Not seen before the lock (cannot happen today: users are never
+                // un-enrolled), so made now.
+                None => fresh_invitation(
+                    change,
+                    settings,
+                    key,
+                    &user.id,
+                    &user.first_name,
+                    &user.email,
+                )?,
+            });
             events.push(
                 NewAuditEvent::new(
                     change.now,
