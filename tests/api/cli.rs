@@ -4,15 +4,6 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn enroll(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_enroll"));
-    command
-        .env_clear()
-        .env("ENROLL_DATA_DIR", data_dir)
-        .env("ENROLL_LOG", "warn");
-    command
-}
-
 #[test]
 fn help_documents_every_option_with_its_environment_variable() {
     let dir = tempfile::tempdir().unwrap();

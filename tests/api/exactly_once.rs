@@ -39,6 +39,7 @@ on_both_engines! {
                 config.mail_lease_seconds = 2;
                 config.mail_workers = 2;
             }),
+            background_mail: true,
             ..AppOptions::default()
         })
         .await;

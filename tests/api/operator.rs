@@ -2,44 +2,13 @@
 //! `enroll doctor`, through the built binary.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use diesel::prelude::*;
 
 use crate::support::*;
-
-fn enroll(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_enroll"));
-    command
-        .env_clear()
-        .env("ENROLL_DATA_DIR", data_dir)
-        .env("ENROLL_LOG", "warn");
-    command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("the binary runs")
-}
-
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ok(output: Output) -> String {
-    assert!(output.status.success(), "{}", said(&output));
-    said(&output)
-}
-
-fn refused(output: Output) -> String {
-    assert!(!output.status.success(), "{}", said(&output));
-    said(&output)
-}
 
 /// SQLite's own verdict and every user's address.
 fn integrity_and_emails(database: &Path) -> (String, Vec<String>) {

@@ -115,19 +115,10 @@ pub fn resend(
         let mut fresh = Vec::with_capacity(to_resend.len());
         let mut events = Vec::with_capacity(to_resend.len());
         for user in &to_resend {
-            fresh.push(match prepared.remove(&user.id) {
-                Some(made) => made,
-                // Not seen before the lock (cannot happen today: users are never
-                // un-enrolled), so made now.
-                None => fresh_invitation(
-                    change,
-                    settings,
-                    key,
-                    &user.id,
-                    &user.first_name,
-                    &user.email,
-                )?,
-            });
+            // Everyone not enrolled when locked was not enrolled before: made above.
+            fresh.push(prepared.remove(&user.id).ok_or_else(|| {
+                Error::Unexpected(anyhow::anyhow!("no email was made for a user to resend to"))
+            })?);
             events.push(
                 NewAuditEvent::new(
                     change.now,

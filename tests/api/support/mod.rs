@@ -9,6 +9,7 @@
 //! - `postgres`: the engine a test runs on, and a PostgreSQL database per test.
 
 mod app;
+mod cli;
 mod console;
 mod mail;
 mod page;
@@ -16,6 +17,7 @@ mod postgres;
 mod smtp;
 
 pub use app::*;
+pub use cli::*;
 pub use page::*;
 pub use postgres::*;
 pub use smtp::*;
