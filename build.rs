@@ -4,7 +4,9 @@
 //!
 //! - `enroll_test_postgres`: `ENROLL_TEST_POSTGRES_URL` is set (the PostgreSQL half of
 //!   the suite, and the scale-out tests);
-//! - `enroll_test_browser`: Chromium, chromedriver and axe-core are there (tests/api/browser.rs).
+//! - `enroll_test_browser`: Chromium, chromedriver and axe-core are there (tests/api/browser.rs);
+//! - `enroll_test_oidc`: node and the npm package `oidc-provider` are there (the single
+//!   sign-on tests run a real OpenID provider: tests/api/support/oidc.rs).
 //!
 //! Cargo runs this again when one of those variables changes, or when a watched file or
 //! folder does (installing `chromium chromium-driver` changes /usr/bin). The application
@@ -15,12 +17,17 @@ use std::path::{Path, PathBuf};
 
 const POSTGRES_URL: &str = "ENROLL_TEST_POSTGRES_URL";
 const AXE_JS: &str = "ENROLL_TEST_AXE_JS";
+const OIDC_PROVIDER: &str = "ENROLL_TEST_OIDC_PROVIDER";
+/// Where `.ci/run`'s `npm install --prefix target/oidc-provider oidc-provider@8` puts it.
+const OIDC_DEFAULT: &str = "target/oidc-provider/node_modules";
 /// Where the README's `npm install --prefix target/axe-core axe-core@4` puts it.
 const AXE_DEFAULT: &str = "target/axe-core/node_modules/axe-core/axe.min.js";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(enroll_test_postgres)");
     println!("cargo::rustc-check-cfg=cfg(enroll_test_browser)");
+    println!("cargo::rustc-check-cfg=cfg(enroll_test_oidc)");
+    println!("cargo::rerun-if-env-changed={OIDC_PROVIDER}");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo::rerun-if-env-changed={AXE_JS}");
@@ -36,6 +43,28 @@ fn main() {
     ];
     if tools.iter().all(|found| *found) {
         println!("cargo::rustc-cfg=enroll_test_browser");
+    }
+    let oidc = [executable("/usr/bin/node", "node"), oidc_provider()];
+    if oidc.iter().all(|found| *found) {
+        println!("cargo::rustc-cfg=enroll_test_oidc");
+    }
+}
+
+/// Whether the `oidc-provider` package is in `ENROLL_TEST_OIDC_PROVIDER` (a
+/// node_modules folder), or else where `.ci/run` installs it.
+fn oidc_provider() -> bool {
+    let modules = env::var_os(OIDC_PROVIDER)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join(OIDC_DEFAULT)
+        });
+    let package = modules.join("oidc-provider/package.json");
+    if package.is_file() {
+        watch(&package);
+        true
+    } else {
+        false
     }
 }
 

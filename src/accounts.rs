@@ -54,6 +54,8 @@ pub struct AccountRow {
     pub role: String,
     pub created_at: NaiveDateTime,
     pub disabled_at: Option<NaiveDateTime>,
+    /// Sealed ([`crate::crypto::Sealer`]); set while two-factor sign-in is on.
+    pub totp_secret: Option<String>,
 }
 
 impl AccountRow {
@@ -64,6 +66,15 @@ impl AccountRow {
 
     pub fn is_active(&self) -> bool {
         self.disabled_at.is_none()
+    }
+
+    /// Accounts made by single sign-on have no password (an empty hash matches none).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+
+    pub fn has_two_factor(&self) -> bool {
+        self.totp_secret.is_some()
     }
 }
 

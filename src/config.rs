@@ -285,6 +285,82 @@ pub struct Config {
         global = true
     )]
     pub trust_proxy: bool,
+
+    /// Single sign-on: the OpenID provider's issuer URL (discovery is read from
+    /// <issuer>/.well-known/openid-configuration). Register <public URL>/login/oidc/callback
+    /// as the redirect URI
+    #[arg(long, env = "ENROLL_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
+    /// Single sign-on: the client id registered at the provider
+    #[arg(long, env = "ENROLL_OIDC_CLIENT_ID", global = true)]
+    pub oidc_client_id: Option<String>,
+
+    /// Single sign-on: the client secret registered at the provider
+    #[arg(
+        long,
+        env = "ENROLL_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub oidc_client_secret: Option<SecretString>,
+
+    /// Single sign-on: the provider's name on the sign-in button ("Sign in with <name>")
+    #[arg(long, env = "ENROLL_OIDC_NAME", default_value = "SSO", global = true)]
+    pub oidc_name: String,
+
+    /// Single sign-on: scopes asked for besides "openid" (space-separated)
+    #[arg(
+        long,
+        env = "ENROLL_OIDC_SCOPES",
+        default_value = "email profile",
+        global = true
+    )]
+    pub oidc_scopes: String,
+
+    /// Single sign-on: the claim listing the person's groups (ID token or UserInfo)
+    #[arg(
+        long,
+        env = "ENROLL_OIDC_GROUPS_CLAIM",
+        default_value = "groups",
+        global = true
+    )]
+    pub oidc_groups_claim: String,
+
+    /// Single sign-on: members of these groups (comma-separated) sign in as administrators;
+    /// without a console account, one is created at their first sign-in
+    #[arg(
+        long,
+        env = "ENROLL_OIDC_ADMIN_GROUPS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oidc_admin_groups: Vec<String>,
+
+    /// Single sign-on: members of these groups (comma-separated) get a help-desk account
+    /// at their first sign-in
+    #[arg(
+        long,
+        env = "ENROLL_OIDC_HELPDESK_GROUPS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oidc_helpdesk_groups: Vec<String>,
+
+    /// Single sign-on is the only way in: password sign-in is refused, except for the
+    /// administrators named in ENROLL_OIDC_BREAK_GLASS
+    #[arg(long, env = "ENROLL_OIDC_ONLY", default_value_t = false, global = true)]
+    pub oidc_only: bool,
+
+    /// Administrators (email addresses, comma-separated) who may still sign in with their
+    /// password when ENROLL_OIDC_ONLY is set, for when the provider is down
+    #[arg(
+        long,
+        env = "ENROLL_OIDC_BREAK_GLASS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oidc_break_glass: Vec<String>,
 }
 
 impl Config {
@@ -348,8 +424,77 @@ impl Config {
             );
         }
         self.database_url()?;
+        self.oidc_settings()?;
         Ok(())
     }
+
+    /// Single sign-on, when configured; an error names what is missing.
+    pub fn oidc_settings(&self) -> anyhow::Result<Option<crate::oidc::OidcSettings>> {
+        let list = |items: &[String]| -> Vec<String> {
+            items
+                .iter()
+                .map(|i| i.trim().to_owned())
+                .filter(|i| !i.is_empty())
+                .collect()
+        };
+        let Some(issuer) = self.oidc_issuer.as_deref().filter(|i| !i.trim().is_empty()) else {
+            anyhow::ensure!(
+                self.oidc_client_id.is_none() && !self.oidc_only,
+                "ENROLL_OIDC_CLIENT_ID or ENROLL_OIDC_ONLY is set without ENROLL_OIDC_ISSUER"
+            );
+            return Ok(None);
+        };
+        let client_id = self
+            .oidc_client_id
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("ENROLL_OIDC_ISSUER needs ENROLL_OIDC_CLIENT_ID"))?;
+        let client_secret = self
+            .oidc_client_secret
+            .clone()
+            .filter(|c| !c.expose_secret().is_empty())
+            .ok_or_else(|| anyhow::anyhow!("ENROLL_OIDC_ISSUER needs ENROLL_OIDC_CLIENT_SECRET"))?;
+        let url = url::Url::parse(issuer.trim())
+            .map_err(|e| anyhow::anyhow!("ENROLL_OIDC_ISSUER is not a URL: {e}"))?;
+        anyhow::ensure!(
+            url.scheme() == "https" || url.host_str().is_some_and(is_loopback_host),
+            "ENROLL_OIDC_ISSUER must be an https:// URL (plain http only on loopback, for tests)"
+        );
+        let name = self.oidc_name.trim();
+        anyhow::ensure!(
+            !name.is_empty() && name.chars().count() <= 60,
+            "ENROLL_OIDC_NAME must be 1 to 60 characters"
+        );
+        Ok(Some(crate::oidc::OidcSettings {
+            // As configured: the ID token's `iss` must be exactly this.
+            issuer: issuer.trim().to_owned(),
+            client_id,
+            client_secret,
+            name: name.to_owned(),
+            scopes: self
+                .oidc_scopes
+                .split([' ', ','])
+                .filter(|s| !s.is_empty() && *s != "openid")
+                .map(str::to_owned)
+                .collect(),
+            groups_claim: self.oidc_groups_claim.trim().to_owned(),
+            administrator_groups: list(&self.oidc_admin_groups),
+            helpdesk_groups: list(&self.oidc_helpdesk_groups),
+            only: self.oidc_only,
+            break_glass: list(&self.oidc_break_glass)
+                .iter()
+                .map(|e| crate::accounts::email_key(e))
+                .collect(),
+        }))
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `ENROLL_MAIL_WORKERS`: an instance started from the command line always sends email.

@@ -26,6 +26,73 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// Seals short secrets kept in the database (TOTP secrets, PKCE verifiers) or handed to
+/// the browser (a half-done sign-in), with a key derived (HKDF-SHA256) from the session
+/// secret, which lives outside the database. AES-256-GCM, a random nonce per value, and
+/// associated data naming what the value belongs to, so that it cannot be moved.
+#[derive(Clone)]
+pub struct Sealer(aes_gcm::Aes256Gcm);
+
+impl Sealer {
+    /// `info` keeps each use's key apart from the others derived from the same secret.
+    pub fn derive(secret: &[u8], info: &[u8]) -> Self {
+        use aes_gcm::KeyInit;
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(None, secret)
+            .expand(info, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Self(aes_gcm::Aes256Gcm::new(&key.into()))
+    }
+
+    /// A key nobody else holds (the command line, which seals nothing lasting).
+    pub fn ephemeral() -> Self {
+        Self::derive(&random_bytes::<32>(), b"ephemeral")
+    }
+
+    pub fn seal(&self, associated: &str, plain: &[u8]) -> String {
+        use aes_gcm::aead::{Aead, Payload};
+        let nonce = random_bytes::<12>();
+        let sealed = self
+            .0
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: associated.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encrypts any short value");
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The value sealed for `associated`; none when altered, moved or sealed by another key.
+    pub fn open(&self, associated: &str, sealed: &str) -> Option<Vec<u8>> {
+        use aes_gcm::aead::{Aead, Payload};
+        let bytes = URL_SAFE_NO_PAD.decode(sealed.trim()).ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        self.0
+            .decrypt(
+                aes_gcm::Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: associated.as_bytes(),
+                },
+            )
+            .ok()
+    }
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,6 +107,20 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_purpose() {
+        let key = Sealer::derive(b"a session secret of thirty-two bytes!", b"test");
+        let sealed = key.seal("account-1", b"secret");
+        assert_eq!(
+            key.open("account-1", &sealed).as_deref(),
+            Some(&b"secret"[..])
+        );
+        assert_eq!(key.open("account-2", &sealed), None);
+        let other = Sealer::derive(b"a session secret of thirty-two bytes!", b"other");
+        assert_eq!(other.open("account-1", &sealed), None);
+        assert_eq!(key.open("account-1", "not base64!"), None);
     }
 
     #[test]

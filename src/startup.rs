@@ -54,7 +54,12 @@ impl Application {
         let secret = session_secret(&config, database_url.engine())?;
         let cookie_key = Key::derive_from(&secret);
         let mail_key = MailKey::derive(&secret);
+        let sign_in_sealer = crate::crypto::Sealer::derive(&secret, b"enroll sign-in factors v1");
         drop(secret);
+        let oidc = match config.oidc_settings()? {
+            Some(settings) => Some(crate::oidc::Oidc::new(settings)?),
+            None => None,
+        };
         let db = Db::connect(&database_url, config.db_pool_size)?;
         let mailer = mailer(&config)?;
         let port = listener.local_addr()?.port();
@@ -73,7 +78,12 @@ impl Application {
             clock.clone(),
             mail_queue,
             config.resend_limit_per_hour,
-        );
+        )
+        .with_sign_in(crate::operations::SignInSetup {
+            sealer: sign_in_sealer,
+            issuer_label: "Enroll".to_owned(),
+            oidc,
+        });
         let state = AppState {
             ops,
             db: db.clone(),

@@ -10,6 +10,37 @@ diesel::table! {
         role -> Text,
         created_at -> Timestamp,
         disabled_at -> Nullable<Timestamp>,
+        totp_secret -> Nullable<Text>,
+        totp_last_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        account_id -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sign_in_policy (id) {
+        id -> Integer,
+        require_two_factor -> Integer,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oidc_sign_ins (state_hash) {
+        state_hash -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -128,6 +159,7 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> accounts (account_id));
+diesel::joinable!(recovery_codes -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(outbound_emails -> invitations (invitation_id));
 
@@ -141,4 +173,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbound_emails,
     audit_events,
     form_submissions,
+    recovery_codes,
+    sign_in_policy,
+    oidc_sign_ins,
 );

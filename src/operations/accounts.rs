@@ -15,7 +15,12 @@ use crate::values::EmailAddress;
 
 /// The outcome of a sign-in attempt.
 pub enum SignIn {
+    /// Signed in with the password alone.
     SignedIn(AccountRow),
+    /// The password was right; a second step remains (a code, or setting two-factor up).
+    Pending(super::PendingSignIn, String),
+    /// Single sign-on is the only way in for this address.
+    SingleSignOnOnly,
     /// Wrong password, unknown address or disabled account: the same to the visitor.
     Refused,
     /// Every password-hashing slot is taken (a flood, most likely): not tried at all.
@@ -138,30 +143,73 @@ impl Operations {
 
     /// Checks an address and password. Every attempt is audited; a failed one names the
     /// address only when an account has it (what is typed may be someone's password).
+    /// An account with two-factor (or required to set it up) is not signed in yet: the
+    /// outcome then carries the sealed half-done sign-in for the second step.
     pub async fn sign_in(
         &self,
         client_ip: Option<String>,
         email_key: String,
         password: SecretString,
     ) -> Result<SignIn> {
+        let sso_only = self.sign_in.oidc.as_ref().filter(|oidc| oidc.only());
+        if let Some(oidc) = sso_only
+            && !oidc.is_break_glass(&email_key)
+        {
+            let event = NewAuditEvent::new(
+                self.clock.now(),
+                &Principal::anonymous(client_ip).actor(),
+                Action::SignInFailed,
+                None,
+                "password sign-in refused: single sign-on is the only way in",
+            );
+            self.db
+                .run(move |conn| Ok::<_, Error>(audit::record(conn, &[event])?))
+                .await?;
+            return Ok(SignIn::SingleSignOnOnly);
+        }
         // Taken before anything else, so that a refused attempt costs no database work.
         let Some(slot) = self.hashing.try_slot() else {
             return Ok(SignIn::Busy);
         };
-        let account = self
+        let (account, two_factor_required) = self
             .db
-            .run(move |conn| Ok::<_, Error>(accounts::find_by_email(conn, &email_key)?))
+            .run(move |conn| {
+                Ok::<_, Error>((
+                    accounts::find_by_email(conn, &email_key)?,
+                    crate::two_factor::required(conn)?,
+                ))
+            })
             .await?;
         let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
         let password_ok = slot
             .run(move || accounts::verify_password(&password, stored_hash.as_deref()))
             .await?;
         let now = self.clock.now();
+        // Break-glass accounts of a single-sign-on-only console are administrators.
+        let allowed = |account: &AccountRow| {
+            account.is_active() && (sso_only.is_none() || account.role().is_administrator())
+        };
         let (event, outcome) = match account {
-            Some(account) if password_ok && account.is_active() => {
+            Some(account) if password_ok && allowed(&account) => {
+                let stage = if account.has_two_factor() {
+                    Some(super::PendingStage::Code)
+                } else if two_factor_required {
+                    Some(super::PendingStage::SetUp)
+                } else {
+                    None
+                };
+                if let Some(stage) = stage {
+                    // Audited once the second step is done (or failed).
+                    let token = self.pending_token(&account, stage);
+                    let pending = self.pending_sign_in(&token).ok_or_else(|| {
+                        Error::Unexpected(anyhow::anyhow!("cannot seal a sign-in"))
+                    })?;
+                    return Ok(SignIn::Pending(pending, token));
+                }
                 let principal =
                     Principal::account(&account.id, &account.email, account.role(), client_ip);
-                let event = NewAuditEvent::new(now, &principal.actor(), Action::SignIn, None, "");
+                let event =
+                    NewAuditEvent::new(now, &principal.actor(), Action::SignIn, None, "password");
                 (event, SignIn::SignedIn(account))
             }
             known => {
@@ -331,7 +379,7 @@ impl Operations {
     }
 
     /// Runs an account change with its audit entry in one transaction.
-    async fn change_account(
+    pub(super) async fn change_account(
         &self,
         principal: &Principal,
         change: impl FnOnce(

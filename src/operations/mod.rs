@@ -9,9 +9,13 @@ mod hashing;
 mod invitations;
 mod reads;
 mod settings;
+mod single_sign_on;
+mod two_factor;
 
 pub use accounts::{AccountAdded, AccountChange, SignIn};
 pub use invitations::TokenLookup;
+pub use single_sign_on::{Callback, SingleSignOn, SsoRefusal, SsoStart};
+pub use two_factor::{PendingSignIn, PendingStage, SecondFactor, TurnOn, TwoFactorSetup};
 
 use std::sync::Arc;
 
@@ -38,6 +42,28 @@ pub struct Operations {
     resend_limit_per_hour: u32,
     /// Argon2, bounded and off the pool the database calls use.
     hashing: Arc<hashing::PasswordHashing>,
+    /// What sign-in needs beyond the password: keys, single sign-on.
+    sign_in: Arc<SignInSetup>,
+}
+
+/// Sign-in beyond the password, set up once at start.
+pub struct SignInSetup {
+    /// Seals TOTP secrets, PKCE verifiers and half-done sign-ins; its key is derived
+    /// from the session secret, kept outside the database.
+    pub sealer: crate::crypto::Sealer,
+    /// The issuer label authenticator apps show beside the account.
+    pub issuer_label: String,
+    pub oidc: Option<crate::oidc::Oidc>,
+}
+
+impl Default for SignInSetup {
+    fn default() -> Self {
+        Self {
+            sealer: crate::crypto::Sealer::ephemeral(),
+            issuer_label: "Enroll".to_owned(),
+            oidc: None,
+        }
+    }
 }
 
 impl Operations {
@@ -49,7 +75,19 @@ impl Operations {
             counts: Arc::default(),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
+            sign_in: Arc::default(),
         }
+    }
+
+    /// With the sealing key and single sign-on of the running server.
+    pub fn with_sign_in(mut self, setup: SignInSetup) -> Self {
+        self.sign_in = Arc::new(setup);
+        self
+    }
+
+    /// The button text's name of the identity provider, when single sign-on is configured.
+    pub fn single_sign_on_name(&self) -> Option<&str> {
+        self.sign_in.oidc.as_ref().map(|oidc| oidc.name())
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.

@@ -24,6 +24,8 @@ struct AccountView {
     role_label: &'static str,
     active: bool,
     added: String,
+    two_factor: bool,
+    has_password: bool,
 }
 
 impl From<&AccountRow> for AccountView {
@@ -34,6 +36,8 @@ impl From<&AccountRow> for AccountView {
             role_label: row.role().label(),
             active: row.is_active(),
             added: time_format::short(row.created_at),
+            two_factor: row.has_two_factor(),
+            has_password: row.has_password(),
         }
     }
 }
@@ -80,6 +84,7 @@ struct AccountsPage {
     email: String,
     roles: Vec<RoleOption>,
     errors: NewAccountErrors,
+    two_factor_required: bool,
 }
 
 async fn render_list(
@@ -90,7 +95,9 @@ async fn render_list(
     role: Role,
     errors: NewAccountErrors,
 ) -> Result<HttpResponse, AppError> {
-    let rows = state.ops.accounts(&page.principal(req, state)).await?;
+    let principal = page.principal(req, state);
+    let rows = state.ops.accounts(&principal).await?;
+    let two_factor_required = state.ops.two_factor_required(&principal).await?;
     let layout = page.layout;
     let status = if errors.any() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -103,6 +110,7 @@ async fn render_list(
         email,
         roles: role_options(role),
         errors,
+        two_factor_required,
     }
     .customize()
     .with_status(status)
@@ -178,6 +186,14 @@ pub async fn add(
     }
     FlashMessage::success(format!("Added {} account {email}.", role.label())).send();
     Ok(see_other("/accounts"))
+}
+
+/// Asks whether an account change went through; the web layer shows it as a flash.
+pub(super) fn flash_account_change(
+    change: AccountChange,
+    done: impl FnOnce(&AccountRow) -> String,
+) -> bool {
+    flash_change(change, done)
 }
 
 #[derive(Template, WebTemplate)]

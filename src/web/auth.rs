@@ -27,6 +27,8 @@ struct LoginPage {
     email: String,
     next: String,
     error: Option<String>,
+    /// "Sign in with <name>", when single sign-on is configured.
+    sso_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +39,7 @@ pub struct LoginQuery {
 
 pub async fn login_form(
     req: HttpRequest,
+    state: web::Data<AppState>,
     token: CsrfToken,
     query: web::Query<LoginQuery>,
     incoming: IncomingFlashMessages,
@@ -50,6 +53,7 @@ pub async fn login_form(
         email: String::new(),
         next: query.into_inner().next,
         error: None,
+        sso_name: state.ops.single_sign_on_name().map(str::to_owned),
     }
     .respond_to(&req)
     .map_into_boxed_body())
@@ -99,7 +103,27 @@ pub async fn login(
         SignIn::Refused => {
             state.limits.sign_in_failed();
             state.db.metrics().count_sign_in_failure();
-            return Ok(refused_page(&req, token, email, input.next));
+            let error = "That email and password do not match an active account.";
+            return Ok(refused_page(&req, &state, token, email, input.next, error));
+        }
+        SignIn::SingleSignOnOnly => {
+            let error = format!(
+                "Password sign-in is turned off on this console: use \"Sign in with {}\".",
+                state.ops.single_sign_on_name().unwrap_or("single sign-on")
+            );
+            return Ok(refused_page(&req, &state, token, email, input.next, &error));
+        }
+        // The password was right; the session starts only after the second step.
+        SignIn::Pending(_, pending_token) => {
+            let target = format!(
+                "/login/two-factor?next={}",
+                url::form_urlencoded::byte_serialize(input.next.as_bytes()).collect::<String>()
+            );
+            let mut response = see_other(&target);
+            response
+                .add_cookie(&super::two_factor::pending_cookie(&pending_token))
+                .map_err(|e| AppError::Unexpected(anyhow::anyhow!("cannot set a cookie: {e}")))?;
+            return Ok(response);
         }
     };
     session::sign_in(&session, &account.id)?;
@@ -107,13 +131,21 @@ pub async fn login(
     Ok(see_other(safe_return_path(&input.next)))
 }
 
-fn refused_page(req: &HttpRequest, token: CsrfToken, email: String, next: String) -> HttpResponse {
+fn refused_page(
+    req: &HttpRequest,
+    state: &AppState,
+    token: CsrfToken,
+    email: String,
+    next: String,
+    error: &str,
+) -> HttpResponse {
     LoginPage {
         flashes: Vec::new(),
         csrf_token: token.0,
         email,
         next,
-        error: Some("That email and password do not match an active account.".to_owned()),
+        error: Some(error.to_owned()),
+        sso_name: state.ops.single_sign_on_name().map(str::to_owned),
     }
     .customize()
     .with_status(StatusCode::UNAUTHORIZED)

@@ -18,6 +18,8 @@ pub mod request;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod sso;
+pub mod two_factor;
 pub mod users;
 
 use actix_web::http::header;
@@ -31,6 +33,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(auth::login_form))
         .route("/login", web::post().to(auth::login))
         .route("/logout", web::post().to(auth::logout))
+        .route("/login/two-factor", web::get().to(two_factor::code_form))
+        .route("/login/two-factor", web::post().to(two_factor::verify))
+        .route(
+            "/login/two-factor/setup",
+            web::post().to(two_factor::set_up_at_sign_in),
+        )
+        .route("/login/oidc", web::get().to(sso::start))
+        .route("/login/oidc/callback", web::get().to(sso::callback))
+        .route("/account", web::get().to(two_factor::own_account))
+        .route("/account/two-factor", web::post().to(two_factor::turn_on))
+        .route(
+            "/accounts/two-factor-policy",
+            web::post().to(two_factor::policy),
+        )
         .route("/setup", web::get().to(auth::setup_form))
         .route("/setup", web::post().to(auth::setup))
         .route("/users", web::get().to(users::list))
@@ -54,6 +70,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/accounts/{id}/disable", web::post().to(accounts::disable))
         .route("/accounts/{id}/enable", web::post().to(accounts::enable))
+        .route(
+            "/accounts/{id}/two-factor/reset",
+            web::post().to(two_factor::reset),
+        )
         .route("/audit", web::get().to(audit::list));
     // Routes that change things answer GET with 405, not a page.
     cfg.route(
@@ -73,6 +93,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/accounts/{id}/password",
         "/accounts/{id}/disable",
         "/accounts/{id}/enable",
+        "/accounts/{id}/two-factor/reset",
+        "/accounts/two-factor-policy",
+        "/account/two-factor",
+        "/login/two-factor/setup",
     ] {
         cfg.route(path, web::route().to(method_not_allowed));
     }

@@ -56,6 +56,8 @@ mod review;
 mod scale_out;
 mod session_attacks;
 mod settings;
+mod single_sign_on;
 mod smtp_faults;
 mod support;
+mod two_factor;
 mod users_page;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 mod driver;
+mod sso;
 mod window;
 
 use driver::{ChromeDriver, Tools};

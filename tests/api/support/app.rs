@@ -56,6 +56,9 @@ impl Drop for TestApp {
     }
 }
 
+/// A change to the configuration made as the test runs.
+pub type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// How a test wants its app.
 pub struct AppOptions {
     pub seed_accounts: bool,
@@ -73,6 +76,10 @@ pub struct AppOptions {
     /// it chooses. On for the tests of the worker itself: delivery under faults, restarts,
     /// scale-out, leases.
     pub background_mail: bool,
+    /// Listen here rather than on a new port (a test that must know the port first).
+    pub listener: Option<TcpListener>,
+    /// Changes to the configuration that need values known only as the test runs.
+    pub configure: Option<ConfigChange>,
 }
 
 impl Default for AppOptions {
@@ -85,6 +92,8 @@ impl Default for AppOptions {
             data: None,
             clock: Clock::system(),
             background_mail: false,
+            listener: None,
+            configure: None,
         }
     }
 }
@@ -133,7 +142,12 @@ pub async fn spawn_app_with_smtp(options: AppOptions, smtp: TestSmtp) -> TestApp
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
+    let listener = options
+        .listener
+        .unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").expect("a free port"));
     let app = Application::build_with(config, listener, options.clock.clone())
         .await
         .expect("the application starts");
@@ -187,6 +201,15 @@ impl TestApp {
     }
 
     /// The id of the user with this address, from the database.
+    pub fn account_id(&self, email: &str) -> String {
+        use enroll::db::schema::accounts;
+        accounts::table
+            .filter(accounts::email_key.eq(email.to_ascii_lowercase()))
+            .select(accounts::id)
+            .first(&mut *self.conn())
+            .unwrap()
+    }
+
     pub fn user_id(&self, email: &str) -> String {
         use enroll::db::schema::users;
         let mut conn = self.db.get().unwrap();

@@ -12,15 +12,19 @@ mod app;
 mod cli;
 mod console;
 mod mail;
+mod oidc;
 mod page;
 mod postgres;
 mod smtp;
+mod totp;
 
 pub use app::*;
 pub use cli::*;
+pub use oidc::*;
 pub use page::*;
 pub use postgres::*;
 pub use smtp::*;
+pub use totp::*;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";

@@ -59,6 +59,20 @@ impl Page {
             .collect()
     }
 
+    /// The text of the first element matching `selector`, trimmed.
+    pub fn element_text(&self, selector: &str) -> Option<String> {
+        self.elements_text(selector).into_iter().next()
+    }
+
+    /// The text of every element matching `selector`, trimmed.
+    pub fn elements_text(&self, selector: &str) -> Vec<String> {
+        let html = self.html();
+        let selector = Selector::parse(selector).unwrap();
+        html.select(&selector)
+            .map(|e| e.text().collect::<String>().trim().to_owned())
+            .collect()
+    }
+
     /// The message shown beside the field with this id, if any.
     pub fn field_error(&self, field_id: &str) -> Option<String> {
         let html = self.html();
