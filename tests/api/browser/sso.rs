@@ -26,7 +26,15 @@ async fn signs_in_through_the_identity_provider_in_a_browser() {
         person.goto("/login").await;
         person.wait_for_heading("Sign in").await;
         person.check_page("01-login-with-single-sign-on").await;
-        person.press(&format!("Sign in with {IDP_NAME}")).await;
+        person
+            .find(
+                &format!("//*[@role='button' and normalize-space() = 'Sign in with {IDP_NAME}']"),
+                "the single sign-on button",
+            )
+            .await
+            .click()
+            .await
+            .unwrap();
 
         // The provider's development login page: any login name, any password.
         let deadline = Instant::now() + WAIT;
