@@ -101,10 +101,9 @@ pub async fn through_provider(
     login: &str,
 ) -> (Page, String) {
     let login_page = app.get_with(client, "/login").await;
-    assert!(
-        login_page
-            .body
-            .contains(&format!("Sign in with {IDP_NAME}</button>")),
+    assert_eq!(
+        login_page.element_text("a[role=button][href='/login/oidc']"),
+        Some(format!("Sign in with {IDP_NAME}")),
         "the sign-in page offers single sign-on"
     );
     let (_, callback) = through_provider_without_callback(app, client, login).await;
