@@ -505,3 +505,63 @@ fn at_least_one_mail_worker(value: &str) -> Result<usize, String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(args: &[&str]) -> Config {
+        let mut all = vec!["enroll"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).config
+    }
+
+    #[test]
+    fn single_sign_on_needs_a_whole_client_and_an_https_issuer() {
+        assert!(with(&[]).oidc_settings().unwrap().is_none());
+        let refused = [
+            vec!["--oidc-issuer", "https://id.example.com"],
+            vec![
+                "--oidc-issuer",
+                "https://id.example.com",
+                "--oidc-client-id",
+                "c",
+            ],
+            vec!["--oidc-client-id", "c"],
+            vec!["--oidc-only"],
+            vec![
+                "--oidc-issuer",
+                "http://id.example.com",
+                "--oidc-client-id",
+                "c",
+                "--oidc-client-secret",
+                "s",
+            ],
+        ];
+        for args in refused {
+            assert!(with(&args).validate().is_err(), "{args:?}");
+        }
+        let settings = with(&[
+            "--oidc-issuer",
+            "https://id.example.com/realms/staff",
+            "--oidc-client-id",
+            "enroll",
+            "--oidc-client-secret",
+            "s3cret",
+            "--oidc-scopes",
+            "openid email groups",
+            "--oidc-admin-groups",
+            "it-admins, security",
+            "--oidc-break-glass",
+            " Root@Example.com ",
+        ])
+        .oidc_settings()
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.scopes, ["email", "groups"]);
+        assert_eq!(settings.administrator_groups, ["it-admins", "security"]);
+        assert_eq!(settings.break_glass, ["root@example.com"]);
+        assert_eq!(settings.name, "SSO");
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+}
