@@ -79,6 +79,12 @@ impl SsoRefusal {
             Self::UnknownAccount(_) => "no console account with this email".to_owned(),
             Self::AccountDisabled(_) => "account disabled".to_owned(),
         };
+        // Parts of it come from the callback's query or the provider: one printable line.
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
         format!("single sign-on refused: {reason}")
     }
 

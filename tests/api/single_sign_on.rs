@@ -208,6 +208,13 @@ with_provider! {
         assert!(page.text().contains("not the one this console trusts"));
         assert_eq!(app.get_with(&attacker, "/users").await.status, 303);
 
+        // Nothing, or rubbish, in the callback: the same clear refusal, never an error.
+        for query in ["", "?state=", "?state=%00%0d%0a&code=x&iss=%0d%0aX-Injected:%201"] {
+            let page = app.get_with(&attacker, &format!("/login/oidc/callback{query}")).await;
+            assert_eq!(page.status, 403, "{query}");
+            assert!(page.text().contains("did not start in this browser"), "{query}");
+        }
+
         let audit = failures(&app).await;
         assert!(audit.contains("state mismatch"), "{audit}");
         assert!(audit.contains("wrong issuer"), "{audit}");
@@ -318,4 +325,17 @@ fn replace_param(url: &str, name: &str, value: &str) -> String {
         .collect();
     parsed.query_pairs_mut().clear().extend_pairs(pairs);
     parsed.to_string()
+}
+
+on_both_engines! {
+    async fn without_single_sign_on_configured_there_is_no_button_and_no_way_through() {
+        let app = spawn_app().await;
+        let page = app.get("/login").await;
+        assert!(!page.text().contains("Sign in with"));
+        for path in ["/login/oidc", "/login/oidc/callback?state=x&code=y"] {
+            let page = app.get(path).await;
+            assert_eq!(page.status, 404, "{path}");
+        }
+        assert_eq!(app.get("/users").await.status, 303);
+    }
 }
