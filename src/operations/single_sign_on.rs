@@ -190,6 +190,8 @@ impl Operations {
     ) -> Result<SingleSignOn> {
         match self.check_callback(browser_state, callback).await? {
             Ok(identity) => self.sign_in_identity(principal, identity).await,
+            // Nothing to audit: there is no single sign-on to attempt.
+            Err(SsoRefusal::NotConfigured) => Ok(SingleSignOn::Refused(SsoRefusal::NotConfigured)),
             Err(refusal) => Ok(SingleSignOn::Refused(
                 self.refuse(principal, refusal).await?,
             )),
