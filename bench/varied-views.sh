@@ -12,7 +12,7 @@
 #   1. GET /livez, the reference;
 #   2. the varied mix: each request picks one of 20,000 distinct URLs at random (name
 #      parts, numbers in addresses, whole names; 30% with a status filter; some sorted
-#      or paged differently) and one of the 32 signed-in sessions;
+#      or paged differently) and one of the 25 signed-in sessions;
 #   3. single searches rendered for every request (ENROLL_USERS_PAGE_CACHE_MS=0): "ove",
 #      "an" (too short: not run, the page says so), a whole name, a number;
 #   4. cached views (the default cache): first page, a filter, a deep page, several
@@ -117,8 +117,10 @@ request = function()
 end
 done = function(summary, latency, requests)
     local e = summary.errors
+    -- Answered with 2xx per second: a 503 (refused at once, or past its deadline) is
+    -- counted apart, not as throughput.
     io.write(string.format("STATS %.1f %.2f %.2f %.2f %d %d\n",
-        summary.requests / (summary.duration / 1e6),
+        (summary.requests - e.status) / (summary.duration / 1e6),
         latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
         e.status, e.connect + e.read + e.write + e.timeout))
 end
@@ -133,16 +135,17 @@ start_server() {
     ENROLL_LISTEN="127.0.0.1:$port" ENROLL_LOG=warn target/release/enroll serve >> "$work/enroll.log" 2>&1 &
     server=$!
     for _ in $(seq 1 300); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
-    # 32 help-desk people and the administrator, each signed in once.
+    # 24 help-desk people and the administrator, each signed in once (sign-in allows 30
+    # attempts from one address in a burst).
     : > "$work/cookies.txt"
-    for who in bench $(seq -f 'desk%g' 0 31); do
+    for who in bench $(seq -f 'desk%g' 0 23); do
         jar="$work/jar"; rm -f "$jar"
         token=$(curl -s -c "$jar" "$base/login" | grep -o 'name="csrf_token" value="[^"]*' | head -1 | sed 's/.*value="//')
         curl -s -b "$jar" -c "$jar" -o /dev/null --data-urlencode "email=$who@example.com" \
             --data-urlencode "password=benchmark passphrase" --data-urlencode "csrf_token=$token" "$base/login"
         awk '$6 ~ /^enroll_/ { printf "%s%s=%s", sep, $6, $7; sep = "; " } END { print "" }' "$jar" >> "$work/cookies.txt"
     done
-    grep -c enroll_session "$work/cookies.txt" | grep -qx 33 || { echo "could not sign in"; exit 1; }
+    grep -c enroll_session "$work/cookies.txt" | grep -qx 25 || { echo "could not sign in"; exit 1; }
 }
 
 # measure NAME [PATH]: wrk with the mix (or one path), appended to results.tsv.
@@ -153,7 +156,7 @@ measure() {
     # shellcheck disable=SC2086
     set -- $out
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$2" "$3" "$4" "$5" "$6" "$7" >> "$work/results.tsv"
-    printf '   %-44s %9.0f req/s  p50 %7.2f ms  p95 %7.2f ms  p99 %7.2f ms  non-2xx %s  socket errors %s\n' \
+    printf '   %-44s %9.0f 2xx/s  p50 %7.2f ms  p95 %7.2f ms  p99 %7.2f ms  non-2xx %s  socket errors %s\n' \
         "$name" "$2" "$3" "$4" "$5" "$6" "$7"
 }
 
@@ -186,7 +189,7 @@ unset ENROLL_USERS_PAGE_CACHE_MS
 awk '/VmHWM/ { print $2 }' "/proc/$server/status" >> "$work/rss.txt"
 
 echo
-echo "| request ($engine, $users users) | req/s | of /livez | p50 | p95 | p99 | non-2xx |"
+echo "| request ($engine, $users users) | 2xx/s | of /livez | p50 | p95 | p99 | non-2xx (503) |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 while IFS=$'\t' read -r name rps p50 p95 p99 non2xx _; do
     printf '| %s | %.0f | %.2f%% | %.1f ms | %.1f ms | %.1f ms | %s |\n' \

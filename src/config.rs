@@ -252,8 +252,8 @@ pub struct Config {
 
     /// Expensive reads (searches, filters, exports, user histories) running at once per
     /// instance; more are refused at once with 503 and Retry-After. Default: the pool size
-    /// less 3, so that sign-in, sessions, enrollment, resend and health checks always find
-    /// a connection
+    /// less 3 (half of a small pool), so that sign-in, sessions, enrollment, resend and
+    /// health checks always find a connection
     #[arg(long, env = "ENROLL_EXPENSIVE_READS", global = true)]
     pub expensive_reads: Option<u32>,
 
@@ -342,7 +342,11 @@ impl Config {
     pub fn query_limits(&self) -> crate::db::QueryLimits {
         let expensive = self
             .expensive_reads
-            .unwrap_or(self.db_pool_size.saturating_sub(3))
+            .unwrap_or(
+                self.db_pool_size
+                    .saturating_sub(3)
+                    .max(self.db_pool_size / 2),
+            )
             .clamp(1, self.db_pool_size.saturating_sub(1).max(1));
         crate::db::QueryLimits::new(
             Duration::from_millis(self.read_timeout_ms),
