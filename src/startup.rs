@@ -121,7 +121,7 @@ impl Application {
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
-        // Statistics missing or stale (a bulk load, a restore, new indexes): refreshed
+        // Statistics missing or stale (a bulk load or a restore made elsewhere): refreshed
         // now, and looked at again every minute.
         let watched = db.clone();
         tokio::spawn(async move {
