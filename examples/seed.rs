@@ -29,6 +29,14 @@ struct Args {
     admin_email: String,
     #[arg(long, default_value = "benchmark passphrase")]
     admin_password: String,
+    /// Also this many help-desk accounts, desk<n>@example.com, with the same password
+    /// (a help desk of many people searching at once)
+    #[arg(long, default_value_t = 0)]
+    desk_accounts: usize,
+    /// Leave the planner's statistics as seeding left them (issue 15: the app must cope
+    /// right after a bulk load, before anyone runs ANALYZE)
+    #[arg(long)]
+    no_analyze: bool,
 }
 
 const FIRST: [&str; 40] = [
@@ -144,6 +152,17 @@ fn main() -> anyhow::Result<()> {
     .hash()?;
     let admin_id = accounts::create(&mut conn, now, &email, &hash, Role::Administrator)
         .context("the database must be empty")?;
+    for n in 0..args.desk_accounts {
+        let desk = EmailAddress::parse(&format!("desk{n}@example.com"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hash = NewPassword::parse(
+            &SecretString::from(args.admin_password.clone()),
+            desk.as_str(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .hash()?;
+        accounts::create(&mut conn, now, &desk, &hash, Role::Helpdesk)?;
+    }
     let settings = InvitationSettings {
         organization_name: "Example Corp".into(),
         contact_email: "it-help@example.com".into(),
@@ -242,7 +261,9 @@ fn main() -> anyhow::Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    enroll::db::optimize(&mut conn)?;
+    if !args.no_analyze {
+        enroll::db::optimize(&mut conn)?;
+    }
 
     // A cursor halfway down the list sorted by name, for the deep-page benchmark.
     let (name_key, id): (String, String) = users::table

@@ -229,6 +229,34 @@ pub struct Config {
     )]
     pub users_page_cache_ms: u64,
 
+    /// Cut a page's database read short after this many milliseconds (a search, a filter,
+    /// an export batch, a user's history): the page then says the search took too long
+    /// (503). PostgreSQL: statement_timeout per read transaction; SQLite: checked as the
+    /// statement runs
+    #[arg(
+        long,
+        env = "ENROLL_READ_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub read_timeout_ms: u64,
+
+    /// The same for every other statement, writes included (0: none). Migrations have none
+    #[arg(
+        long,
+        env = "ENROLL_WRITE_TIMEOUT_MS",
+        default_value_t = 30000,
+        global = true
+    )]
+    pub write_timeout_ms: u64,
+
+    /// Expensive reads (searches, filters, exports, user histories) running at once per
+    /// instance; more are refused at once with 503 and Retry-After. Default: the pool size
+    /// less 3 (half of a small pool), so that sign-in, sessions, enrollment, resend and
+    /// health checks always find a connection
+    #[arg(long, env = "ENROLL_EXPENSIVE_READS", global = true)]
+    pub expensive_reads: Option<u32>,
+
     /// Resend one user's invitation at most this often per hour (0: no limit)
     #[arg(
         long,
@@ -386,6 +414,23 @@ impl Config {
         &self.data_dir
     }
 
+    /// Deadlines and the admission of expensive reads.
+    pub fn query_limits(&self) -> crate::db::QueryLimits {
+        let expensive = self
+            .expensive_reads
+            .unwrap_or(
+                self.db_pool_size
+                    .saturating_sub(3)
+                    .max(self.db_pool_size / 2),
+            )
+            .clamp(1, self.db_pool_size.saturating_sub(1).max(1));
+        crate::db::QueryLimits::new(
+            Duration::from_millis(self.read_timeout_ms),
+            Duration::from_millis(self.write_timeout_ms),
+            expensive as usize,
+        )
+    }
+
     pub fn session_idle(&self) -> Duration {
         Duration::from_secs(u64::from(self.session_idle_minutes) * 60)
     }
@@ -423,6 +468,14 @@ impl Config {
                 "ENROLL_METRICS_TOKEN must be at least 32 characters (try: openssl rand -hex 32)"
             );
         }
+        anyhow::ensure!(
+            self.read_timeout_ms >= 1,
+            "ENROLL_READ_TIMEOUT_MS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.expensive_reads != Some(0),
+            "ENROLL_EXPENSIVE_READS must be at least 1"
+        );
         self.database_url()?;
         self.oidc_settings()?;
         Ok(())

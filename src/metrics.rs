@@ -73,6 +73,7 @@ pub struct Metrics {
     emails_failed: Counter,
     sign_in_failures: Counter,
     rate_limit_refusals: Family<LimitLabels, Counter>,
+    query_limit_trips: Family<LimitLabels, Counter>,
     http_requests: Family<RequestLabels, Counter>,
     http_latency: LatencyFamily,
 }
@@ -122,6 +123,14 @@ impl Default for Metrics {
             "Requests refused with 429 by a rate limit, by limit",
             rate_limit_refusals.clone(),
         );
+        let query_limit_trips = Family::default();
+        registry.register(
+            "query_limit_trips",
+            "Database work cut short or refused by a limit: `read_deadline` and \
+             `write_deadline` (a statement ran past its time), `admission` (every slot for \
+             expensive reads was taken: 503 at once)",
+            query_limit_trips.clone(),
+        );
         let http_requests = Family::default();
         registry.register(
             "http_requests",
@@ -145,6 +154,7 @@ impl Default for Metrics {
             emails_failed,
             sign_in_failures,
             rate_limit_refusals,
+            query_limit_trips,
             http_requests,
             http_latency,
         }
@@ -191,6 +201,22 @@ impl Metrics {
         self.rate_limit_refusals
             .get_or_create(&LimitLabels { limit })
             .inc();
+    }
+
+    /// A deadline or the admission of expensive reads tripped (`read_deadline`,
+    /// `write_deadline`, `admission`); returns the new total for the log line.
+    pub fn count_query_limit_trip(&self, limit: &'static str) -> u64 {
+        self.query_limit_trips
+            .get_or_create(&LimitLabels { limit })
+            .inc()
+            + 1
+    }
+
+    /// How often `limit` tripped so far (see [`Metrics::count_query_limit_trip`]).
+    pub fn query_limit_trips(&self, limit: &'static str) -> u64 {
+        self.query_limit_trips
+            .get_or_create(&LimitLabels { limit })
+            .get()
     }
 
     /// One answered request. `route` must be a route pattern or a fixed word.

@@ -27,6 +27,9 @@ use crate::web::server::http_server;
 /// How soon a change of the public URL made through another instance applies here.
 const PUBLIC_URL_RELOAD: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often the planner's statistics are checked for staleness.
+const STATISTICS_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Application {
     port: u16,
     server: ServerHandle,
@@ -60,7 +63,7 @@ impl Application {
             Some(settings) => Some(crate::oidc::Oidc::new(settings)?),
             None => None,
         };
-        let db = Db::connect(&database_url, config.db_pool_size)?;
+        let db = Db::connect_with(&database_url, config.db_pool_size, config.query_limits())?;
         let mailer = mailer(&config)?;
         let port = listener.local_addr()?.port();
         let readiness = Readiness::default();
@@ -128,6 +131,17 @@ impl Application {
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
+        // Statistics missing or stale (a bulk load or a restore made elsewhere): refreshed
+        // now, and looked at again every minute.
+        let watched = db.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(STATISTICS_CHECK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                watched.refresh_statistics_if_stale().await;
+            }
+        });
         state.reload_public_url().await;
         readiness.set_ready();
         // Count users by status now rather than on the first visit to the Users page.

@@ -1,10 +1,13 @@
 //! The database: one connection type for PostgreSQL and SQLite, the pool, migrations,
 //! and the few places where the two engines need different SQL.
 
+mod limits;
 pub mod schema;
 pub mod search;
 mod stamp;
+mod statistics;
 
+pub use limits::QueryLimits;
 pub use stamp::{MaybeStamp, Stamp};
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,12 @@ pub enum DbError {
     Connect(#[source] r2d2::Error),
     #[error("the database task did not finish")]
     Task(#[source] tokio::task::JoinError),
+    /// A read ran past its deadline and was stopped.
+    #[error("the database read took longer than its deadline and was stopped")]
+    TooSlow,
+    /// Every slot for expensive reads was taken: refused at once, not queued.
+    #[error("too many expensive reads at once")]
+    Busy,
 }
 
 /// A connection to either engine. PostgreSQL is declared first: the derive tries the
@@ -141,6 +150,7 @@ impl DatabaseUrl {
 pub struct DbConnectionManager {
     url: DatabaseUrl,
     metrics: Arc<Metrics>,
+    limits: QueryLimits,
 }
 
 impl ManageConnection for DbConnectionManager {
@@ -155,11 +165,20 @@ impl ManageConnection for DbConnectionManager {
                 // crash on exit: openssl/openssl#3505). Started here first, without that
                 // exit handler, it never is.
                 openssl_sys::init();
-                diesel::PgConnection::establish(&self.url.url)
-                    .map(DbConnection::Postgresql)
-                    .map_err(r2d2::Error::ConnectionError)
+                let mut conn = diesel::PgConnection::establish(&self.url.url)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // A deadline on every statement (expensive reads set a shorter one per
+                // transaction), and a backend that checks now and then whether we are
+                // still there, so that a query whose client died does not run on.
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {}; SET client_connection_check_interval = 2000",
+                    self.limits.write_timeout.as_millis()
+                ))
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgresql(conn))
             }
             Engine::Sqlite => {
+                limits::install_sqlite_deadlines();
                 let mut conn = diesel::SqliteConnection::establish(&self.url.url)
                     .map_err(r2d2::Error::ConnectionError)?;
                 // Every statement on every connection passes here: the one place that sees
@@ -214,6 +233,8 @@ pub struct Db {
     id: u64,
     url: DatabaseUrl,
     metrics: Arc<Metrics>,
+    limits: QueryLimits,
+    statistics: Arc<statistics::Statistics>,
 }
 
 static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -226,7 +247,16 @@ thread_local! {
 
 impl Db {
     pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
-        Self::build(url, pool_size, None, Arc::default())
+        Self::connect_with(url, pool_size, QueryLimits::default())
+    }
+
+    /// [`Db::connect`] with the given deadlines and admission of expensive reads.
+    pub fn connect_with(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        limits: QueryLimits,
+    ) -> anyhow::Result<Self> {
+        Self::build(url, pool_size, None, Arc::default(), limits)
     }
 
     /// One connection, outside any pool: a single attempt that fails at once with the
@@ -235,6 +265,7 @@ impl Db {
         DbConnectionManager {
             url: url.clone(),
             metrics: Arc::default(),
+            limits: QueryLimits::default(),
         }
         .connect()
         .with_context(|| format!("cannot connect to the database {}", url.redacted()))
@@ -243,7 +274,13 @@ impl Db {
     /// Another pool to the same database, which opens connections as they are first
     /// needed and counts into the same metrics.
     pub fn lazy_pool(&self, pool_size: u32) -> anyhow::Result<Self> {
-        Self::build(&self.url, pool_size, Some(1), self.metrics.clone())
+        Self::build(
+            &self.url,
+            pool_size,
+            Some(1),
+            self.metrics.clone(),
+            self.limits.clone(),
+        )
     }
 
     fn build(
@@ -251,6 +288,7 @@ impl Db {
         pool_size: u32,
         min_idle: Option<u32>,
         metrics: Arc<Metrics>,
+        limits: QueryLimits,
     ) -> anyhow::Result<Self> {
         if let Some(path) = url.sqlite_path() {
             if let Some(dir) = path.parent()
@@ -275,6 +313,7 @@ impl Db {
             .build(DbConnectionManager {
                 url: url.clone(),
                 metrics: metrics.clone(),
+                limits: limits.clone(),
             })
             .with_context(|| format!("cannot connect to the database {}", url.redacted()))?;
         Ok(Self {
@@ -283,7 +322,14 @@ impl Db {
             id: NEXT_DB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             url: url.clone(),
             metrics,
+            limits,
+            statistics: Arc::default(),
         })
+    }
+
+    /// The deadlines and admission this database's work runs under.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 
     /// This application's counters (shared by its pools).
@@ -322,10 +368,12 @@ impl Db {
                     let manager = DbConnectionManager {
                         url: self.url.clone(),
                         metrics: self.metrics.clone(),
+                        limits: self.limits.clone(),
                     };
                     entry.insert(manager.connect().map_err(DbError::Connect)?)
                 }
             };
+            let _deadline = limits::Deadline::set(self.limits.read_timeout);
             let result = work(conn);
             // A connection left inside a transaction (a panic, a bug) is not reused.
             if <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
@@ -340,9 +388,18 @@ impl Db {
         self.engine
     }
 
-    /// The database answers (the health check).
+    /// The database answers (the health check), with a connection free within a second:
+    /// an instance whose every connection is busy is not ready for more.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get_timeout(Duration::from_secs(1))
+                .map_err(DbError::from)?;
+            Ok(conn.batch_execute("SELECT 1")?)
+        })
+        .await
+        .map_err(DbError::Task)?
     }
 
     /// A connection for code that is already off the async executor (CLI, mail worker).
@@ -358,9 +415,21 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        let timeout = self.limits.write_timeout;
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            work(&mut conn)
+            let deadline = limits::Deadline::set(timeout);
+            let result = work(&mut conn);
+            if result.is_err() && deadline.passed() {
+                let total = metrics.count_query_limit_trip("write_deadline");
+                tracing::warn!(
+                    deadline_ms = timeout.as_millis(),
+                    write_deadline_trips_total = total,
+                    "database work ran past its deadline and was stopped (rolled back)"
+                );
+            }
+            result
         })
         .await
         .map_err(DbError::Task)?
@@ -454,6 +523,14 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<usize> {
             .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
             .len(),
         DbConnection::Postgresql(inner) => {
+            // Waiting for another instance's migrations, and building an index on a large
+            // table, may both take longer than any statement's deadline. The connection
+            // goes back to its pool after: its usual deadline is restored below.
+            let usual: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "current_setting('statement_timeout')",
+            ))
+            .get_result(inner)?;
+            inner.batch_execute("SET statement_timeout = 0")?;
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
                 .execute(inner)?;
             let result = inner
@@ -461,6 +538,9 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<usize> {
                 .map(|done| done.len())
                 .map_err(|e| anyhow::anyhow!("migration failed: {e}"));
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+                .execute(inner)?;
+            diesel::sql_query("SELECT set_config('statement_timeout', $1, false)")
+                .bind::<diesel::sql_types::Text, _>(usual)
                 .execute(inner)?;
             result?
         }
@@ -499,10 +579,14 @@ pub fn has_pending_migrations(conn: &mut DbConnection) -> anyhow::Result<bool> {
     pending.map_err(|e| anyhow::anyhow!("cannot read the migration state: {e}"))
 }
 
-/// Refreshes the query planner's statistics (after bulk changes, and now and then).
+/// Refreshes the query planner's statistics (after bulk changes, and after migrations).
+/// SQLite samples a bounded number of rows per index (`analysis_limit`), so that this
+/// takes milliseconds at a million users instead of reading every index whole.
 pub fn optimize(conn: &mut DbConnection) -> QueryResult<()> {
     match conn {
-        DbConnection::Sqlite(inner) => inner.batch_execute("PRAGMA optimize; ANALYZE;"),
+        DbConnection::Sqlite(inner) => {
+            inner.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE; PRAGMA optimize;")
+        }
         DbConnection::Postgresql(inner) => inner.batch_execute("ANALYZE"),
     }
 }

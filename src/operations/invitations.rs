@@ -47,6 +47,7 @@ impl Operations {
             .await?;
         if let InviteOutcome::Invited(links) = &outcome {
             self.users_changed(links);
+            self.db.rows_changed(links.len());
         }
         Ok(outcome)
     }
@@ -93,6 +94,7 @@ impl Operations {
             .await?;
         if !report.resent.is_empty() {
             self.users_changed(&report.links);
+            self.db.rows_changed(report.resent.len());
         }
         Ok(report)
     }
@@ -158,6 +160,7 @@ impl Operations {
             })
             .await?;
         self.users_changed(&[]);
+        self.db.rows_changed(removed.len());
         Ok(removed)
     }
 

@@ -18,17 +18,24 @@ impl Operations {
         now: NaiveDateTime,
     ) -> Result<(Page, Option<StatusCounts>)> {
         principal.require(Permission::ViewUsers)?;
-        self.db
-            .read(move |conn| {
-                let page = list::page(conn, &query, now)?;
-                let counts = if query.search.trim().is_empty() {
-                    None
-                } else {
-                    Some(StatusCounts::count(conn, &query.search, now)?)
-                };
-                Ok((page, counts))
-            })
-            .await
+        // A search or a filter is an expensive read (admitted, with a deadline); the plain
+        // list is a keyset page and its counts are cached.
+        let expensive =
+            !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon;
+        let work = move |conn: &mut crate::db::DbConnection| {
+            let page = list::page(conn, &query, now)?;
+            let counts = if query.search.trim().is_empty() {
+                None
+            } else {
+                Some(StatusCounts::count(conn, &query.search, now)?)
+            };
+            Ok((page, counts))
+        };
+        if expensive {
+            self.db.expensive_read(work).await
+        } else {
+            self.db.read(work).await
+        }
     }
 
     /// Users by status, over everyone; a few seconds old at most.
@@ -68,7 +75,7 @@ impl Operations {
     ) -> Result<Page> {
         principal.require(Permission::Export)?;
         self.db
-            .run(move |conn| Ok(list::page(conn, &query, now)?))
+            .expensive_read(move |conn| Ok(list::page(conn, &query, now)?))
             .await
     }
 
@@ -81,7 +88,7 @@ impl Operations {
     ) -> Result<(UserRow, Vec<Entry>)> {
         principal.require(Permission::ViewUsers)?;
         self.db
-            .run(move |conn| history::load(conn, &user_id, now)?.ok_or(Error::NotFound))
+            .expensive_read(move |conn| history::load(conn, &user_id, now)?.ok_or(Error::NotFound))
             .await
     }
 
@@ -93,7 +100,7 @@ impl Operations {
     ) -> Result<(Vec<AuditRow>, bool)> {
         principal.require(Permission::ViewAudit)?;
         self.db
-            .run(move |conn| Ok(audit::page(conn, &query)?))
+            .expensive_read(move |conn| Ok(audit::page(conn, &query)?))
             .await
     }
 }

@@ -20,10 +20,18 @@ const FRESH_FOR: TimeDelta = TimeDelta::seconds(5);
 /// counts are counted again before answering.
 const USABLE_FOR: TimeDelta = TimeDelta::seconds(60);
 
+/// A search matching more users than this is counted no further: its page says "more
+/// than 1,000" and shows no counts by status. Counting every match of a broad search
+/// ("ove": 2,000 at 100,000 users) cost more than finding its first page.
+pub const COUNT_CAP: i64 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCounts {
     pub by_status: Vec<(EnrollmentStatus, i64)>,
     pub expiring_soon: i64,
+    /// More than [`COUNT_CAP`] users match: the counts above cover only some of them,
+    /// and only the total ("more than 1,000") may be shown.
+    pub capped: bool,
 }
 
 impl StatusCounts {
@@ -38,16 +46,23 @@ impl StatusCounts {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// Counts users matching `search` (all users when it is empty).
+    /// Counts users matching `search` (all users when it is empty, which callers cache).
+    /// A search is counted up to [`COUNT_CAP`] matches.
     pub fn count(
         conn: &mut crate::db::DbConnection,
         search: &str,
         now: NaiveDateTime,
     ) -> diesel::QueryResult<Self> {
-        let (by_status, expiring_soon) = list::status_counts(conn, search, now)?;
-        Ok(Self {
+        let at_most = (!search.trim().is_empty()).then_some(COUNT_CAP + 1);
+        let (by_status, expiring_soon) = list::status_counts(conn, search, now, at_most)?;
+        let counts = Self {
             by_status,
             expiring_soon,
+            capped: false,
+        };
+        Ok(Self {
+            capped: at_most.is_some_and(|_| counts.total() > COUNT_CAP),
+            ..counts
         })
     }
 }

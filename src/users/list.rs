@@ -249,10 +249,20 @@ type BoxedUsers<'a> = diesel::dsl::IntoBoxed<
 >;
 
 fn filtered(query: &ListQuery, now: NaiveDateTime, engine: Engine) -> BoxedUsers<'static> {
+    filtered_within(query, now, engine, None)
+}
+
+/// [`filtered`], among the first `at_most` matches of the search (in index order).
+fn filtered_within(
+    query: &ListQuery,
+    now: NaiveDateTime,
+    engine: Engine,
+    at_most: Option<i64>,
+) -> BoxedUsers<'static> {
     let mut boxed = users_with_live_invitation()
         .select(UserRow::as_select())
         .into_boxed();
-    if let Some(search) = search_filter(&query.search, engine) {
+    if let Some(search) = search_filter(&query.search, engine, at_most) {
         boxed = boxed.filter(search);
     }
     if let Some(status) = query.status {
@@ -288,7 +298,7 @@ type SearchFilter = Box<
 
 /// Substring search over names and addresses, through the engine's trigram index.
 /// Terms shorter than [`MIN_SEARCH_CHARS`] filter nothing (the web layer says so).
-fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
+fn search_filter(search: &str, engine: Engine, at_most: Option<i64>) -> Option<SearchFilter> {
     let term: String = search
         .trim()
         .to_lowercase()
@@ -303,6 +313,7 @@ fn search_filter(search: &str, engine: Engine) -> Option<SearchFilter> {
         engine,
         &term,
         like_pattern,
+        at_most,
     ))
 }
 
@@ -476,11 +487,14 @@ fn past_cursor(
 }
 
 /// How many users matching the search (everyone when it is empty) have each status, and
-/// how many expire soon: one pass, counted by the database.
+/// how many expire soon: one pass, counted by the database. With `at_most`, only the
+/// search's first `at_most` matches are counted (the caller checks whether the total
+/// reached it, and then knows only that).
 pub fn status_counts(
     conn: &mut DbConnection,
     search: &str,
     now: NaiveDateTime,
+    at_most: Option<i64>,
 ) -> QueryResult<(Vec<(EnrollmentStatus, i64)>, i64)> {
     use diesel::dsl::{case_when, sum};
     use diesel::sql_types::Integer;
@@ -500,7 +514,7 @@ pub fn status_counts(
         Option<i64>,
         Option<i64>,
     );
-    let counts: Sums = filtered(&query, now, engine_of(conn))
+    let counts: Sums = filtered_within(&query, now, engine_of(conn), at_most)
         .select((
             matching(pending.sql_filter(now)),
             matching(sending.sql_filter(now)),

@@ -25,6 +25,10 @@ pub enum AppError {
     TooManyRequests { retry_after_seconds: u64 },
     #[error("the database is busy")]
     Unavailable(#[source] DbError),
+    #[error("a read ran past its deadline")]
+    TooSlow,
+    #[error("too many expensive reads at once")]
+    Busy,
     #[error("database error")]
     Database(#[source] DbError),
     #[error("cannot render a template")]
@@ -32,6 +36,10 @@ pub enum AppError {
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+/// Retry-After of a refused expensive read: searches take milliseconds, so slots free
+/// up quickly.
+const BUSY_RETRY_AFTER_SECONDS: u64 = 2;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -66,6 +74,17 @@ impl AppError {
                 "Too many attempts",
                 "Too many attempts from here. Wait a minute, then try again.".to_owned(),
             ),
+            Self::TooSlow => (
+                "This took too long",
+                "This search took too long and was stopped. Narrow it: type more of the name \
+                 or address, or choose a status."
+                    .to_owned(),
+            ),
+            Self::Busy => (
+                "Busy",
+                "The console is answering many searches right now. Try again in a few seconds."
+                    .to_owned(),
+            ),
             Self::Database(_) | Self::Unavailable(_) | Self::Template(_) | Self::Unexpected(_) => (
                 "Something went wrong",
                 "Something went wrong on our side and nothing was changed. Try again in a \
@@ -84,7 +103,7 @@ impl ResponseError for AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TooSlow | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Template(_) | Self::Unexpected(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -125,6 +144,9 @@ impl ResponseError for AppError {
         {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
         }
+        if let Self::Busy = self {
+            response.insert_header((header::RETRY_AFTER, BUSY_RETRY_AFTER_SECONDS.to_string()));
+        }
         response.body(body)
     }
 }
@@ -155,6 +177,8 @@ impl From<DbError> for AppError {
             // transaction was rolled back, so trying again later is safe (a resubmitted
             // form is recognised as such).
             DbError::Pool(_) => Self::Unavailable(error),
+            DbError::TooSlow => Self::TooSlow,
+            DbError::Busy => Self::Busy,
             DbError::Query(ref e) if crate::metrics::is_sqlite_busy(e) => Self::Unavailable(error),
             other => Self::Database(other),
         }

@@ -50,6 +50,8 @@ mod instances;
 mod invite_validation;
 mod metrics;
 mod operator;
+mod plans;
+mod query_limits;
 mod reminders;
 mod resend_remove;
 mod review;

@@ -24,6 +24,7 @@ use super::layout::{ConsolePage, Layout, Section};
 use super::request::AppState;
 use crate::time_format;
 use crate::users::EnrollmentStatus;
+use crate::users::counts::COUNT_CAP;
 use crate::users::list::{self, Cursor, Direction, ListQuery, PageFrom, SortKey};
 
 #[derive(Deserialize, Default)]
@@ -219,7 +220,8 @@ impl UserView {
 
 struct StatusChip {
     label: &'static str,
-    count: i64,
+    /// None when not counted (a search too broad to count by status).
+    count: Option<String>,
     url: String,
     selected: bool,
 }
@@ -264,7 +266,24 @@ struct UsersPage {
     previous_url: Option<String>,
     return_to: String,
     filtered: bool,
-    total_users: i64,
+    /// "3 users match.", "More than 1,000 users match."
+    total_text: String,
+    /// The search matched too many users to count them by status.
+    counts_capped: bool,
+    count_cap: String,
+}
+
+/// 1000 as "1,000".
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
 
 fn sort_header(
@@ -302,26 +321,37 @@ pub async fn list(
     let urls = ViewUrl { query: &query };
     let total = counts.total();
     let expiring = counts.expiring_soon;
+    // A broad search is counted up to a point: its total says "more than", and its
+    // statuses are not counted at all rather than counted in part.
+    let exact = |count: i64| (!counts.capped).then(|| count.to_string());
     let mut chips: Vec<StatusChip> = counts
         .by_status
         .iter()
         .map(|(status, count)| StatusChip {
             label: status.label(),
-            count: *count,
+            count: exact(*count),
             url: urls.with_status(Some(status.slug())),
             selected: query.status == Some(*status),
         })
         .collect();
     chips.push(StatusChip {
         label: "Expires within 3 days",
-        count: expiring,
+        count: exact(expiring),
         url: urls.with_status(Some(EXPIRING_SOON)),
         selected: query.expiring_soon,
     });
+    let filtered = !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon;
     let shown = if query.expiring_soon {
         expiring
     } else {
         query.status.map_or(total, |status| counts.of(status))
+    };
+    let total_text = match (counts.capped, filtered) {
+        (true, _) => format!("More than {} users match.", thousands(COUNT_CAP)),
+        (false, true) if shown == 1 => "1 user matches.".to_owned(),
+        (false, true) => format!("{shown} users match."),
+        (false, false) if shown == 1 => "1 user.".to_owned(),
+        (false, false) => format!("{shown} users."),
     };
     Ok(UsersPage {
         name_header: sort_header("Name", SortKey::Name, &query, &urls),
@@ -346,13 +376,19 @@ pub async fn list(
             .replacen("/users", "/users/export.csv", 1),
         all_chip: StatusChip {
             label: "All",
-            count: total,
+            count: Some(if counts.capped {
+                format!("{}+", thousands(COUNT_CAP))
+            } else {
+                total.to_string()
+            }),
             url: urls.with_status(None),
             selected: query.status.is_none() && !query.expiring_soon,
         },
         chips,
-        filtered: !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon,
-        total_users: shown,
+        filtered,
+        total_text,
+        counts_capped: counts.capped,
+        count_cap: thousands(COUNT_CAP),
         search: params.typed_search(),
         search_too_short: params.too_short_search(),
         min_search_chars: list::MIN_SEARCH_CHARS,

@@ -42,6 +42,10 @@ pub struct ViewCache {
     entries: std::sync::Mutex<HashMap<String, CachedTable>>,
     /// Per account, the searches it may render at once.
     searches: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Per view being rendered, a lock that the other requests for it wait on, so that a
+    /// view missing from the cache (first asked for, or after a change) is rendered once
+    /// rather than by every request that arrives meanwhile.
+    rendering: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Searches (not served from the cache) that one account renders at once; more wait
@@ -79,7 +83,23 @@ impl ViewCache {
             fresh_for: chrono::TimeDelta::from_std(fresh_for).unwrap_or_default(),
             entries: std::sync::Mutex::default(),
             searches: std::sync::Mutex::default(),
+            rendering: std::sync::Mutex::default(),
         }
+    }
+
+    /// The lock of one view's rendering (see `rendering`).
+    fn render_lock(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut rendering = self.rendering.lock().ok()?;
+        // Locks nobody holds or waits for are dropped now and then.
+        if rendering.len() > 4 * CACHED_VIEWS {
+            rendering.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        Some(
+            rendering
+                .entry(key.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone(),
+        )
     }
 
     /// Waits for the account's turn to run a search.
@@ -148,6 +168,25 @@ impl ViewCache {
         }
     }
 
+    /// The view, if rendered for this generation within the freshness window (by the
+    /// request this one waited for).
+    fn fresh(
+        &self,
+        key: &str,
+        generation: u64,
+        now: chrono::NaiveDateTime,
+    ) -> Option<Arc<TableView>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|c| {
+                c.generation == generation
+                    && c.refreshing_since.is_none()
+                    && now - c.rendered_at < self.fresh_for
+            })
+            .map(|c| c.table.clone())
+    }
+
     fn key(query: &ListQuery) -> String {
         let from = match &query.from {
             PageFrom::Start => String::new(),
@@ -178,6 +217,20 @@ impl ViewCache {
         match self.lookup(&key, generation, now) {
             Lookup::Fresh(table) | Lookup::Stale(table) => return Ok(table),
             Lookup::Missing => {}
+        }
+        // Single flight: whoever renders this view first holds its lock; the others wait,
+        // then find it fresh. (With the cache off there is nothing to share.)
+        let lock = (self.fresh_for > chrono::TimeDelta::zero())
+            .then(|| self.render_lock(&key))
+            .flatten();
+        let _rendering = match &lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        if lock.is_some()
+            && let Some(table) = self.fresh(&key, generation, now)
+        {
+            return Ok(table);
         }
         let _turn = if query.search.trim().is_empty() {
             None

@@ -220,6 +220,12 @@ impl TestApp {
             .expect("the user exists")
     }
 
+    /// Marks the Users page's counts and cached views out of date after a change made
+    /// straight in the database.
+    pub fn forget_cached_views(&self) {
+        (self.forget_cached_views)();
+    }
+
     pub fn conn(&self) -> enroll::db::PooledConnection {
         self.db.get().unwrap()
     }
