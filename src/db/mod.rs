@@ -49,6 +49,9 @@ pub enum DbError {
     /// Every slot for expensive reads was taken: refused at once, not queued.
     #[error("too many expensive reads at once")]
     Busy,
+    /// Work that changes data ran past its deadline, was stopped and rolled back.
+    #[error("the database work took longer than its deadline and was rolled back")]
+    WriteTooSlow,
 }
 
 /// A connection to either engine. PostgreSQL is declared first: the derive tries the
@@ -428,6 +431,9 @@ impl Db {
                     write_deadline_trips_total = total,
                     "database work ran past its deadline and was stopped (rolled back)"
                 );
+                // Whatever the statement reported, the cause is the deadline: the person
+                // is told nothing changed and to try again (503), not that it broke (500).
+                return Err(DbError::WriteTooSlow.into());
             }
             result
         })
