@@ -21,10 +21,14 @@ pub enum Action {
     SettingsChange,
     AccountAdd,
     AccountChange,
+    /// Made without an invitation (through the API).
+    Create,
+    /// Tags added, changed or removed.
+    Tag,
 }
 
 impl Action {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::Invite,
         Self::Resend,
         Self::Remove,
@@ -37,6 +41,8 @@ impl Action {
         Self::SettingsChange,
         Self::AccountAdd,
         Self::AccountChange,
+        Self::Create,
+        Self::Tag,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +59,8 @@ impl Action {
             Self::SettingsChange => "settings_change",
             Self::AccountAdd => "account_add",
             Self::AccountChange => "account_change",
+            Self::Create => "create",
+            Self::Tag => "tag",
         }
     }
 
@@ -70,6 +78,8 @@ impl Action {
             Self::SettingsChange => "Changed invitation settings",
             Self::AccountAdd => "Added console account",
             Self::AccountChange => "Changed console account",
+            Self::Create => "Added without an invitation",
+            Self::Tag => "Changed tags",
         }
     }
 

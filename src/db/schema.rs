@@ -70,6 +70,16 @@ diesel::table! {
         invited_by -> Nullable<Text>,
         enrolled_at -> Nullable<Timestamp>,
         search_id -> Nullable<BigInt>,
+        api_user_id -> Nullable<Text>,
+        client_request_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    user_tags (user_id, tag_key) {
+        user_id -> Text,
+        tag_key -> Text,
+        tag_value -> Text,
     }
 }
 
@@ -129,6 +139,7 @@ diesel::table! {
 
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
+diesel::joinable!(user_tags -> users (user_id));
 diesel::joinable!(outbound_emails -> invitations (invitation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -141,4 +152,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbound_emails,
     audit_events,
     form_submissions,
+    user_tags,
 );

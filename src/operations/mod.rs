@@ -5,12 +5,15 @@
 //! doors (the web console today) only translate requests into these calls.
 
 mod accounts;
+mod api;
+mod credentials_stub;
 mod hashing;
 mod invitations;
 mod reads;
 mod settings;
 
 pub use accounts::{AccountAdded, AccountChange, SignIn};
+pub use api::{ConfigurationChange, InvitationConfiguration};
 pub use invitations::TokenLookup;
 
 use std::sync::Arc;

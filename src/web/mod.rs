@@ -1,6 +1,7 @@
 //! The web console: one module per page, the extractors they share, and the URL map.
 //! This file is the URL map; shared request plumbing is in [`request`].
 
+pub mod a4b;
 pub mod accounts;
 pub mod assets;
 pub mod audit;
@@ -55,6 +56,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/accounts/{id}/disable", web::post().to(accounts::disable))
         .route("/accounts/{id}/enable", web::post().to(accounts::enable))
         .route("/audit", web::get().to(audit::list));
+    // The Alexa for Business API for scripts (API.md): signed, not a console page.
+    cfg.service(
+        web::resource("/a4b")
+            .app_data(web::PayloadConfig::new(a4b::MAX_BODY_BYTES))
+            .route(web::post().to(a4b::endpoint))
+            .route(web::route().to(a4b::method_not_allowed)),
+    );
     // Routes that change things answer GET with 405, not a page.
     cfg.route(
         "/users/remove-expired",

@@ -192,6 +192,8 @@ pub(super) struct UserView {
     expires_relative: String,
     show_expiry: bool,
     delivery_error: Option<String>,
+    /// Never invited: selecting only such users turns the button into "Send invitation".
+    not_invited: bool,
 }
 
 impl UserView {
@@ -209,7 +211,11 @@ impl UserView {
             expires: time_format::short(row.expires_at),
             expires_machine: time_format::machine(row.expires_at),
             expires_relative: time_format::relative(row.expires_at, now),
-            show_expiry: status != EnrollmentStatus::Enrolled,
+            show_expiry: !matches!(
+                status,
+                EnrollmentStatus::Enrolled | EnrollmentStatus::NotInvited
+            ),
+            not_invited: status == EnrollmentStatus::NotInvited,
             delivery_error: (status == EnrollmentStatus::DeliveryFailed)
                 .then(|| row.delivery_error.clone())
                 .flatten(),
@@ -265,6 +271,9 @@ struct UsersPage {
     return_to: String,
     filtered: bool,
     total_users: i64,
+    /// "Send invitation" when the view lists only users never invited (the script
+    /// switches it as the selection changes).
+    resend_label: &'static str,
 }
 
 fn sort_header(
@@ -351,6 +360,11 @@ pub async fn list(
             selected: query.status.is_none() && !query.expiring_soon,
         },
         chips,
+        resend_label: if query.status == Some(EnrollmentStatus::NotInvited) {
+            "Send invitation"
+        } else {
+            "Resend invitation"
+        },
         filtered: !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon,
         total_users: shown,
         search: params.typed_search(),
