@@ -6,7 +6,6 @@
 
 mod accounts;
 mod api;
-mod credentials_stub;
 mod hashing;
 mod invitations;
 mod reads;
