@@ -70,6 +70,10 @@ diesel::table! {
         invited_by -> Nullable<Text>,
         enrolled_at -> Nullable<Timestamp>,
         search_id -> Nullable<BigInt>,
+        deactivated_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+        provisioned_by -> Nullable<Text>,
+        updated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -127,6 +131,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        role -> Text,
+        token_hash -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        sealed_secret -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(outbound_emails -> invitations (invitation_id));
@@ -141,4 +161,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbound_emails,
     audit_events,
     form_submissions,
+    credentials,
 );

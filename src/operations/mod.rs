@@ -5,12 +5,14 @@
 //! doors (the web console today) only translate requests into these calls.
 
 mod accounts;
+mod credentials;
 mod hashing;
 mod invitations;
 mod reads;
 mod settings;
 
 pub use accounts::{AccountAdded, AccountChange, SignIn};
+pub use credentials::{AccessKeyForSigning, CredentialAdded};
 pub use invitations::TokenLookup;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::clock::Clock;
+use crate::credentials::CredentialKey;
 use crate::db::Db;
 use crate::mail::MailQueue;
 use crate::users::counts::CountsCache;
@@ -38,6 +41,8 @@ pub struct Operations {
     resend_limit_per_hour: u32,
     /// Argon2, bounded and off the pool the database calls use.
     hashing: Arc<hashing::PasswordHashing>,
+    /// Seals and opens access key secrets.
+    credential_key: CredentialKey,
 }
 
 impl Operations {
@@ -49,7 +54,15 @@ impl Operations {
             counts: Arc::default(),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
+            credential_key: CredentialKey::ephemeral(),
         }
+    }
+
+    /// Access keys are sealed with this key (derived from the session secret). Without
+    /// it, access keys made here could never be checked.
+    pub fn with_credential_key(mut self, key: CredentialKey) -> Self {
+        self.credential_key = key;
+        self
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.

@@ -39,6 +39,7 @@ mod assets;
 mod auth;
 mod browser;
 mod cli;
+mod credentials;
 mod csv_import_export;
 mod delivery;
 mod dkim;
