@@ -54,6 +54,7 @@ impl Application {
         let secret = session_secret(&config, database_url.engine())?;
         let cookie_key = Key::derive_from(&secret);
         let mail_key = MailKey::derive(&secret);
+        let credential_key = crate::credentials::CredentialKey::derive(&secret);
         drop(secret);
         let db = Db::connect(&database_url, config.db_pool_size)?;
         let mailer = mailer(&config)?;
@@ -73,7 +74,8 @@ impl Application {
             clock.clone(),
             mail_queue,
             config.resend_limit_per_hour,
-        );
+        )
+        .with_credential_key(credential_key);
         let state = AppState {
             ops,
             db: db.clone(),
@@ -288,7 +290,7 @@ fn worker_settings(config: &Config) -> WorkerSettings {
 /// are derived: ENROLL_SESSION_KEY, or (SQLite only) generated once and kept in the data
 /// folder so restarts keep people signed in. Never in the database, so that a copy of
 /// the database alone opens nothing.
-fn session_secret(config: &Config, engine: Engine) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn session_secret(config: &Config, engine: Engine) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.session_key {
         let secret = secret.expose_secret();
         anyhow::ensure!(

@@ -70,6 +70,10 @@ diesel::table! {
         invited_by -> Nullable<Text>,
         enrolled_at -> Nullable<Timestamp>,
         search_id -> Nullable<BigInt>,
+        deactivated_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+        provisioned_by -> Nullable<Text>,
+        updated_at -> Nullable<Timestamp>,
         api_user_id -> Nullable<Text>,
         client_request_token -> Nullable<Text>,
     }
@@ -137,6 +141,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        role -> Text,
+        token_hash -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        sealed_secret -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
 diesel::joinable!(user_tags -> users (user_id));
@@ -152,5 +172,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbound_emails,
     audit_events,
     form_submissions,
+    credentials,
     user_tags,
 );

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod api;
+mod credentials;
 mod hashing;
 mod invitations;
 mod reads;
@@ -13,6 +14,7 @@ mod settings;
 
 pub use accounts::{AccountAdded, AccountChange, SignIn};
 pub use api::{ConfigurationChange, InvitationConfiguration};
+pub use credentials::{AccessKeyForSigning, CredentialAdded};
 pub use invitations::TokenLookup;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::clock::Clock;
+use crate::credentials::CredentialKey;
 use crate::db::Db;
 use crate::mail::MailQueue;
 use crate::users::counts::CountsCache;
@@ -40,6 +43,8 @@ pub struct Operations {
     resend_limit_per_hour: u32,
     /// Argon2, bounded and off the pool the database calls use.
     hashing: Arc<hashing::PasswordHashing>,
+    /// Seals and opens access key secrets.
+    credential_key: CredentialKey,
 }
 
 impl Operations {
@@ -51,7 +56,15 @@ impl Operations {
             counts: Arc::default(),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
+            credential_key: CredentialKey::ephemeral(),
         }
+    }
+
+    /// Access keys are sealed with this key (derived from the session secret). Without
+    /// it, access keys made here could never be checked.
+    pub fn with_credential_key(mut self, key: CredentialKey) -> Self {
+        self.credential_key = key;
+        self
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.

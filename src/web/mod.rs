@@ -3,6 +3,7 @@
 
 pub mod a4b;
 pub mod accounts;
+pub mod api_access;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -43,6 +44,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/remove", web::post().to(users::remove))
         .route("/settings/invitations", web::get().to(settings::form))
         .route("/settings/invitations", web::post().to(settings::submit))
+        .route("/settings/api", web::get().to(api_access::show))
+        .route("/settings/api", web::post().to(api_access::create))
+        .route(
+            "/settings/api/{id}/revoke",
+            web::post().to(api_access::revoke),
+        )
         .route("/enroll/{token}", web::get().to(enroll::show))
         .route("/enroll/{token}", web::post().to(enroll::join))
         .route("/accounts", web::get().to(accounts::list))
@@ -81,6 +88,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/accounts/{id}/password",
         "/accounts/{id}/disable",
         "/accounts/{id}/enable",
+        "/settings/api/{id}/revoke",
     ] {
         cfg.route(path, web::route().to(method_not_allowed));
     }

@@ -105,7 +105,11 @@ fn fresh_invitation(
     let invitee = compose::Invitee {
         first_name,
         recipient,
-        inviter: change.actor.email.as_deref().unwrap_or("An administrator"),
+        // A machine's name ("SCIM: Okta") means nothing to the invitee.
+        inviter: match &change.actor.credential_id {
+            Some(_) => "An administrator",
+            None => change.actor.email.as_deref().unwrap_or("An administrator"),
+        },
         link: &link,
         expires_at,
     };

@@ -46,7 +46,12 @@ impl Answer {
 
     /// A refusal with this `__type`, status and a message.
     pub fn refused(&self, status: u16, kind: &str) {
-        assert_eq!((self.status, self.error()), (status, kind), "{:?}", self.body);
+        assert_eq!(
+            (self.status, self.error()),
+            (status, kind),
+            "{:?}",
+            self.body
+        );
         assert!(
             !self.body["message"].as_str().unwrap_or("").is_empty(),
             "{:?}",
@@ -148,8 +153,8 @@ impl A4b {
         let response = request.send().await.expect("the API answers");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         Answer { status, body }
     }
 
