@@ -63,7 +63,6 @@ impl Answer {
 impl A4b {
     /// An access key made on the API access page by the signed-in administrator.
     pub async fn key(app: &TestApp, name: &str, role: &str) -> Self {
-        app.login_admin().await;
         let page = create_credential(app, name, "access-key", role).await;
         assert_eq!(page.status, 200, "{}", page.text());
         Self {

@@ -148,7 +148,10 @@ on_both_engines! {
         api.call("GetInvitationConfiguration", json!({}))
             .await
             .refused(400, "NotFoundException");
-        app.set_up_invitations().await;
+        let saved = app
+            .submit("/settings/invitations", "/settings/invitations", &TestApp::settings_fields())
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.text());
         let before = api.call("GetInvitationConfiguration", json!({})).await.ok();
         assert_eq!(before["PrivateSkillIds"], json!([]));
         api.call(
