@@ -125,8 +125,16 @@ impl Operations {
     ) -> Result<std::result::Result<Results, BadToken>> {
         principal.require(Permission::ViewUsers)?;
         let now = self.clock.now();
+        // The counts the Users page shows (a few seconds old at most) give TotalCount
+        // without counting every user on each request.
+        let known_total = if search.next_token.is_none() {
+            let counts = self.counts.get(&self.db, &self.clock).await?;
+            api_search::total_from_counts(&search, &counts)
+        } else {
+            None
+        };
         self.db
-            .read(move |conn| Ok(api_search::search(conn, &search, now)?))
+            .read(move |conn| Ok(api_search::search(conn, &search, now, known_total)?))
             .await
     }
 

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use sha2::{Digest, Sha256};
 
+use super::counts::StatusCounts;
 use super::list::UserRow;
 use super::status::{
     EnrollmentStatus, UsersWithLiveInvitationSource, not_invited_expiry, users_with_live_invitation,
@@ -302,11 +303,51 @@ fn decode(text: &str, search: &Search, keys: usize) -> Result<Token, BadToken> {
     Ok(token)
 }
 
-/// One page of SearchUsers.
+/// TotalCount from the Users page's status counts, when the search filters on status
+/// alone (or not at all): no count of every user per request. `None` otherwise.
+pub fn total_from_counts(search: &Search, counts: &StatusCounts) -> Option<i64> {
+    if search
+        .filters
+        .iter()
+        .any(|f| f.field != Field::EnrollmentStatus)
+    {
+        return None;
+    }
+    let not_invited = counts.of(EnrollmentStatus::NotInvited);
+    let enrolled = counts.of(EnrollmentStatus::Enrolled);
+    let of = |status: ApiStatus| match status {
+        ApiStatus::Initialized => not_invited,
+        ApiStatus::Registered => enrolled,
+        ApiStatus::Pending => counts.total() - not_invited - enrolled,
+        ApiStatus::Disassociating | ApiStatus::Deregistering => 0,
+    };
+    // Values of one filter are alternatives; filters all apply.
+    Some(
+        [
+            ApiStatus::Initialized,
+            ApiStatus::Pending,
+            ApiStatus::Registered,
+        ]
+        .into_iter()
+        .filter(|status| {
+            search.filters.iter().all(|f| {
+                f.values
+                    .iter()
+                    .any(|v| ApiStatus::parse(v) == Some(*status))
+            })
+        })
+        .map(of)
+        .sum(),
+    )
+}
+
+/// One page of SearchUsers. `known_total` is TotalCount when already known (see
+/// [`total_from_counts`]); a NextToken carries the total of the first page.
 pub fn search(
     conn: &mut DbConnection,
     search: &Search,
     now: NaiveDateTime,
+    known_total: Option<i64>,
 ) -> QueryResult<Result<Results, BadToken>> {
     let order = order_of(search);
     let token = match &search.next_token {
@@ -317,9 +358,10 @@ pub fn search(
         None => None,
     };
     let conditions = || search.filters.iter().map(|f| filter_condition(f, now));
-    let total = match &token {
-        Some(token) => token.t,
-        None => {
+    let total = match (&token, known_total) {
+        (Some(token), _) => token.t,
+        (None, Some(total)) => total,
+        (None, None) => {
             let mut count = users_with_live_invitation()
                 .select(diesel::dsl::count_star())
                 .into_boxed();
