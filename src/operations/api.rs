@@ -3,6 +3,10 @@
 //! invitation set-up as that API reads and writes it. Each checks its permission and
 //! runs its own transaction with its audit entry, as every operation does.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use super::{Operations, Permission, Principal, Result};
 use crate::settings::{InvitationSettings, SettingsInput};
 use crate::users::api_search::{self, BadToken, Results, Search};
@@ -117,13 +121,20 @@ impl Operations {
             .await
     }
 
-    /// One page of the API's SearchUsers.
+    /// One page of the API's SearchUsers. The same page asked for again within a
+    /// second is shared, as the Users page shares its rendered tables: a change made
+    /// through this instance clears it at once.
     pub async fn search_users(
         &self,
         principal: &Principal,
         search: Search,
-    ) -> Result<std::result::Result<Results, BadToken>> {
+    ) -> Result<std::result::Result<Arc<Results>, BadToken>> {
         principal.require(Permission::ViewUsers)?;
+        let generation = self.generation();
+        let key = api_search::cache_key(&search);
+        if let Some(results) = self.api_searches.get(&key, generation) {
+            return Ok(Ok(results));
+        }
         let now = self.clock.now();
         // The counts the Users page shows (a few seconds old at most) give TotalCount
         // without counting every user on each request.
@@ -133,9 +144,17 @@ impl Operations {
         } else {
             None
         };
-        self.db
-            .read(move |conn| Ok(api_search::search(conn, &search, now, known_total)?))
-            .await
+        let results = self
+            .db
+            .read(move |conn| {
+                Ok::<_, super::Error>(api_search::search(conn, &search, now, known_total)?)
+            })
+            .await?;
+        Ok(results.map(|results| {
+            let results = Arc::new(results);
+            self.api_searches.put(key, generation, results.clone());
+            results
+        }))
     }
 
     /// The invitation set-up, for administrators; `None` before it is done.
@@ -182,5 +201,42 @@ impl Operations {
         };
         self.save_settings(principal, settings).await?;
         Ok(ConfigurationChange::Saved)
+    }
+}
+
+/// Pages of SearchUsers shared for a moment by identical requests (see
+/// [`Operations::search_users`]).
+#[derive(Default)]
+pub struct SearchCache {
+    entries: Mutex<HashMap<String, CachedPage>>,
+}
+
+/// The generation it was read in, when, and the page.
+type CachedPage = (u64, Instant, Arc<Results>);
+
+/// How long a page is shared, as the Users page's tables are by default.
+const SEARCH_FRESH_FOR: Duration = Duration::from_secs(1);
+/// Pages kept at most; when full, the stale ones go, then all.
+const SEARCHES_KEPT: usize = 256;
+
+impl SearchCache {
+    fn get(&self, key: &str, generation: u64) -> Option<Arc<Results>> {
+        let entries = self.entries.lock().ok()?;
+        let (made_in, made_at, results) = entries.get(key)?;
+        (*made_in == generation && made_at.elapsed() < SEARCH_FRESH_FOR).then(|| results.clone())
+    }
+
+    fn put(&self, key: String, generation: u64, results: Arc<Results>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= SEARCHES_KEPT {
+                entries.retain(|_, (made_in, made_at, _)| {
+                    *made_in == generation && made_at.elapsed() < SEARCH_FRESH_FOR
+                });
+                if entries.len() >= SEARCHES_KEPT {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (generation, Instant::now(), results));
+        }
     }
 }

@@ -41,6 +41,8 @@ pub struct Operations {
     /// Status counts of the Users page, recounted after every change made here.
     counts: Arc<CountsCache>,
     resend_limit_per_hour: u32,
+    /// Pages of the API's SearchUsers, shared for a moment.
+    api_searches: Arc<api::SearchCache>,
     /// Argon2, bounded and off the pool the database calls use.
     hashing: Arc<hashing::PasswordHashing>,
     /// Seals and opens access key secrets.
@@ -54,6 +56,7 @@ impl Operations {
             clock,
             mail,
             counts: Arc::default(),
+            api_searches: Arc::default(),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
             credential_key: CredentialKey::ephemeral(),

@@ -276,6 +276,16 @@ struct Token {
     t: i64,
 }
 
+/// What identifies a page of results: the search, its page size and its token.
+pub fn cache_key(search: &Search) -> String {
+    format!(
+        "{}|{}|{}",
+        fingerprint(search),
+        search.limit,
+        search.next_token.as_deref().unwrap_or_default()
+    )
+}
+
 fn fingerprint(search: &Search) -> String {
     let mut hash = Sha256::new();
     for filter in &search.filters {

@@ -268,18 +268,18 @@ async fn search_users(
         .map_err(|_| ApiError::validation("The NextToken does not belong to this search."))?;
     let users: Vec<UserData> = results
         .users
-        .into_iter()
+        .iter()
         .map(|(found, status)| UserData {
             user_arn: user_arn(&found.row.id),
-            first_name: found.row.first_name,
-            last_name: found.row.last_name,
-            email: found.row.email,
+            first_name: found.row.first_name.clone(),
+            last_name: found.row.last_name.clone(),
+            email: found.row.email.clone(),
             enrollment_status: status.name(),
-            enrollment_id: found.row.id,
+            enrollment_id: found.row.id.clone(),
         })
         .collect();
     let mut answer = json!({ "Users": users, "TotalCount": results.total });
-    if let Some(token) = results.next_token {
+    if let Some(token) = &results.next_token {
         answer["NextToken"] = json!(token);
     }
     Ok(answer)
