@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 users="${BENCH_USERS:-100000}"
 duration="${BENCH_DURATION:-10s}"
 connections="${BENCH_CONNECTIONS:-64}"
-port=18481
+port=18497
 python=target/a4b-venv/bin/python
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
