@@ -7,6 +7,9 @@
 //! - `enroll_test_browser`: Chromium, chromedriver and axe-core are there (tests/api/browser.rs);
 //! - `enroll_test_oidc`: node and the npm package `oidc-provider` are there (the single
 //!   sign-on tests run a real OpenID provider: tests/api/support/oidc.rs).
+//! - `enroll_test_boto3`: a Python with boto3 1.34.100 is at `ENROLL_TEST_A4B_PYTHON`, or in
+//!   the virtual environment `.ci/run` makes (`target/a4b-venv`); its path is passed to
+//!   the tests as `ENROLL_TEST_A4B_PYTHON_RESOLVED` (tests/api/a4b/boto3.rs).
 //!
 //! Cargo runs this again when one of those variables changes, or when a watched file or
 //! folder does (installing `chromium chromium-driver` changes /usr/bin). The application
@@ -22,12 +25,17 @@ const OIDC_PROVIDER: &str = "ENROLL_TEST_OIDC_PROVIDER";
 const OIDC_DEFAULT: &str = "target/oidc-provider/node_modules";
 /// Where the README's `npm install --prefix target/axe-core axe-core@4` puts it.
 const AXE_DEFAULT: &str = "target/axe-core/node_modules/axe-core/axe.min.js";
+const A4B_PYTHON: &str = "ENROLL_TEST_A4B_PYTHON";
+/// Where `.ci/run` makes the virtual environment with boto3.
+const A4B_DEFAULT: &str = "target/a4b-venv/bin/python";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(enroll_test_postgres)");
     println!("cargo::rustc-check-cfg=cfg(enroll_test_browser)");
     println!("cargo::rustc-check-cfg=cfg(enroll_test_oidc)");
     println!("cargo::rerun-if-env-changed={OIDC_PROVIDER}");
+    println!("cargo::rustc-check-cfg=cfg(enroll_test_boto3)");
+    println!("cargo::rerun-if-env-changed={A4B_PYTHON}");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo::rerun-if-env-changed={AXE_JS}");
@@ -48,6 +56,13 @@ fn main() {
     if oidc.iter().all(|found| *found) {
         println!("cargo::rustc-cfg=enroll_test_oidc");
     }
+    if let Some(python) = boto3_python() {
+        println!("cargo::rustc-cfg=enroll_test_boto3");
+        println!(
+            "cargo::rustc-env=ENROLL_TEST_A4B_PYTHON_RESOLVED={}",
+            python.display()
+        );
+    }
 }
 
 /// Whether the `oidc-provider` package is in `ENROLL_TEST_OIDC_PROVIDER` (a
@@ -66,6 +81,22 @@ fn oidc_provider() -> bool {
     } else {
         false
     }
+}
+
+/// The Python to run the boto3 script with: `ENROLL_TEST_A4B_PYTHON`, or the one of the
+/// virtual environment `.ci/run` makes. Only the default one is watched (setting the
+/// variable runs this again anyway).
+fn boto3_python() -> Option<PathBuf> {
+    if let Some(path) = env::var_os(A4B_PYTHON).filter(|path| !path.is_empty()) {
+        return Some(PathBuf::from(path)).filter(|path| path.is_file());
+    }
+    let path = Path::new(&env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join(A4B_DEFAULT);
+    // Not watched when missing (see `watch`): setting the variable after making the
+    // environment runs this again, as `.ci/run` does.
+    path.is_file().then(|| {
+        watch(&path);
+        path
+    })
 }
 
 /// Whether `preferred`, or `name` on PATH, is there (the browser test looks the same

@@ -21,10 +21,19 @@ pub enum Action {
     SettingsChange,
     AccountAdd,
     AccountChange,
+    CredentialAdd,
+    CredentialRevoke,
+    Deactivate,
+    Reactivate,
+    UserChange,
+    /// Made without an invitation (through the API).
+    Create,
+    /// Tags added, changed or removed.
+    Tag,
 }
 
 impl Action {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 19] = [
         Self::Invite,
         Self::Resend,
         Self::Remove,
@@ -37,6 +46,13 @@ impl Action {
         Self::SettingsChange,
         Self::AccountAdd,
         Self::AccountChange,
+        Self::CredentialAdd,
+        Self::CredentialRevoke,
+        Self::Deactivate,
+        Self::Reactivate,
+        Self::UserChange,
+        Self::Create,
+        Self::Tag,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +69,13 @@ impl Action {
             Self::SettingsChange => "settings_change",
             Self::AccountAdd => "account_add",
             Self::AccountChange => "account_change",
+            Self::CredentialAdd => "credential_add",
+            Self::CredentialRevoke => "credential_revoke",
+            Self::Deactivate => "deactivate",
+            Self::Reactivate => "reactivate",
+            Self::UserChange => "user_change",
+            Self::Create => "create",
+            Self::Tag => "tag",
         }
     }
 
@@ -70,6 +93,13 @@ impl Action {
             Self::SettingsChange => "Changed invitation settings",
             Self::AccountAdd => "Added console account",
             Self::AccountChange => "Changed console account",
+            Self::CredentialAdd => "Added API credential",
+            Self::CredentialRevoke => "Revoked API credential",
+            Self::Deactivate => "Deactivated",
+            Self::Reactivate => "Reactivated",
+            Self::UserChange => "Changed user",
+            Self::Create => "Added without an invitation",
+            Self::Tag => "Changed tags",
         }
     }
 
@@ -82,8 +112,12 @@ impl Action {
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
     pub account_id: Option<String>,
+    /// How the log names the actor: an address, "command line", "SCIM: Okta".
     pub email: Option<String>,
     pub client_ip: Option<String>,
+    /// A machine credential acting: its id and its name as typed ("Okta").
+    pub credential_id: Option<String>,
+    pub credential_name: Option<String>,
 }
 
 impl Actor {
@@ -92,12 +126,24 @@ impl Actor {
             account_id: Some(account_id.to_owned()),
             email: Some(email.to_owned()),
             client_ip,
+            ..Self::default()
         }
     }
 
     pub fn anonymous(client_ip: Option<String>) -> Self {
         Self {
             client_ip,
+            ..Self::default()
+        }
+    }
+
+    /// A machine credential, named in the log as `label` ("SCIM: Okta").
+    pub fn credential(id: &str, label: &str, name: &str, client_ip: Option<String>) -> Self {
+        Self {
+            email: Some(label.to_owned()),
+            client_ip,
+            credential_id: Some(id.to_owned()),
+            credential_name: Some(name.to_owned()),
             ..Self::default()
         }
     }
@@ -136,7 +182,10 @@ impl NewAuditEvent {
         Self {
             id: uuid::Uuid::now_v7().to_string(),
             occurred_at: now,
-            actor_id: actor.account_id.clone(),
+            actor_id: actor
+                .account_id
+                .clone()
+                .or_else(|| actor.credential_id.clone()),
             actor_email: actor.email.clone(),
             action: action.as_str(),
             subject_email: subject_email.map(str::to_owned),

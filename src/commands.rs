@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use crate::accounts::{NewPassword, Role};
 use crate::clock::Clock;
-use crate::config::{AdminCommand, Cli, Command, Config};
+use crate::config::{AdminCommand, Cli, Command, Config, TokenCommand, TokenKind};
 use crate::db::{self, Db};
 use crate::mail::MailQueue;
 use crate::operations::{AccountAdded, Operations};
@@ -28,6 +28,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { to } => backup(&cli.config, &to),
         Command::Restore { from } => restore(&cli.config, &from),
         Command::Doctor => crate::doctor::run(&cli.config),
+        Command::Token {
+            command: TokenCommand::Add { kind, name, role },
+        } => add_token(&cli.config, kind, &name, role),
     }
 }
 
@@ -132,6 +135,67 @@ fn add_account(config: &Config, email: &str, role: Role) -> anyhow::Result<()> {
         anyhow::bail!("an account for {email} already exists");
     }
     println!("Added {} account {email}.", role.label());
+    Ok(())
+}
+
+fn add_token(
+    config: &Config,
+    kind: TokenKind,
+    name: &str,
+    role: Option<Role>,
+) -> anyhow::Result<()> {
+    use crate::credentials::{CredentialKey, CredentialKind, CredentialName, IssuedSecret};
+    use crate::operations::CredentialAdded;
+    use secrecy::ExposeSecret;
+
+    let name = CredentialName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let (kind, role) = match (kind, role) {
+        (TokenKind::Scim, None | Some(Role::Administrator)) => {
+            (CredentialKind::Scim, Role::Administrator)
+        }
+        (TokenKind::Scim, Some(_)) => {
+            anyhow::bail!("--role: SCIM tokens act as administrators; leave --role out")
+        }
+        (TokenKind::AccessKey, Some(role)) => (CredentialKind::AccessKey, role),
+        (TokenKind::AccessKey, None) => {
+            anyhow::bail!("--role administrator|helpdesk is required for an access key")
+        }
+    };
+    let url = config.database_url()?;
+    // The same secret the server derives its keys from: an access key sealed under any
+    // other could never be checked.
+    let key = match kind {
+        CredentialKind::AccessKey => {
+            CredentialKey::derive(&crate::startup::session_secret(config, url.engine())?)
+        }
+        CredentialKind::Scim => CredentialKey::ephemeral(),
+    };
+    let db = connect(config)?;
+    db::run_migrations(&mut *db.get()?)?;
+    let ops = Operations::new(
+        db,
+        Clock::system(),
+        MailQueue::unattended(),
+        config.resend_limit_per_hour,
+    )
+    .with_credential_key(key);
+    let added = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(ops.create_credential(&Principal::command_line(), kind, name.clone(), role))?;
+    match added {
+        CredentialAdded::NameTaken => anyhow::bail!(
+            "a credential named \"{}\" already exists; revoke it first or pick another name",
+            name.as_str()
+        ),
+        CredentialAdded::Added(_, IssuedSecret::Scim { token }) => {
+            println!("token={}", token.expose_secret());
+        }
+        CredentialAdded::Added(_, IssuedSecret::AccessKey { key_id, secret }) => {
+            println!("access_key_id={key_id}");
+            println!("secret_access_key={}", secret.expose_secret());
+        }
+    }
     Ok(())
 }
 

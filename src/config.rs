@@ -23,7 +23,11 @@ use crate::db::DatabaseUrl;
     after_help = "`enroll admin add --email E --role administrator|helpdesk` reads the new \
                   account's password from ENROLL_ADMIN_PASSWORD, or asks for it on the terminal.\n\
                   `enroll backup --to FILE` (or ENROLL_BACKUP_TO) and `enroll restore --from FILE` \
-                  (or ENROLL_RESTORE_FROM) copy the SQLite database; back up PostgreSQL with pg_dump."
+                  (or ENROLL_RESTORE_FROM) copy the SQLite database; back up PostgreSQL with pg_dump.\n\
+                  `enroll token add --kind scim --name NAME` prints `token=<secret>`; `enroll token add \
+                  --kind access-key --name NAME --role administrator|helpdesk` prints `access_key_id=<id>` \
+                  and `secret_access_key=<secret>` (or ENROLL_TOKEN_KIND, ENROLL_TOKEN_NAME, \
+                  ENROLL_TOKEN_ROLE). The secret is shown once."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -58,6 +62,36 @@ pub enum Command {
     /// Check the database, the mail server, the public URL, the clock and DKIM; exit
     /// status 0 only when every check passes
     Doctor,
+    /// Manage machine credentials (SCIM tokens, access keys) from a script
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a credential and print its secret (shown this once): `token=<secret>` for
+    /// SCIM, `access_key_id=<id>` and `secret_access_key=<secret>` for an access key
+    Add {
+        /// scim: a bearer token for /scim/v2 (acts as an administrator);
+        /// access-key: an id and secret that sign requests to the API
+        #[arg(long, env = "ENROLL_TOKEN_KIND", value_enum)]
+        kind: TokenKind,
+        /// How the audit log and the API access page name it ("Okta")
+        #[arg(long, env = "ENROLL_TOKEN_NAME")]
+        name: String,
+        /// What an access key may do (required for access keys; SCIM tokens are
+        /// administrators)
+        #[arg(long, env = "ENROLL_TOKEN_ROLE", value_enum)]
+        role: Option<Role>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenKind {
+    Scim,
+    AccessKey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod doctor;

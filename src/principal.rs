@@ -4,6 +4,7 @@
 
 use crate::accounts::Role;
 use crate::audit::Actor;
+use crate::credentials::CredentialKind;
 use crate::error::Error;
 
 /// Something a principal may or may not do.
@@ -18,6 +19,10 @@ pub enum Permission {
     ManageSettings,
     ManageAccounts,
     ViewAudit,
+    /// The API access page: make and revoke machine credentials.
+    ManageCredentials,
+    /// Deactivate and reactivate users (what identity providers do over SCIM).
+    Deactivate,
 }
 
 impl Role {
@@ -48,6 +53,16 @@ pub enum PrincipalKind {
     Anonymous,
     /// The server's own command line, run by whoever operates it.
     CommandLine,
+    /// A machine credential (API.md "Credentials"): a SCIM token acts as an
+    /// administrator for provisioning, an access key with its role. Neither manages
+    /// accounts, credentials or reads the audit log: those stay with people; an
+    /// administrator's access key may change the invitation set-up, as the API does.
+    Credential {
+        id: String,
+        name: String,
+        kind: CredentialKind,
+        role: Role,
+    },
 }
 
 impl Principal {
@@ -76,10 +91,43 @@ impl Principal {
         }
     }
 
+    pub fn credential(
+        id: &str,
+        name: &str,
+        kind: CredentialKind,
+        role: Role,
+        client_ip: Option<String>,
+    ) -> Self {
+        Self {
+            kind: PrincipalKind::Credential {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                kind,
+                role,
+            },
+            client_ip,
+        }
+    }
+
     /// Refuses what this principal's role does not allow.
     pub fn require(&self, permission: Permission) -> Result<(), Error> {
         let allowed = match &self.kind {
             PrincipalKind::Account { role, .. } => role.allows(permission),
+            PrincipalKind::Credential { role, kind, .. } => {
+                role.allows(permission)
+                    && (matches!(
+                        permission,
+                        Permission::ViewUsers
+                            | Permission::Resend
+                            | Permission::Invite
+                            | Permission::Remove
+                            | Permission::Deactivate
+                    )
+                    // The Alexa for Business API reads and writes the invitation set-up
+                    // (Get/PutInvitationConfiguration); SCIM never does.
+                    || (*kind == CredentialKind::AccessKey
+                        && permission == Permission::ManageSettings))
+            }
             PrincipalKind::CommandLine => true,
             PrincipalKind::Anonymous => false,
         };
@@ -105,6 +153,12 @@ impl Principal {
             }
             PrincipalKind::Anonymous => Actor::anonymous(self.client_ip.clone()),
             PrincipalKind::CommandLine => Actor::command_line(),
+            PrincipalKind::Credential { id, name, kind, .. } => Actor::credential(
+                id,
+                &format!("{}: {name}", kind.actor_prefix()),
+                name,
+                self.client_ip.clone(),
+            ),
         }
     }
 }
@@ -125,6 +179,8 @@ mod tests {
             Permission::ManageSettings,
             Permission::ManageAccounts,
             Permission::ViewAudit,
+            Permission::ManageCredentials,
+            Permission::Deactivate,
         ] {
             assert!(matches!(help_desk.require(refused), Err(Error::Forbidden)));
         }
@@ -132,5 +188,45 @@ mod tests {
             Principal::anonymous(None).require(Permission::ViewUsers),
             Err(Error::Forbidden)
         ));
+    }
+
+    #[test]
+    fn credentials_act_with_their_role_on_users_only() {
+        let scim =
+            Principal::credential("c", "Okta", CredentialKind::Scim, Role::Administrator, None);
+        for allowed in [
+            Permission::ViewUsers,
+            Permission::Invite,
+            Permission::Remove,
+            Permission::Deactivate,
+        ] {
+            assert!(scim.require(allowed).is_ok());
+        }
+        for refused in [
+            Permission::ManageSettings,
+            Permission::ManageAccounts,
+            Permission::ManageCredentials,
+            Permission::ViewAudit,
+            Permission::Export,
+        ] {
+            assert!(matches!(scim.require(refused), Err(Error::Forbidden)));
+        }
+        assert_eq!(scim.actor().email.as_deref(), Some("SCIM: Okta"));
+        let key = Principal::credential(
+            "k",
+            "onboarding script",
+            CredentialKind::AccessKey,
+            Role::Helpdesk,
+            None,
+        );
+        assert!(key.require(Permission::Resend).is_ok());
+        assert!(matches!(
+            key.require(Permission::Invite),
+            Err(Error::Forbidden)
+        ));
+        assert_eq!(
+            key.actor().email.as_deref(),
+            Some("access key: onboarding script")
+        );
     }
 }

@@ -58,6 +58,7 @@ impl Application {
         let cookie_key = Key::derive_from(&secret);
         let mail_key = MailKey::derive(&secret);
         let sign_in_sealer = crate::crypto::Sealer::derive(&secret, b"enroll sign-in factors v1");
+        let credential_key = crate::credentials::CredentialKey::derive(&secret);
         drop(secret);
         let oidc = match config.oidc_settings()? {
             Some(settings) => Some(crate::oidc::Oidc::new(settings)?),
@@ -86,7 +87,8 @@ impl Application {
             sealer: sign_in_sealer,
             issuer_label: "Enroll".to_owned(),
             oidc,
-        });
+        })
+        .with_credential_key(credential_key);
         let state = AppState {
             ops,
             db: db.clone(),
@@ -312,7 +314,7 @@ fn worker_settings(config: &Config) -> WorkerSettings {
 /// are derived: ENROLL_SESSION_KEY, or (SQLite only) generated once and kept in the data
 /// folder so restarts keep people signed in. Never in the database, so that a copy of
 /// the database alone opens nothing.
-fn session_secret(config: &Config, engine: Engine) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn session_secret(config: &Config, engine: Engine) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.session_key {
         let secret = secret.expose_secret();
         anyhow::ensure!(

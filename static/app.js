@@ -46,6 +46,7 @@ function enhanceSelection() {
   const boxes = Array.from(form.querySelectorAll("[data-row-select]"));
   const buttons = Array.from(form.querySelectorAll("[data-needs-selection]"));
   const counter = form.querySelector("[data-selection-count]");
+  const resend = form.querySelector("[data-resend]");
   const update = () => {
     const selected = boxes.filter((box) => box.checked).length;
     buttons.forEach((button) => { button.disabled = selected === 0; });
@@ -54,6 +55,12 @@ function enhanceSelection() {
       all.indeterminate = selected > 0 && selected < boxes.length;
     }
     if (counter) counter.textContent = selected ? selected + " selected" : "";
+    // Users never invited get their first invitation from the same button.
+    const picked = boxes.filter((box) => box.checked);
+    if (resend && picked.length) {
+      const first = picked.every((box) => box.hasAttribute("data-not-invited"));
+      resend.textContent = first ? "Send invitation" : "Resend invitation";
+    }
   };
   if (all) {
     all.hidden = false;

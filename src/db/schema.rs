@@ -101,6 +101,20 @@ diesel::table! {
         invited_by -> Nullable<Text>,
         enrolled_at -> Nullable<Timestamp>,
         search_id -> Nullable<BigInt>,
+        deactivated_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+        provisioned_by -> Nullable<Text>,
+        updated_at -> Nullable<Timestamp>,
+        api_user_id -> Nullable<Text>,
+        client_request_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    user_tags (user_id, tag_key) {
+        user_id -> Text,
+        tag_key -> Text,
+        tag_value -> Text,
     }
 }
 
@@ -158,9 +172,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        role -> Text,
+        token_hash -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        sealed_secret -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> accounts (account_id));
 diesel::joinable!(recovery_codes -> accounts (account_id));
 diesel::joinable!(invitations -> users (user_id));
+diesel::joinable!(user_tags -> users (user_id));
 diesel::joinable!(outbound_emails -> invitations (invitation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -176,4 +207,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     sign_in_policy,
     oidc_sign_ins,
+    credentials,
+    user_tags,
 );

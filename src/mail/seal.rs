@@ -24,9 +24,15 @@ pub struct MailKey(Aes256Gcm);
 impl MailKey {
     /// The key for this session secret: every instance sharing the secret shares it.
     pub fn derive(secret: &[u8]) -> Self {
+        Self::derive_for(secret, INFO)
+    }
+
+    /// A key for another purpose (`info` names it), derived from the same secret but
+    /// unrelated to the others: access key secrets are sealed with one.
+    pub fn derive_for(secret: &[u8], info: &[u8]) -> Self {
         let mut key = [0u8; 32];
         hkdf::Hkdf::<sha2::Sha256>::new(None, secret)
-            .expand(INFO, &mut key)
+            .expand(info, &mut key)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self(Aes256Gcm::new(&key.into()))
     }
@@ -53,6 +59,11 @@ impl MailKey {
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
         format!("{PREFIX}{}", STANDARD_NO_PAD.encode(bytes))
+    }
+
+    /// Whether a stored value was sealed (rather than kept as it is).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// The body sealed for `email_id`. A value without the prefix was queued before

@@ -5,6 +5,8 @@
 //! doors (the web console today) only translate requests into these calls.
 
 mod accounts;
+mod api;
+mod credentials;
 mod hashing;
 mod invitations;
 mod reads;
@@ -13,6 +15,8 @@ mod single_sign_on;
 mod two_factor;
 
 pub use accounts::{AccountAdded, AccountChange, SignIn};
+pub use api::{ConfigurationChange, InvitationConfiguration};
+pub use credentials::{AccessKeyForSigning, CredentialAdded};
 pub use invitations::TokenLookup;
 pub use single_sign_on::{Callback, SingleSignOn, SsoRefusal, SsoStart};
 pub use two_factor::{PendingSignIn, PendingStage, SecondFactor, TurnOn, TwoFactorSetup};
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::clock::Clock;
+use crate::credentials::CredentialKey;
 use crate::db::Db;
 use crate::mail::MailQueue;
 use crate::users::counts::CountsCache;
@@ -40,10 +45,14 @@ pub struct Operations {
     /// Status counts of the Users page, recounted after every change made here.
     counts: Arc<CountsCache>,
     resend_limit_per_hour: u32,
+    /// Pages of the API's SearchUsers, shared for a moment.
+    api_searches: Arc<api::SearchCache>,
     /// Argon2, bounded and off the pool the database calls use.
     hashing: Arc<hashing::PasswordHashing>,
     /// What sign-in needs beyond the password: keys, single sign-on.
     sign_in: Arc<SignInSetup>,
+    /// Seals and opens access key secrets.
+    credential_key: CredentialKey,
 }
 
 /// Sign-in beyond the password, set up once at start.
@@ -73,9 +82,11 @@ impl Operations {
             clock,
             mail,
             counts: Arc::default(),
+            api_searches: Arc::default(),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
             sign_in: Arc::default(),
+            credential_key: CredentialKey::ephemeral(),
         }
     }
 
@@ -88,6 +99,13 @@ impl Operations {
     /// The button text's name of the identity provider, when single sign-on is configured.
     pub fn single_sign_on_name(&self) -> Option<&str> {
         self.sign_in.oidc.as_ref().map(|oidc| oidc.name())
+    }
+
+    /// Access keys are sealed with this key (derived from the session secret). Without
+    /// it, access keys made here could never be checked.
+    pub fn with_credential_key(mut self, key: CredentialKey) -> Self {
+        self.credential_key = key;
+        self
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.

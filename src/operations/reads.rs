@@ -7,6 +7,7 @@ use crate::audit::{self, Action, AuditQuery, AuditRow, NewAuditEvent};
 use crate::users::counts::StatusCounts;
 use crate::users::history::{self, Entry};
 use crate::users::list::{self, ListQuery, Page, UserRow};
+use crate::users::tags::{self, Tag};
 
 impl Operations {
     /// One page of the Users table, with the counts by status within a search (the
@@ -79,16 +80,20 @@ impl Operations {
             .await
     }
 
-    /// A user as the Users page shows them, and their timeline, oldest first.
+    /// A user as the Users page shows them, their timeline, oldest first, and their tags.
     pub async fn user_history(
         &self,
         principal: &Principal,
         user_id: String,
         now: NaiveDateTime,
-    ) -> Result<(UserRow, Vec<Entry>)> {
+    ) -> Result<(UserRow, Vec<Entry>, Vec<Tag>)> {
         principal.require(Permission::ViewUsers)?;
         self.db
-            .expensive_read(move |conn| history::load(conn, &user_id, now)?.ok_or(Error::NotFound))
+            .expensive_read(move |conn| {
+                let (user, entries) = history::load(conn, &user_id, now)?.ok_or(Error::NotFound)?;
+                let tags = tags::of_user(conn, &user_id)?;
+                Ok((user, entries, tags))
+            })
             .await
     }
 

@@ -87,6 +87,16 @@ pub fn load(
                     Tone::Bad,
                 ),
                 Action::Enroll => ("Joined".to_owned(), String::new(), Tone::Good),
+                Action::Create => (
+                    format!("Added by {actor}, not invited yet"),
+                    String::new(),
+                    Tone::Neutral,
+                ),
+                Action::Tag => (
+                    format!("Tags changed by {actor}"),
+                    event.detail,
+                    Tone::Neutral,
+                ),
                 _ => return None,
             };
             Some(Entry::new(event.occurred_at, title, detail, tone))

@@ -10,7 +10,7 @@ use super::status::{
     StatusFacts, StatusFilter, UsersWithLiveInvitationSource, expiring_soon_filter,
     users_with_live_invitation,
 };
-use crate::db::schema::{invitations, users};
+use crate::db::schema::{invitations, user_tags, users};
 use crate::db::{DbConnection, Engine, MaybeStamp, MultiBackend, Stamp, engine_of};
 
 pub const PAGE_SIZES: [i64; 3] = [25, 50, 100];
@@ -262,7 +262,16 @@ fn filtered_within(
     let mut boxed = users_with_live_invitation()
         .select(UserRow::as_select())
         .into_boxed();
-    if let Some(search) = search_filter(&query.search, engine, at_most) {
+    if let Some(tag) = super::tags::Tag::from_search(&query.search) {
+        boxed = boxed.filter(
+            users::id.eq_any(
+                user_tags::table
+                    .filter(user_tags::tag_key.eq(tag.key().to_owned()))
+                    .filter(user_tags::tag_value.eq(tag.value().to_owned()))
+                    .select(user_tags::user_id),
+            ),
+        );
+    } else if let Some(search) = search_filter(&query.search, engine, at_most) {
         boxed = boxed.filter(search);
     }
     if let Some(status) = query.status {
@@ -504,9 +513,10 @@ pub fn status_counts(
     };
     let matching =
         |condition: StatusFilter| sum(case_when::<_, _, Integer>(condition, 1).otherwise(0));
-    let [pending, sending, expired, failed, enrolled] = EnrollmentStatus::ALL;
+    let [not_invited, pending, sending, expired, failed, enrolled] = EnrollmentStatus::ALL;
     // SUM over no rows is NULL.
     type Sums = (
+        Option<i64>,
         Option<i64>,
         Option<i64>,
         Option<i64>,
@@ -516,6 +526,7 @@ pub fn status_counts(
     );
     let counts: Sums = filtered_within(&query, now, engine_of(conn), at_most)
         .select((
+            matching(not_invited.sql_filter(now)),
             matching(pending.sql_filter(now)),
             matching(sending.sql_filter(now)),
             matching(expired.sql_filter(now)),
@@ -524,11 +535,11 @@ pub fn status_counts(
             matching(expiring_soon_filter(now)),
         ))
         .first(conn)?;
-    let (a, b, c, d, e, soon) = counts;
+    let (n, a, b, c, d, e, soon) = counts;
     Ok((
         EnrollmentStatus::ALL
             .into_iter()
-            .zip([a, b, c, d, e])
+            .zip([n, a, b, c, d, e])
             .map(|(status, n)| (status, n.unwrap_or(0)))
             .collect(),
         soon.unwrap_or(0),

@@ -1,12 +1,14 @@
 //! The users & invitations domain: types that validate on construction, the status
 //! rules, and the queries that invite, resend, remove and enroll.
 
+pub mod api_search;
 pub mod counts;
 pub mod csv;
 pub mod history;
 pub mod invitations;
 pub mod list;
 pub mod status;
+pub mod tags;
 pub mod token;
 
 pub use crate::values::{EmailAddress, InvalidInput, PersonName};

@@ -18,6 +18,20 @@ pub enum EnrollmentStatus {
     /// The mail server refused the email, or never took it after all retries.
     DeliveryFailed,
     Enrolled,
+    /// Made without an invitation (through the API): nothing was sent yet.
+    NotInvited,
+}
+
+/// The expiry of a user's placeholder invitation, which stands for "not invited yet".
+/// Every user keeps exactly one live invitation row, so that the queries joining on it
+/// stay as they are; a user made without an invitation holds one that was never sent,
+/// whose token nobody was given, and that never expires (so it is never Expired,
+/// never reminded, never removed as expired). Sending the first invitation supersedes
+/// it like any resend.
+pub fn not_invited_expiry() -> NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .unwrap_or(NaiveDateTime::MAX)
 }
 
 /// The facts a status is derived from: the user's and their live invitation's.
@@ -84,7 +98,8 @@ pub fn expiring_soon_filter(now: NaiveDateTime) -> StatusFilter {
 
 impl EnrollmentStatus {
     /// In the order the Users page lists them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
+        Self::NotInvited,
         Self::Pending,
         Self::Sending,
         Self::Expired,
@@ -95,6 +110,8 @@ impl EnrollmentStatus {
     pub fn derive(facts: &StatusFacts, now: NaiveDateTime) -> Self {
         if facts.enrolled_at.is_some() {
             Self::Enrolled
+        } else if facts.expires_at >= not_invited_expiry() {
+            Self::NotInvited
         } else if facts.delivery_failed_at.is_some() {
             Self::DeliveryFailed
         } else if facts.expires_at <= now {
@@ -113,6 +130,7 @@ impl EnrollmentStatus {
             Self::Expired => "Expired",
             Self::DeliveryFailed => "Delivery failed",
             Self::Enrolled => "Enrolled",
+            Self::NotInvited => "Not invited",
         }
     }
 
@@ -124,6 +142,7 @@ impl EnrollmentStatus {
             Self::Expired => "expired",
             Self::DeliveryFailed => "delivery_failed",
             Self::Enrolled => "enrolled",
+            Self::NotInvited => "not_invited",
         }
     }
 
@@ -149,8 +168,12 @@ impl EnrollmentStatus {
                 not_enrolled
                     .and(not_failed)
                     .and(invitations::expires_at.gt(now))
+                    .and(invitations::expires_at.lt(not_invited_expiry()))
                     .and(invitations::sent_at.is_null()),
             ),
+            Self::NotInvited => {
+                Box::new(not_enrolled.and(invitations::expires_at.ge(not_invited_expiry())))
+            }
             Self::Pending => Box::new(
                 not_enrolled
                     .and(not_failed)
@@ -168,6 +191,7 @@ impl EnrollmentStatus {
             Self::Expired => "badge badge-expired",
             Self::DeliveryFailed => "badge badge-failed",
             Self::Enrolled => "badge badge-enrolled",
+            Self::NotInvited => "badge badge-not-invited",
         }
     }
 }
@@ -236,6 +260,14 @@ mod tests {
         assert_eq!(
             EnrollmentStatus::derive(&enrolled, now),
             EnrollmentStatus::Enrolled
+        );
+        let not_invited = StatusFacts {
+            expires_at: not_invited_expiry(),
+            ..facts()
+        };
+        assert_eq!(
+            EnrollmentStatus::derive(&not_invited, now),
+            EnrollmentStatus::NotInvited
         );
     }
 

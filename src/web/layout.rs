@@ -16,6 +16,7 @@ pub enum Section {
     Users,
     Settings,
     Accounts,
+    ApiAccess,
     Audit,
     None,
 }
@@ -46,6 +47,7 @@ impl Layout {
             (Section::Users, "users")
                 | (Section::Settings, "settings")
                 | (Section::Accounts, "accounts")
+                | (Section::ApiAccess, "api")
                 | (Section::Audit, "audit")
         )
     }

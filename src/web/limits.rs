@@ -30,6 +30,10 @@ pub struct Limits {
     /// Set when a failure found the budget spent: until then every sign-in is refused
     /// before its password is hashed.
     sign_in_closed_until: Mutex<Option<Instant>>,
+    /// Refused API signatures per client address, and the addresses that spent theirs
+    /// (refused before any key is looked up, as a locked sign-in is before hashing).
+    bad_signatures_per_address: DefaultKeyedRateLimiter<String>,
+    signatures_closed_until: Mutex<std::collections::HashMap<String, Instant>>,
     checks: AtomicU32,
     /// Refusals are counted for `GET /metrics`.
     metrics: Arc<Metrics>,
@@ -79,6 +83,9 @@ impl Limits {
             // before it costs any CPU.
             failed_sign_ins: RateLimiter::direct(quota(20, Duration::from_millis(100))),
             sign_in_closed_until: Mutex::new(None),
+            // A script with a wrong secret retries a few times; a guesser keeps going.
+            bad_signatures_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
+            signatures_closed_until: Mutex::default(),
             checks: AtomicU32::new(0),
             metrics,
         }
@@ -107,6 +114,11 @@ impl Limits {
             self.sign_in_per_account.retain_recent();
             self.sign_in_per_address.retain_recent();
             self.bad_tokens_per_address.retain_recent();
+            self.bad_signatures_per_address.retain_recent();
+            if let Ok(mut closed) = self.signatures_closed_until.lock() {
+                let now = Instant::now();
+                closed.retain(|_, until| *until > now);
+            }
         }
         limiter.check_key(&key).map_err(|not_until| {
             self.metrics.count_rate_limit_refusal(name);
@@ -170,6 +182,45 @@ impl Limits {
                 address_key(address),
             ),
             None => Ok(()),
+        }
+    }
+
+    /// Whether signed API requests from this address are taken at all: not after it
+    /// sent too many bad signatures, nor while failed sign-ins are closed for everyone.
+    pub fn signed_request_open(&self, address: Option<&str>) -> Result<(), RetryAfter> {
+        self.sign_in_open()?;
+        let Some(address) = address else {
+            return Ok(());
+        };
+        let key = address_key(address);
+        let until = self
+            .signatures_closed_until
+            .lock()
+            .ok()
+            .and_then(|closed| closed.get(&key).copied());
+        match until {
+            Some(until) if until > Instant::now() => {
+                self.metrics
+                    .count_rate_limit_refusal("bad_signatures_per_address");
+                Err(RetryAfter(until.saturating_duration_since(Instant::now())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a refused signature (unknown key, wrong signature, stale date) like a
+    /// failed sign-in: against the address, and against the budget shared by everyone.
+    pub fn signature_refused(&self, address: Option<&str>) {
+        self.sign_in_failed();
+        let Some(address) = address else {
+            return;
+        };
+        let key = address_key(address);
+        if let Err(not_until) = self.bad_signatures_per_address.check_key(&key) {
+            let reopens = Instant::now() + not_until.wait_time_from(DefaultClock::default().now());
+            if let Ok(mut closed) = self.signatures_closed_until.lock() {
+                closed.insert(key, reopens);
+            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! The web console: one module per page, the extractors they share, and the URL map.
 //! This file is the URL map; shared request plumbing is in [`request`].
 
+pub mod a4b;
 pub mod accounts;
+pub mod api_access;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -58,6 +60,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/remove", web::post().to(users::remove))
         .route("/settings/invitations", web::get().to(settings::form))
         .route("/settings/invitations", web::post().to(settings::submit))
+        .route("/settings/api", web::get().to(api_access::show))
+        .route("/settings/api", web::post().to(api_access::create))
+        .route(
+            "/settings/api/{id}/revoke",
+            web::post().to(api_access::revoke),
+        )
         .route("/enroll/{token}", web::get().to(enroll::show))
         .route("/enroll/{token}", web::post().to(enroll::join))
         .route("/accounts", web::get().to(accounts::list))
@@ -75,6 +83,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(two_factor::reset),
         )
         .route("/audit", web::get().to(audit::list));
+    // The Alexa for Business API for scripts (API.md): signed, not a console page.
+    cfg.service(
+        web::resource("/a4b")
+            .app_data(web::PayloadConfig::new(a4b::MAX_BODY_BYTES))
+            .route(web::post().to(a4b::endpoint))
+            .route(web::route().to(a4b::method_not_allowed)),
+    );
     // Routes that change things answer GET with 405, not a page.
     cfg.route(
         "/users/remove-expired",
@@ -97,6 +112,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/accounts/two-factor-policy",
         "/account/two-factor",
         "/login/two-factor/setup",
+        "/settings/api/{id}/revoke",
     ] {
         cfg.route(path, web::route().to(method_not_allowed));
     }

@@ -32,6 +32,7 @@ macro_rules! on_both_engines {
     };
 }
 
+mod a4b;
 mod abuse;
 mod accounts;
 mod adversarial;
@@ -39,6 +40,7 @@ mod assets;
 mod auth;
 mod browser;
 mod cli;
+mod credentials;
 mod csv_import_export;
 mod delivery;
 mod dkim;

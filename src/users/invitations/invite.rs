@@ -59,6 +59,8 @@ pub fn invite(
             created_at: change.now,
             invited_by: change.actor.account_id.clone(),
             search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
+            api_user_id: user_id.clone(),
+            client_request_token: None,
         });
         fresh.push(fresh_invitation(
             change, settings, key, &user_id, first, email,

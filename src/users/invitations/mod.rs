@@ -2,11 +2,15 @@
 //! its audit events written inside it. What they share is here: the fresh invitation
 //! with its emails, and locking users in one order.
 
+mod create;
 mod enroll;
 mod invite;
 mod remove;
 mod resend;
 
+pub use create::{
+    CreateOutcome, RevokeOutcome, UninvitedUser, change_tags, create_uninvited, revoke,
+};
 pub use enroll::{EnrollOutcome, Invitee, TokenState, enroll, look_up};
 pub use invite::{InviteOutcome, invite, was_submitted};
 pub use remove::{Removal, count_pending_issued_by, remove, revoke_issued_by};
@@ -53,6 +57,9 @@ struct NewUser {
     invited_by: Option<String>,
     /// Key of the user's entry in the search index.
     search_id: i64,
+    /// The API's UserId: the caller's choice through CreateUser, else the user's id.
+    api_user_id: String,
+    client_request_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -98,7 +105,11 @@ fn fresh_invitation(
     let invitee = compose::Invitee {
         first_name,
         recipient,
-        inviter: change.actor.email.as_deref().unwrap_or("An administrator"),
+        // A machine's name ("SCIM: Okta") means nothing to the invitee.
+        inviter: match &change.actor.credential_id {
+            Some(_) => "An administrator",
+            None => change.actor.email.as_deref().unwrap_or("An administrator"),
+        },
         link: &link,
         expires_at,
     };

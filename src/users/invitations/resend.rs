@@ -6,10 +6,14 @@ use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use super::*;
+use crate::users::status::not_invited_expiry;
 
 #[derive(Default)]
 pub struct ResendReport {
+    /// Everyone sent a fresh invitation, including `first_sent`.
     pub resent: Vec<UserLabel>,
+    /// Of those, the users who had never been invited (made through the API).
+    pub first_sent: Vec<UserLabel>,
     pub already_enrolled: Vec<UserLabel>,
     /// Resent too often in the last hour, with when they can be resent again.
     pub rate_limited: Vec<(UserLabel, NaiveDateTime)>,
@@ -31,6 +35,8 @@ fn resend_waits(
     let recent: Vec<(String, Option<NaiveDateTime>)> = invitations::table
         .filter(invitations::user_id.eq_any(&ids))
         .filter(invitations::superseded_at.gt(hour_ago))
+        // Sending the first invitation supersedes a placeholder: not a resend.
+        .filter(invitations::expires_at.lt(not_invited_expiry()))
         .order(invitations::superseded_at.desc())
         .select((invitations::user_id, invitations::superseded_at))
         .load(conn)?;
@@ -99,11 +105,21 @@ pub fn resend(
             return Ok(report);
         }
         let ids: Vec<String> = to_resend.iter().map(|u| u.id.clone()).collect();
-        let superseded: Vec<String> = invitations::table
+        let live: Vec<(String, String, NaiveDateTime)> = invitations::table
             .filter(invitations::user_id.eq_any(&ids))
             .filter(invitations::superseded_at.is_null())
-            .select(invitations::id)
+            .select((
+                invitations::id,
+                invitations::user_id,
+                invitations::expires_at,
+            ))
             .load(conn)?;
+        let never_invited: std::collections::HashSet<String> = live
+            .iter()
+            .filter(|(_, _, expires_at)| *expires_at >= not_invited_expiry())
+            .map(|(_, user_id, _)| user_id.clone())
+            .collect();
+        let superseded: Vec<String> = live.into_iter().map(|(id, ..)| id).collect();
         diesel::update(invitations::table.filter(invitations::id.eq_any(&superseded)))
             .set(invitations::superseded_at.eq(change.now))
             .execute(conn)?;
@@ -119,11 +135,19 @@ pub fn resend(
             fresh.push(prepared.remove(&user.id).ok_or_else(|| {
                 Error::Unexpected(anyhow::anyhow!("no email was made for a user to resend to"))
             })?);
+            let first = never_invited.contains(&user.id);
+            if first {
+                report.first_sent.push(user.label());
+            }
             events.push(
                 NewAuditEvent::new(
                     change.now,
                     change.actor,
-                    Action::Resend,
+                    if first {
+                        Action::Invite
+                    } else {
+                        Action::Resend
+                    },
                     Some(&user.email),
                     user.label().name,
                 )

@@ -98,11 +98,25 @@ pub async fn resend(
         }
         other => other?,
     };
-    if !report.resent.is_empty() {
+    let resent: Vec<UserLabel> = report
+        .resent
+        .iter()
+        .filter(|u| !report.first_sent.contains(u))
+        .cloned()
+        .collect();
+    if !report.first_sent.is_empty() {
+        FlashMessage::success(format!(
+            "Invitation sent to {}: {}.",
+            users_word(report.first_sent.len()),
+            name_list(&report.first_sent)
+        ))
+        .send();
+    }
+    if !resent.is_empty() {
         FlashMessage::success(format!(
             "Invitation resent to {}: {}. Their earlier links no longer work.",
-            users_word(report.resent.len()),
-            name_list(&report.resent)
+            users_word(resent.len()),
+            name_list(&resent)
         ))
         .send();
     }

@@ -113,7 +113,10 @@ fn csv_rows(rows: &[list::UserRow], now: chrono::NaiveDateTime) -> Result<Vec<u8
         .from_writer(Vec::new());
     for row in rows {
         let status = row.status(now);
-        let expires = if status == EnrollmentStatus::Enrolled {
+        let expires = if matches!(
+            status,
+            EnrollmentStatus::Enrolled | EnrollmentStatus::NotInvited
+        ) {
             String::new()
         } else {
             time_format::short(row.expires_at)

@@ -25,6 +25,8 @@ struct UserPage {
     layout: Layout,
     user: UserView,
     entries: Vec<EntryView>,
+    /// Key and value of each tag, by key.
+    tags: Vec<(String, String)>,
 }
 
 /// One user's page: their status and the history of their invitation. Both roles see
@@ -37,7 +39,7 @@ pub async fn history(
 ) -> Result<HttpResponse, AppError> {
     let id = crate::web::request::path_id(&path.into_inner())?;
     let now = state.clock.now();
-    let (user, entries) = state
+    let (user, entries, tags) = state
         .ops
         .user_history(&page.principal(&req, &state), id, now)
         .await?;
@@ -59,6 +61,10 @@ pub async fn history(
         layout: page.layout.in_section(Section::Users),
         user: UserView::new(&user, now),
         entries,
+        tags: tags
+            .iter()
+            .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+            .collect(),
     }
     .respond_to(&req)
     .map_into_boxed_body())

@@ -193,6 +193,8 @@ pub(super) struct UserView {
     expires_relative: String,
     show_expiry: bool,
     delivery_error: Option<String>,
+    /// Never invited: selecting only such users turns the button into "Send invitation".
+    not_invited: bool,
 }
 
 impl UserView {
@@ -210,7 +212,11 @@ impl UserView {
             expires: time_format::short(row.expires_at),
             expires_machine: time_format::machine(row.expires_at),
             expires_relative: time_format::relative(row.expires_at, now),
-            show_expiry: status != EnrollmentStatus::Enrolled,
+            show_expiry: !matches!(
+                status,
+                EnrollmentStatus::Enrolled | EnrollmentStatus::NotInvited
+            ),
+            not_invited: status == EnrollmentStatus::NotInvited,
             delivery_error: (status == EnrollmentStatus::DeliveryFailed)
                 .then(|| row.delivery_error.clone())
                 .flatten(),
@@ -271,6 +277,9 @@ struct UsersPage {
     /// The search matched too many users to count them by status.
     counts_capped: bool,
     count_cap: String,
+    /// "Send invitation" when the view lists only users never invited (the script
+    /// switches it as the selection changes).
+    resend_label: &'static str,
 }
 
 /// 1000 as "1,000".
@@ -389,6 +398,11 @@ pub async fn list(
         total_text,
         counts_capped: counts.capped,
         count_cap: thousands(COUNT_CAP),
+        resend_label: if query.status == Some(EnrollmentStatus::NotInvited) {
+            "Send invitation"
+        } else {
+            "Resend invitation"
+        },
         search: params.typed_search(),
         search_too_short: params.too_short_search(),
         min_search_chars: list::MIN_SEARCH_CHARS,
