@@ -17,6 +17,7 @@ pub mod mail;
 pub mod metrics;
 pub mod operations;
 pub mod principal;
+pub mod scim;
 pub mod sessions;
 pub mod settings;
 pub mod startup;

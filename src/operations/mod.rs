@@ -8,12 +8,14 @@ mod accounts;
 mod credentials;
 mod hashing;
 mod invitations;
+mod provisioning;
 mod reads;
 mod settings;
 
 pub use accounts::{AccountAdded, AccountChange, SignIn};
 pub use credentials::{AccessKeyForSigning, CredentialAdded};
 pub use invitations::TokenLookup;
+pub use provisioning::{ScimCreated, ScimUpdated};
 
 use std::sync::Arc;
 

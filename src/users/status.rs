@@ -18,11 +18,15 @@ pub enum EnrollmentStatus {
     /// The mail server refused the email, or never took it after all retries.
     DeliveryFailed,
     Enrolled,
+    /// Deactivated by the identity provider (SCIM `active: false`): kept and listed,
+    /// every link dead, nothing sent.
+    Deactivated,
 }
 
 /// The facts a status is derived from: the user's and their live invitation's.
 #[derive(Debug, Clone, Copy)]
 pub struct StatusFacts {
+    pub deactivated_at: Option<NaiveDateTime>,
     pub enrolled_at: Option<NaiveDateTime>,
     pub expires_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
@@ -61,9 +65,11 @@ pub fn users_with_live_invitation() -> UsersWithLiveInvitation {
 /// Never joined, and the invitation ended by `cutoff`: what "Remove expired
 /// invitations" removes.
 pub fn expired_by(cutoff: NaiveDateTime) -> StatusFilter {
+    // Users an identity provider deactivated are its to remove.
     Box::new(
         users::enrolled_at
             .is_null()
+            .and(users::deactivated_at.is_null())
             .and(invitations::expires_at.le(cutoff)),
     )
 }
@@ -76,6 +82,7 @@ pub fn expiring_soon_filter(now: NaiveDateTime) -> StatusFilter {
     Box::new(
         users::enrolled_at
             .is_null()
+            .and(users::deactivated_at.is_null())
             .and(invitations::delivery_failed_at.is_null())
             .and(invitations::expires_at.gt(now))
             .and(invitations::expires_at.le(now + chrono::TimeDelta::days(EXPIRING_SOON_DAYS))),
@@ -84,16 +91,19 @@ pub fn expiring_soon_filter(now: NaiveDateTime) -> StatusFilter {
 
 impl EnrollmentStatus {
     /// In the order the Users page lists them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Pending,
         Self::Sending,
         Self::Expired,
         Self::DeliveryFailed,
         Self::Enrolled,
+        Self::Deactivated,
     ];
 
     pub fn derive(facts: &StatusFacts, now: NaiveDateTime) -> Self {
-        if facts.enrolled_at.is_some() {
+        if facts.deactivated_at.is_some() {
+            Self::Deactivated
+        } else if facts.enrolled_at.is_some() {
             Self::Enrolled
         } else if facts.delivery_failed_at.is_some() {
             Self::DeliveryFailed
@@ -113,6 +123,7 @@ impl EnrollmentStatus {
             Self::Expired => "Expired",
             Self::DeliveryFailed => "Delivery failed",
             Self::Enrolled => "Enrolled",
+            Self::Deactivated => "Deactivated",
         }
     }
 
@@ -124,6 +135,7 @@ impl EnrollmentStatus {
             Self::Expired => "expired",
             Self::DeliveryFailed => "delivery_failed",
             Self::Enrolled => "enrolled",
+            Self::Deactivated => "deactivated",
         }
     }
 
@@ -133,10 +145,12 @@ impl EnrollmentStatus {
 
     /// The SQL condition equivalent to [`EnrollmentStatus::derive`] giving `self`.
     pub fn sql_filter(self, now: NaiveDateTime) -> StatusFilter {
-        let not_enrolled = users::enrolled_at.is_null();
+        let active = users::deactivated_at.is_null();
+        let not_enrolled = active.and(users::enrolled_at.is_null());
         let not_failed = invitations::delivery_failed_at.is_null();
         match self {
-            Self::Enrolled => Box::new(users::enrolled_at.is_not_null()),
+            Self::Deactivated => Box::new(users::deactivated_at.is_not_null()),
+            Self::Enrolled => Box::new(active.and(users::enrolled_at.is_not_null())),
             Self::DeliveryFailed => {
                 Box::new(not_enrolled.and(invitations::delivery_failed_at.is_not_null()))
             }
@@ -168,6 +182,7 @@ impl EnrollmentStatus {
             Self::Expired => "badge badge-expired",
             Self::DeliveryFailed => "badge badge-failed",
             Self::Enrolled => "badge badge-enrolled",
+            Self::Deactivated => "badge badge-deactivated",
         }
     }
 }
@@ -191,6 +206,7 @@ mod tests {
 
     fn facts() -> StatusFacts {
         StatusFacts {
+            deactivated_at: None,
             enrolled_at: None,
             expires_at: now() + TimeDelta::days(7),
             sent_at: None,
@@ -236,6 +252,14 @@ mod tests {
         assert_eq!(
             EnrollmentStatus::derive(&enrolled, now),
             EnrollmentStatus::Enrolled
+        );
+        let deactivated = StatusFacts {
+            deactivated_at: Some(now),
+            ..enrolled
+        };
+        assert_eq!(
+            EnrollmentStatus::derive(&deactivated, now),
+            EnrollmentStatus::Deactivated
         );
     }
 

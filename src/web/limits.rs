@@ -25,6 +25,9 @@ pub struct Limits {
     sign_in_per_account: DefaultKeyedRateLimiter<String>,
     sign_in_per_address: DefaultKeyedRateLimiter<String>,
     bad_tokens_per_address: DefaultKeyedRateLimiter<String>,
+    /// Machine requests (SCIM, the access-key API) with a missing, wrong or revoked
+    /// credential.
+    bad_credentials_per_address: DefaultKeyedRateLimiter<String>,
     /// Failed sign-ins from anyone, for anyone.
     failed_sign_ins: DefaultDirectRateLimiter,
     /// Set when a failure found the budget spent: until then every sign-in is refused
@@ -74,6 +77,10 @@ impl Limits {
             sign_in_per_address: RateLimiter::keyed(quota(30, Duration::from_secs(5))),
             // Nobody follows ten broken links a minute by accident.
             bad_tokens_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
+            // As for a person's sign-in from one address: a few mistakes, then slowly.
+            // Good credentials are never counted: an identity provider's sync is
+            // thousands of requests a minute from one address.
+            bad_credentials_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
             // Ten a second, twenty at once: far beyond a team mistyping passwords, and
             // under what the hashing slots could take, so that a flood is turned away
             // before it costs any CPU.
@@ -107,6 +114,7 @@ impl Limits {
             self.sign_in_per_account.retain_recent();
             self.sign_in_per_address.retain_recent();
             self.bad_tokens_per_address.retain_recent();
+            self.bad_credentials_per_address.retain_recent();
         }
         limiter.check_key(&key).map_err(|not_until| {
             self.metrics.count_rate_limit_refusal(name);
@@ -167,6 +175,19 @@ impl Limits {
             Some(address) => self.check(
                 &self.sign_in_per_address,
                 "sign_in_per_address",
+                address_key(address),
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a machine request whose credential was missing, wrong or revoked; refused
+    /// (with how long to wait) once the address made too many.
+    pub fn bad_credential(&self, address: Option<&str>) -> Result<(), RetryAfter> {
+        match address {
+            Some(address) => self.check(
+                &self.bad_credentials_per_address,
+                "bad_credentials_per_address",
                 address_key(address),
             ),
             None => Ok(()),

@@ -55,6 +55,8 @@ mod reminders;
 mod resend_remove;
 mod review;
 mod scale_out;
+mod scim;
+mod scim_clients;
 mod session_attacks;
 mod settings;
 mod smtp_faults;

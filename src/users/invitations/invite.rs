@@ -59,6 +59,9 @@ pub fn invite(
             created_at: change.now,
             invited_by: change.actor.account_id.clone(),
             search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
+            provisioned_by: change.actor.credential_name.clone(),
+            external_id: None,
+            deactivated_at: None,
         });
         fresh.push(fresh_invitation(
             change, settings, key, &user_id, first, email,

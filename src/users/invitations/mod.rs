@@ -4,6 +4,7 @@
 
 mod enroll;
 mod invite;
+pub mod provision;
 mod remove;
 mod resend;
 
@@ -53,6 +54,10 @@ struct NewUser {
     invited_by: Option<String>,
     /// Key of the user's entry in the search index.
     search_id: i64,
+    /// The credential (identity provider) that created the user, by name.
+    provisioned_by: Option<String>,
+    external_id: Option<String>,
+    deactivated_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -196,6 +201,7 @@ pub struct UserIdentity {
     pub email: String,
     pub name_key: String,
     pub enrolled_at: Option<NaiveDateTime>,
+    pub deactivated_at: Option<NaiveDateTime>,
 }
 
 impl UserIdentity {

@@ -192,6 +192,7 @@ pub(super) struct UserView {
     expires_relative: String,
     show_expiry: bool,
     delivery_error: Option<String>,
+    provisioned_by: Option<String>,
 }
 
 impl UserView {
@@ -209,7 +210,11 @@ impl UserView {
             expires: time_format::short(row.expires_at),
             expires_machine: time_format::machine(row.expires_at),
             expires_relative: time_format::relative(row.expires_at, now),
-            show_expiry: status != EnrollmentStatus::Enrolled,
+            show_expiry: !matches!(
+                status,
+                EnrollmentStatus::Enrolled | EnrollmentStatus::Deactivated
+            ),
+            provisioned_by: row.provisioned_by.clone(),
             delivery_error: (status == EnrollmentStatus::DeliveryFailed)
                 .then(|| row.delivery_error.clone())
                 .flatten(),

@@ -14,12 +14,14 @@ mod console;
 mod mail;
 mod page;
 mod postgres;
+mod scim;
 mod smtp;
 
 pub use app::*;
 pub use cli::*;
 pub use page::*;
 pub use postgres::*;
+pub use scim::*;
 pub use smtp::*;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
