@@ -4,7 +4,9 @@
 //!
 //! - `enroll_test_postgres`: `ENROLL_TEST_POSTGRES_URL` is set (the PostgreSQL half of
 //!   the suite, and the scale-out tests);
-//! - `enroll_test_browser`: Chromium, chromedriver and axe-core are there (tests/api/browser.rs).
+//! - `enroll_test_browser`: Chromium, chromedriver and axe-core are there (tests/api/browser.rs);
+//! - `enroll_test_scim_tester`: a Python with scim2-tester is there (`ENROLL_TEST_SCIM_TESTER`,
+//!   or target/scim2-tester/bin/python as `.ci/run` installs it; tests/api/scim_conformance.rs).
 //!
 //! Cargo runs this again when one of those variables changes, or when a watched file or
 //! folder does (installing `chromium chromium-driver` changes /usr/bin). The application
@@ -17,10 +19,15 @@ const POSTGRES_URL: &str = "ENROLL_TEST_POSTGRES_URL";
 const AXE_JS: &str = "ENROLL_TEST_AXE_JS";
 /// Where the README's `npm install --prefix target/axe-core axe-core@4` puts it.
 const AXE_DEFAULT: &str = "target/axe-core/node_modules/axe-core/axe.min.js";
+const SCIM_TESTER: &str = "ENROLL_TEST_SCIM_TESTER";
+/// The Python of the venv `.ci/run` makes for scim2-tester.
+const SCIM_TESTER_DEFAULT: &str = "target/scim2-tester/bin/python";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(enroll_test_postgres)");
     println!("cargo::rustc-check-cfg=cfg(enroll_test_browser)");
+    println!("cargo::rustc-check-cfg=cfg(enroll_test_scim_tester)");
+    println!("cargo::rerun-if-env-changed={SCIM_TESTER}");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo::rerun-if-env-changed={AXE_JS}");
@@ -37,6 +44,31 @@ fn main() {
     if tools.iter().all(|found| *found) {
         println!("cargo::rustc-cfg=enroll_test_browser");
     }
+    if let Some(python) = scim_tester() {
+        println!("cargo::rustc-cfg=enroll_test_scim_tester");
+        println!("cargo::rustc-env=ENROLL_SCIM_TESTER_PYTHON={}", python.display());
+    }
+}
+
+/// The Python with scim2-tester installed: `ENROLL_TEST_SCIM_TESTER`, or the venv
+/// `.ci/run` makes under target/ (watched through the variable, like axe-core).
+fn scim_tester() -> Option<PathBuf> {
+    let path = env::var_os(SCIM_TESTER)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default())
+                .join(SCIM_TESTER_DEFAULT)
+        });
+    let installed = path
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|venv| std::fs::read_dir(venv.join("lib")).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|python| python.path().join("site-packages/scim2_tester").is_dir());
+    (path.is_file() && installed).then_some(path)
 }
 
 /// Whether `preferred`, or `name` on PATH, is there (the browser test looks the same

@@ -87,7 +87,9 @@ pub fn parse_path(raw: &str) -> Result<AttributePath, String> {
     let raw = raw.trim();
     if let Some(rest) = strip_prefix_ignore_case(raw, ENROLLMENT_SCHEMA) {
         return match rest {
-            "" => Ok(AttributePath::ReadOnly("enrollment extension")),
+            // The extension as a whole holds only read-only attributes: a write of it
+            // changes nothing (RFC 7644 §3.5.2: read-only values are ignored).
+            "" => Ok(AttributePath::Ignored),
             _ if rest.starts_with(':') => Ok(AttributePath::ReadOnly("enrollment extension")),
             _ => Err(format!("unknown attribute `{raw}`")),
         };

@@ -57,6 +57,7 @@ mod review;
 mod scale_out;
 mod scim;
 mod scim_clients;
+mod scim_conformance;
 mod session_attacks;
 mod settings;
 mod smtp_faults;
