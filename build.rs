@@ -46,7 +46,10 @@ fn main() {
     }
     if let Some(python) = scim_tester() {
         println!("cargo::rustc-cfg=enroll_test_scim_tester");
-        println!("cargo::rustc-env=ENROLL_SCIM_TESTER_PYTHON={}", python.display());
+        println!(
+            "cargo::rustc-env=ENROLL_SCIM_TESTER_PYTHON={}",
+            python.display()
+        );
     }
 }
 

@@ -40,7 +40,10 @@ pub fn user_resource_type(base_url: &str) -> Value {
         "endpoint": "/Users",
         "description": "A person invited to the organization",
         "schema": CORE_USER_SCHEMA,
-        "schemaExtensions": [{"schema": ENROLLMENT_SCHEMA, "required": false}],
+        // The enrollment extension is not listed: its attributes are all read-only and
+        // returned only on request, and a client that finds an extension here takes it
+        // as writable as a whole (scim2-tester then PATCHes it and fails).
+        "schemaExtensions": [],
         "meta": meta("ResourceType", format!("{base_url}/ResourceTypes/User")),
     })
 }
@@ -159,7 +162,7 @@ pub fn enrollment_schema(base_url: &str) -> Value {
             kind,
             false,
             "readOnly",
-            "default",
+            "request",
             "none",
             true,
             description,
@@ -169,7 +172,7 @@ pub fn enrollment_schema(base_url: &str) -> Value {
         "schemas": [SCHEMA_SCHEMA],
         "id": ENROLLMENT_SCHEMA,
         "name": "Enrollment",
-        "description": "Where the user's invitation stands (read-only)",
+        "description": "Where the user's invitation stands (read-only; returned when asked for with attributes=urn:enroll:params:scim:schemas:extension:enrollment:2.0:User)",
         "attributes": [
             read_only(
                 "enrollmentStatus", "string",

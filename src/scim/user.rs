@@ -269,6 +269,7 @@ fn timestamp(at: NaiveDateTime) -> String {
 
 impl UserResource {
     /// The resource, its `meta.location` under `base_url` (`<public URL>/scim/v2`).
+    /// The enrollment extension is in it; [`project`] keeps it only when asked for.
     pub fn to_json(&self, base_url: &str) -> Value {
         let mut body = json!({
             "schemas": [CORE_USER_SCHEMA, ENROLLMENT_SCHEMA],
@@ -338,12 +339,20 @@ fn attribute_key(raw: &str) -> Option<(String, Option<String>)> {
 /// Applies `attributes` (only these, with `id` and `schemas`) or `excludedAttributes`
 /// (all but these) to a resource. Names compare case-insensitively.
 pub fn project(resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
-    let Value::Object(fields) = resource else {
+    let Value::Object(mut fields) = resource else {
         return resource;
     };
     let wanted: Vec<(String, Option<String>)> = attributes
         .map(|list| list.split(',').filter_map(attribute_key).collect())
         .unwrap_or_default();
+    // The enrollment extension is returned on request only (see discovery).
+    let extension = ENROLLMENT_SCHEMA.to_ascii_lowercase();
+    if !wanted.iter().any(|(top, _)| *top == extension) {
+        fields.remove(ENROLLMENT_SCHEMA);
+        if let Some(Value::Array(schemas)) = fields.get_mut("schemas") {
+            schemas.retain(|s| s.as_str() != Some(ENROLLMENT_SCHEMA));
+        }
+    }
     let unwanted: Vec<(String, Option<String>)> = excluded
         .map(|list| list.split(',').filter_map(attribute_key).collect())
         .unwrap_or_default();

@@ -117,9 +117,14 @@ on_both_engines! {
         assert_eq!(created.body["active"], json!(true));
         assert_eq!(created.body["externalId"], json!("00u-Ada@Example.com"));
         assert_eq!(created.body["emails"][0]["value"], json!("Ada@Example.com"));
-        let extension = &created.body["urn:enroll:params:scim:schemas:extension:enrollment:2.0:User"];
-        assert_eq!(extension["enrollmentStatus"], json!("Sending"));
+        // The enrollment state is read on request, from the extension.
+        assert!(created.body.get(ENROLLMENT).is_none());
+        let state = scim.get(&format!("/Users/{id}?attributes={}", urlencode(ENROLLMENT))).await;
+        let extension = &state.body[ENROLLMENT];
+        assert_eq!(extension["enrollmentStatus"], json!("Sending"), "{}", state.body);
         assert!(extension["invitationExpires"].is_string());
+        assert_eq!(extension["provisionedBy"], json!("Okta"));
+        assert!(state.body["schemas"].as_array().unwrap().contains(&json!(ENROLLMENT)));
 
         // Found case-insensitively, by address or externalId.
         for filter in [
@@ -197,8 +202,9 @@ on_both_engines! {
         assert!(filtered.contains("ada@example.com") && filtered.contains("alan@example.com"), "{filtered}");
         assert!(filtered.contains("Deactivated 2"), "{filtered}");
         assert_eq!(app.count("users"), 2);
-        let got = scim.get(&format!("/Users/{ada}")).await;
-        assert_eq!(got.body["urn:enroll:params:scim:schemas:extension:enrollment:2.0:User"]["enrollmentStatus"], json!("Deactivated"));
+        let got = scim.get(&format!("/Users/{ada}?attributes=active,{ENROLLMENT}:enrollmentStatus")).await;
+        assert_eq!(got.body["active"], json!(false));
+        assert_eq!(got.body[ENROLLMENT]["enrollmentStatus"], json!("Deactivated"), "{}", got.body);
 
         // Resend refuses, saying who manages them.
         let page = app.act_on_users("/users/resend", std::slice::from_ref(&ada), &[]).await;

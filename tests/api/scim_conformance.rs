@@ -8,9 +8,13 @@ use crate::support::*;
 async fn run_scim2_tester() {
     let app = spawn_app().await;
     // meta.location must lead back to this server, as it would in production.
-    app.set_up_invitations_with(&[("public_url", &app.address)]).await;
+    app.set_up_invitations_with(&[("public_url", &app.address)])
+        .await;
     let token = scim_token(&app, "scim2-tester").await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scim_conformance/check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scim_conformance/check.py"
+    );
     let python = option_env!("ENROLL_SCIM_TESTER_PYTHON")
         .expect("scim2-tester is not installed: run .ci/run (or see build.rs)");
     let base = app.url("/scim/v2");
@@ -28,7 +32,10 @@ async fn run_scim2_tester() {
         String::from_utf8_lossy(&output.stderr)
     );
     println!("{said}");
-    assert!(output.status.success(), "scim2-tester found failures:\n{said}");
+    assert!(
+        output.status.success(),
+        "scim2-tester found failures:\n{said}"
+    );
     assert!(said.contains("SUCCESS"), "{said}");
 }
 

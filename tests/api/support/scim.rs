@@ -6,6 +6,7 @@ use super::TestApp;
 
 pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ENROLLMENT: &str = "urn:enroll:params:scim:schemas:extension:enrollment:2.0:User";
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 pub struct ScimAnswer {
