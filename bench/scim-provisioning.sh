@@ -77,11 +77,22 @@ threads=2
 [ "$connections" -lt 2 ] && threads=1
 per_thread=$(( users / threads ))
 echo "== creating $users users over SCIM ($engine, $connections connections)"
+# wrk runs for a fixed time; it is stopped (SIGINT: it then prints what it measured)
+# once the users are all stored, so that its duration is the time they took.
 wrk -t"$threads" -c"$connections" -d10m --timeout 30s -s bench/scim-create.lua \
-    "$base/scim/v2/Users" -- "$per_thread" "$scim_token" | grep -E '^created|Non-2xx|Socket errors' || true
-
-stored=$(curl -s -H "Authorization: Bearer $scim_token" "$base/scim/v2/Users?count=1" \
-    | grep -o '"totalResults":[0-9]*' | cut -d: -f2)
+    "$base/scim/v2/Users" -- "$per_thread" "$scim_token" > "$work/wrk.txt" 2>&1 &
+loader=$!
+pids+=($loader)
+stored=0
+for _ in $(seq 1 6000); do
+    stored=$(curl -s -H "Authorization: Bearer $scim_token" "$base/scim/v2/Users?count=1" \
+        | grep -o '"totalResults":[0-9]*' | cut -d: -f2 || true)
+    [ "${stored:-0}" -ge "$users" ] && break
+    sleep 0.1
+done
+kill -INT "$loader"
+wait "$loader" || true
+grep -E "^created|Non-2xx|Socket errors" "$work/wrk.txt" || cat "$work/wrk.txt"
 echo "   users stored: $stored (expected $users)"
 for _ in $(seq 1 600); do
     read -r count _ _ < "$work/sink.txt" 2>/dev/null || true

@@ -109,6 +109,12 @@ pub fn parse(filter: &str) -> Result<UserFilter, InvalidFilter> {
                 "compare with a quoted string, such as \"ada@example.com\"".to_owned(),
             ));
         };
+        // No stored value has them, and PostgreSQL refuses NUL in text.
+        if value.chars().any(char::is_control) {
+            return Err(InvalidFilter(
+                "a value cannot contain control characters".to_owned(),
+            ));
+        }
         match parse_path(path).map_err(InvalidFilter)? {
             AttributePath::UserName | AttributePath::EmailValue => {
                 let key = value.to_lowercase();
@@ -181,6 +187,8 @@ mod tests {
             r#"userName eq "a" and"#,
             r#"emails[type eq "home"].value eq "a""#,
             r#"meta.lastModified gt "2011-05-13T04:42:34Z""#,
+            r#"externalId eq "a\u0000b""#,
+            "userName eq \"a\nb\"",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -339,7 +339,7 @@ on_both_engines! {
         for query in ["startIndex=0", "startIndex=-1", "startIndex=one", "count=0", "count=-1", "count=ten"] {
             scim.get(&format!("/Users?{query}")).await.assert_error(400, Some("invalidValue"));
         }
-        for filter in ["userName sw \"a\"", "name.givenName eq \"Ada\"", "userName eq \"a\" or userName eq \"b\"", "userName eq", "((", "meta.created gt \"2020\""] {
+        for filter in ["externalId eq \"a\\u0000b\"", "userName sw \"a\"", "name.givenName eq \"Ada\"", "userName eq \"a\" or userName eq \"b\"", "userName eq", "((", "meta.created gt \"2020\""] {
             scim.get(&format!("/Users?filter={}", urlencode(filter))).await.assert_error(400, Some("invalidFilter"));
         }
         assert_eq!(app.count("users"), 0);
