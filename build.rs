@@ -10,6 +10,8 @@
 //! - `enroll_test_boto3`: a Python with boto3 1.34.100 is at `ENROLL_TEST_A4B_PYTHON`, or in
 //!   the virtual environment `.ci/run` makes (`target/a4b-venv`); its path is passed to
 //!   the tests as `ENROLL_TEST_A4B_PYTHON_RESOLVED` (tests/api/a4b/boto3.rs).
+//! - `enroll_test_scim_tester`: a Python with scim2-tester is there (`ENROLL_TEST_SCIM_TESTER`,
+//!   or target/scim2-tester/bin/python as `.ci/run` installs it; tests/api/scim_conformance.rs).
 //!
 //! Cargo runs this again when one of those variables changes, or when a watched file or
 //! folder does (installing `chromium chromium-driver` changes /usr/bin). The application
@@ -28,6 +30,9 @@ const AXE_DEFAULT: &str = "target/axe-core/node_modules/axe-core/axe.min.js";
 const A4B_PYTHON: &str = "ENROLL_TEST_A4B_PYTHON";
 /// Where `.ci/run` makes the virtual environment with boto3.
 const A4B_DEFAULT: &str = "target/a4b-venv/bin/python";
+const SCIM_TESTER: &str = "ENROLL_TEST_SCIM_TESTER";
+/// The Python of the venv `.ci/run` makes for scim2-tester.
+const SCIM_TESTER_DEFAULT: &str = "target/scim2-tester/bin/python";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(enroll_test_postgres)");
@@ -36,6 +41,8 @@ fn main() {
     println!("cargo::rerun-if-env-changed={OIDC_PROVIDER}");
     println!("cargo::rustc-check-cfg=cfg(enroll_test_boto3)");
     println!("cargo::rerun-if-env-changed={A4B_PYTHON}");
+    println!("cargo::rustc-check-cfg=cfg(enroll_test_scim_tester)");
+    println!("cargo::rerun-if-env-changed={SCIM_TESTER}");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed={POSTGRES_URL}");
     println!("cargo::rerun-if-env-changed={AXE_JS}");
@@ -60,6 +67,13 @@ fn main() {
         println!("cargo::rustc-cfg=enroll_test_boto3");
         println!(
             "cargo::rustc-env=ENROLL_TEST_A4B_PYTHON_RESOLVED={}",
+            python.display()
+        );
+    }
+    if let Some(python) = scim_tester() {
+        println!("cargo::rustc-cfg=enroll_test_scim_tester");
+        println!(
+            "cargo::rustc-env=ENROLL_SCIM_TESTER_PYTHON={}",
             python.display()
         );
     }
@@ -97,6 +111,28 @@ fn boto3_python() -> Option<PathBuf> {
         watch(&path);
         path
     })
+
+}
+
+/// The Python with scim2-tester installed: `ENROLL_TEST_SCIM_TESTER`, or the venv
+/// `.ci/run` makes under target/ (watched through the variable, like axe-core).
+fn scim_tester() -> Option<PathBuf> {
+    let path = env::var_os(SCIM_TESTER)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(&env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default())
+                .join(SCIM_TESTER_DEFAULT)
+        });
+    let installed = path
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|venv| std::fs::read_dir(venv.join("lib")).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|python| python.path().join("site-packages/scim2_tester").is_dir());
+    (path.is_file() && installed).then_some(path)
 }
 
 /// Whether `preferred`, or `name` on PATH, is there (the browser test looks the same

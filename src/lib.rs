@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod oidc_attempts;
 pub mod operations;
 pub mod principal;
+pub mod scim;
 pub mod sessions;
 pub mod settings;
 pub mod startup;

@@ -9,6 +9,7 @@ mod api;
 mod credentials;
 mod hashing;
 mod invitations;
+mod provisioning;
 mod reads;
 mod settings;
 mod single_sign_on;
@@ -20,6 +21,7 @@ pub use credentials::{AccessKeyForSigning, CredentialAdded};
 pub use invitations::TokenLookup;
 pub use single_sign_on::{Callback, SingleSignOn, SsoRefusal, SsoStart};
 pub use two_factor::{PendingSignIn, PendingStage, SecondFactor, TurnOn, TwoFactorSetup};
+pub use provisioning::{ScimCreated, ScimUpdated};
 
 use std::sync::Arc;
 

@@ -75,7 +75,25 @@ pub fn load(
         .filter_map(|event| {
             let actor = event.actor_email.unwrap_or_else(|| "someone".to_owned());
             let (title, detail, tone) = match Action::parse(&event.action)? {
-                Action::Invite => (format!("Invited by {actor}"), String::new(), Tone::Neutral),
+                Action::Invite => match &user.provisioned_by {
+                    Some(name) => (
+                        format!("Provisioned by {name}"),
+                        "Created by the identity provider (SCIM).".to_owned(),
+                        Tone::Neutral,
+                    ),
+                    None => (format!("Invited by {actor}"), String::new(), Tone::Neutral),
+                },
+                Action::Deactivate => (
+                    format!("Deactivated by {actor}"),
+                    "Every link of theirs stopped working; queued email was not sent.".to_owned(),
+                    Tone::Bad,
+                ),
+                Action::Reactivate => (
+                    format!("Reactivated by {actor}"),
+                    event.detail,
+                    Tone::Neutral,
+                ),
+                Action::UserChange => (format!("Changed by {actor}"), event.detail, Tone::Neutral),
                 Action::Resend => (
                     format!("Invitation resent by {actor}"),
                     "Earlier links stopped working.".to_owned(),

@@ -190,6 +190,11 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
     #[diesel(select_expression = users::enrolled_at, deserialize_as = MaybeStamp)]
     pub enrolled_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = users::deactivated_at, deserialize_as = MaybeStamp)]
+    pub deactivated_at: Option<NaiveDateTime>,
+    /// The credential that created the user (an identity provider), by name.
+    #[diesel(select_expression = users::provisioned_by)]
+    pub provisioned_by: Option<String>,
     #[diesel(select_expression = invitations::expires_at, deserialize_as = Stamp)]
     pub expires_at: NaiveDateTime,
     #[diesel(select_expression = invitations::sent_at, deserialize_as = MaybeStamp)]
@@ -204,6 +209,7 @@ impl UserRow {
     pub fn status(&self, now: NaiveDateTime) -> EnrollmentStatus {
         EnrollmentStatus::derive(
             &StatusFacts {
+                deactivated_at: self.deactivated_at,
                 enrolled_at: self.enrolled_at,
                 expires_at: self.expires_at,
                 sent_at: self.sent_at,
@@ -513,9 +519,10 @@ pub fn status_counts(
     };
     let matching =
         |condition: StatusFilter| sum(case_when::<_, _, Integer>(condition, 1).otherwise(0));
-    let [not_invited, pending, sending, expired, failed, enrolled] = EnrollmentStatus::ALL;
+    let [not_invited, pending, sending, expired, failed, enrolled, deactivated] = EnrollmentStatus::ALL;
     // SUM over no rows is NULL.
     type Sums = (
+        Option<i64>,
         Option<i64>,
         Option<i64>,
         Option<i64>,
@@ -532,14 +539,15 @@ pub fn status_counts(
             matching(expired.sql_filter(now)),
             matching(failed.sql_filter(now)),
             matching(enrolled.sql_filter(now)),
+            matching(deactivated.sql_filter(now)),
             matching(expiring_soon_filter(now)),
         ))
         .first(conn)?;
-    let (n, a, b, c, d, e, soon) = counts;
+    let (n, a, b, c, d, e, f, soon) = counts;
     Ok((
         EnrollmentStatus::ALL
             .into_iter()
-            .zip([n, a, b, c, d, e])
+            .zip([n, a, b, c, d, e, f])
             .map(|(status, n)| (status, n.unwrap_or(0)))
             .collect(),
         soon.unwrap_or(0),

@@ -18,6 +18,9 @@ pub enum EnrollmentStatus {
     /// The mail server refused the email, or never took it after all retries.
     DeliveryFailed,
     Enrolled,
+    /// Deactivated by the identity provider (SCIM `active: false`): kept and listed,
+    /// every link dead, nothing sent.
+    Deactivated,
     /// Made without an invitation (through the API): nothing was sent yet.
     NotInvited,
 }
@@ -37,6 +40,7 @@ pub fn not_invited_expiry() -> NaiveDateTime {
 /// The facts a status is derived from: the user's and their live invitation's.
 #[derive(Debug, Clone, Copy)]
 pub struct StatusFacts {
+    pub deactivated_at: Option<NaiveDateTime>,
     pub enrolled_at: Option<NaiveDateTime>,
     pub expires_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
@@ -75,9 +79,11 @@ pub fn users_with_live_invitation() -> UsersWithLiveInvitation {
 /// Never joined, and the invitation ended by `cutoff`: what "Remove expired
 /// invitations" removes.
 pub fn expired_by(cutoff: NaiveDateTime) -> StatusFilter {
+    // Users an identity provider deactivated are its to remove.
     Box::new(
         users::enrolled_at
             .is_null()
+            .and(users::deactivated_at.is_null())
             .and(invitations::expires_at.le(cutoff)),
     )
 }
@@ -90,6 +96,7 @@ pub fn expiring_soon_filter(now: NaiveDateTime) -> StatusFilter {
     Box::new(
         users::enrolled_at
             .is_null()
+            .and(users::deactivated_at.is_null())
             .and(invitations::delivery_failed_at.is_null())
             .and(invitations::expires_at.gt(now))
             .and(invitations::expires_at.le(now + chrono::TimeDelta::days(EXPIRING_SOON_DAYS))),
@@ -98,17 +105,20 @@ pub fn expiring_soon_filter(now: NaiveDateTime) -> StatusFilter {
 
 impl EnrollmentStatus {
     /// In the order the Users page lists them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::NotInvited,
         Self::Pending,
         Self::Sending,
         Self::Expired,
         Self::DeliveryFailed,
         Self::Enrolled,
+        Self::Deactivated,
     ];
 
     pub fn derive(facts: &StatusFacts, now: NaiveDateTime) -> Self {
-        if facts.enrolled_at.is_some() {
+        if facts.deactivated_at.is_some() {
+            Self::Deactivated
+        } else if facts.enrolled_at.is_some() {
             Self::Enrolled
         } else if facts.expires_at >= not_invited_expiry() {
             Self::NotInvited
@@ -131,6 +141,7 @@ impl EnrollmentStatus {
             Self::DeliveryFailed => "Delivery failed",
             Self::Enrolled => "Enrolled",
             Self::NotInvited => "Not invited",
+            Self::Deactivated => "Deactivated",
         }
     }
 
@@ -143,6 +154,7 @@ impl EnrollmentStatus {
             Self::DeliveryFailed => "delivery_failed",
             Self::Enrolled => "enrolled",
             Self::NotInvited => "not_invited",
+            Self::Deactivated => "deactivated",
         }
     }
 
@@ -152,10 +164,12 @@ impl EnrollmentStatus {
 
     /// The SQL condition equivalent to [`EnrollmentStatus::derive`] giving `self`.
     pub fn sql_filter(self, now: NaiveDateTime) -> StatusFilter {
-        let not_enrolled = users::enrolled_at.is_null();
+        let active = users::deactivated_at.is_null();
+        let not_enrolled = active.and(users::enrolled_at.is_null());
         let not_failed = invitations::delivery_failed_at.is_null();
         match self {
-            Self::Enrolled => Box::new(users::enrolled_at.is_not_null()),
+            Self::Deactivated => Box::new(users::deactivated_at.is_not_null()),
+            Self::Enrolled => Box::new(active.and(users::enrolled_at.is_not_null())),
             Self::DeliveryFailed => {
                 Box::new(not_enrolled.and(invitations::delivery_failed_at.is_not_null()))
             }
@@ -192,6 +206,7 @@ impl EnrollmentStatus {
             Self::DeliveryFailed => "badge badge-failed",
             Self::Enrolled => "badge badge-enrolled",
             Self::NotInvited => "badge badge-not-invited",
+            Self::Deactivated => "badge badge-deactivated",
         }
     }
 }
@@ -215,6 +230,7 @@ mod tests {
 
     fn facts() -> StatusFacts {
         StatusFacts {
+            deactivated_at: None,
             enrolled_at: None,
             expires_at: now() + TimeDelta::days(7),
             sent_at: None,
@@ -268,6 +284,14 @@ mod tests {
         assert_eq!(
             EnrollmentStatus::derive(&not_invited, now),
             EnrollmentStatus::NotInvited
+        );
+        let deactivated = StatusFacts {
+            deactivated_at: Some(now),
+            ..enrolled
+        };
+        assert_eq!(
+            EnrollmentStatus::derive(&deactivated, now),
+            EnrollmentStatus::Deactivated
         );
     }
 

@@ -25,15 +25,17 @@ pub struct Limits {
     sign_in_per_account: DefaultKeyedRateLimiter<String>,
     sign_in_per_address: DefaultKeyedRateLimiter<String>,
     bad_tokens_per_address: DefaultKeyedRateLimiter<String>,
+    /// Machine requests (SCIM, the access-key API) with a missing, wrong or revoked
+    /// credential.
+    bad_credentials_per_address: DefaultKeyedRateLimiter<String>,
     /// Failed sign-ins from anyone, for anyone.
     failed_sign_ins: DefaultDirectRateLimiter,
     /// Set when a failure found the budget spent: until then every sign-in is refused
     /// before its password is hashed.
     sign_in_closed_until: Mutex<Option<Instant>>,
-    /// Refused API signatures per client address, and the addresses that spent theirs
-    /// (refused before any key is looked up, as a locked sign-in is before hashing).
-    bad_signatures_per_address: DefaultKeyedRateLimiter<String>,
-    signatures_closed_until: Mutex<std::collections::HashMap<String, Instant>>,
+    /// Addresses that spent their bad credentials, refused until then before any
+    /// credential is looked up (as a locked sign-in is before hashing).
+    credentials_closed_until: Mutex<std::collections::HashMap<String, Instant>>,
     checks: AtomicU32,
     /// Refusals are counted for `GET /metrics`.
     metrics: Arc<Metrics>,
@@ -78,14 +80,16 @@ impl Limits {
             sign_in_per_address: RateLimiter::keyed(quota(30, Duration::from_secs(5))),
             // Nobody follows ten broken links a minute by accident.
             bad_tokens_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
+            // As for a person's sign-in from one address: a few mistakes, then slowly.
+            // Good credentials are never counted: an identity provider's sync is
+            // thousands of requests a minute from one address.
+            bad_credentials_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
             // Ten a second, twenty at once: far beyond a team mistyping passwords, and
             // under what the hashing slots could take, so that a flood is turned away
             // before it costs any CPU.
             failed_sign_ins: RateLimiter::direct(quota(20, Duration::from_millis(100))),
             sign_in_closed_until: Mutex::new(None),
-            // A script with a wrong secret retries a few times; a guesser keeps going.
-            bad_signatures_per_address: RateLimiter::keyed(quota(10, Duration::from_secs(6))),
-            signatures_closed_until: Mutex::default(),
+            credentials_closed_until: Mutex::default(),
             checks: AtomicU32::new(0),
             metrics,
         }
@@ -114,8 +118,8 @@ impl Limits {
             self.sign_in_per_account.retain_recent();
             self.sign_in_per_address.retain_recent();
             self.bad_tokens_per_address.retain_recent();
-            self.bad_signatures_per_address.retain_recent();
-            if let Ok(mut closed) = self.signatures_closed_until.lock() {
+            self.bad_credentials_per_address.retain_recent();
+            if let Ok(mut closed) = self.credentials_closed_until.lock() {
                 let now = Instant::now();
                 closed.retain(|_, until| *until > now);
             }
@@ -185,42 +189,52 @@ impl Limits {
         }
     }
 
-    /// Whether signed API requests from this address are taken at all: not after it
-    /// sent too many bad signatures, nor while failed sign-ins are closed for everyone.
-    pub fn signed_request_open(&self, address: Option<&str>) -> Result<(), RetryAfter> {
+    /// Whether machine requests (SCIM, signed API calls) from this address are taken at
+    /// all: not after it sent too many bad credentials, nor while failed sign-ins are
+    /// closed for everyone. Checked before any credential is looked up.
+    pub fn machine_request_open(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         self.sign_in_open()?;
         let Some(address) = address else {
             return Ok(());
         };
         let key = address_key(address);
         let until = self
-            .signatures_closed_until
+            .credentials_closed_until
             .lock()
             .ok()
             .and_then(|closed| closed.get(&key).copied());
         match until {
             Some(until) if until > Instant::now() => {
                 self.metrics
-                    .count_rate_limit_refusal("bad_signatures_per_address");
+                    .count_rate_limit_refusal("bad_credentials_per_address");
                 Err(RetryAfter(until.saturating_duration_since(Instant::now())))
             }
             _ => Ok(()),
         }
     }
 
-    /// Counts a refused signature (unknown key, wrong signature, stale date) like a
-    /// failed sign-in: against the address, and against the budget shared by everyone.
-    pub fn signature_refused(&self, address: Option<&str>) {
+    /// Counts a missing, wrong or revoked credential (a SCIM token, an access key, a
+    /// signature or its date) like a failed sign-in: against the address, and against
+    /// the budget shared by everyone.
+    pub fn credential_refused(&self, address: Option<&str>) {
         self.sign_in_failed();
         let Some(address) = address else {
             return;
         };
         let key = address_key(address);
-        if let Err(not_until) = self.bad_signatures_per_address.check_key(&key) {
+        if let Err(not_until) = self.bad_credentials_per_address.check_key(&key) {
             let reopens = Instant::now() + not_until.wait_time_from(DefaultClock::default().now());
-            if let Ok(mut closed) = self.signatures_closed_until.lock() {
+            if let Ok(mut closed) = self.credentials_closed_until.lock() {
                 closed.insert(key, reopens);
             }
+        }
+    }
+
+    /// [`Self::credential_refused`], then whether the address may still be answered
+    /// (401) or is now refused (429).
+    pub fn bad_credential(&self, address: Option<&str>) -> Result<(), RetryAfter> {
+        self.credential_refused(address);
+        self.machine_request_open(address)
         }
     }
 

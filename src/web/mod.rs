@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod request;
+pub mod scim;
 pub mod server;
 pub mod session;
 pub mod settings;

@@ -80,6 +80,13 @@ pub fn http_server(
             .route("/readyz", web::get().to(health::readyz))
             .route("/static/{name}", web::get().to(assets::asset))
             .route("/favicon.ico", web::get().to(assets::favicon))
+            // Machines: no session, no cookies, no CSRF (a bearer token instead).
+            .service(
+                web::scope("/scim/v2")
+                    .wrap(from_fn(ready_gate))
+                    .configure(super::scim::routes)
+                    .default_service(web::to(super::scim::not_found)),
+            )
             .service(
                 web::scope("")
                     .wrap(sessions)

@@ -61,6 +61,9 @@ pub fn invite(
             search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
             api_user_id: user_id.clone(),
             client_request_token: None,
+            provisioned_by: change.actor.credential_name.clone(),
+            external_id: None,
+            deactivated_at: None,
         });
         fresh.push(fresh_invitation(
             change, settings, key, &user_id, first, email,

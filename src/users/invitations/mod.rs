@@ -5,6 +5,7 @@
 mod create;
 mod enroll;
 mod invite;
+pub mod provision;
 mod remove;
 mod resend;
 
@@ -60,6 +61,10 @@ struct NewUser {
     /// The API's UserId: the caller's choice through CreateUser, else the user's id.
     api_user_id: String,
     client_request_token: Option<String>,
+    /// The credential (identity provider) that created the user, by name.
+    provisioned_by: Option<String>,
+    external_id: Option<String>,
+    deactivated_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -203,6 +208,7 @@ pub struct UserIdentity {
     pub email: String,
     pub name_key: String,
     pub enrolled_at: Option<NaiveDateTime>,
+    pub deactivated_at: Option<NaiveDateTime>,
 }
 
 impl UserIdentity {

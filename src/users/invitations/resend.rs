@@ -15,6 +15,8 @@ pub struct ResendReport {
     /// Of those, the users who had never been invited (made through the API).
     pub first_sent: Vec<UserLabel>,
     pub already_enrolled: Vec<UserLabel>,
+    /// Deactivated by their identity provider, which manages them: never resent here.
+    pub deactivated: Vec<UserLabel>,
     /// Resent too often in the last hour, with when they can be resent again.
     pub rate_limited: Vec<(UserLabel, NaiveDateTime)>,
     /// Selected, but gone by the time we looked (removed meanwhile).
@@ -72,7 +74,7 @@ pub fn resend(
     // to need it is dropped.
     let mut prepared: HashMap<String, FreshInvitation> = HashMap::new();
     for user in find_users(conn, user_ids)? {
-        if user.enrolled_at.is_none() {
+        if user.enrolled_at.is_none() && user.deactivated_at.is_none() {
             let fresh = fresh_invitation(
                 change,
                 settings,
@@ -90,6 +92,10 @@ pub fn resend(
             missing: user_ids.len().saturating_sub(selected.len()),
             ..ResendReport::default()
         };
+        let (deactivated, selected): (Vec<_>, Vec<_>) = selected
+            .into_iter()
+            .partition(|u| u.deactivated_at.is_some());
+        report.deactivated = deactivated.iter().map(UserIdentity::label).collect();
         let (enrolled, not_enrolled): (Vec<_>, Vec<_>) =
             selected.into_iter().partition(|u| u.enrolled_at.is_some());
         report.already_enrolled = enrolled.iter().map(UserIdentity::label).collect();

@@ -171,12 +171,12 @@ async fn handle(
     let ip = client_ip(req, state.config.trust_proxy);
     state
         .limits
-        .signed_request_open(ip.as_deref())
+        .machine_request_open(ip.as_deref())
         .map_err(|retry| throttled(retry.seconds()))?;
     let principal = match authenticate(req, body, state, ip.clone()).await {
         Ok(principal) => principal,
         Err(refused) => {
-            state.limits.signature_refused(ip.as_deref());
+            state.limits.credential_refused(ip.as_deref());
             return Err(refused);
         }
     };

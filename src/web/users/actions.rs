@@ -128,6 +128,15 @@ pub async fn resend(
         ))
         .send();
     }
+    if !report.deactivated.is_empty() {
+        FlashMessage::warning(format!(
+            "{} deactivated by the identity provider that manages them, not resent: {}. \
+             Reactivate them in the identity provider (it sends a fresh invitation).",
+            users_word(report.deactivated.len()),
+            name_list(&report.deactivated)
+        ))
+        .send();
+    }
     if let Some(latest) = report.rate_limited.iter().map(|(_, at)| *at).max() {
         let names: Vec<UserLabel> = report.rate_limited.iter().map(|(u, _)| u.clone()).collect();
         FlashMessage::warning(format!(

@@ -195,6 +195,7 @@ pub(super) struct UserView {
     delivery_error: Option<String>,
     /// Never invited: selecting only such users turns the button into "Send invitation".
     not_invited: bool,
+    provisioned_by: Option<String>,
 }
 
 impl UserView {
@@ -214,9 +215,12 @@ impl UserView {
             expires_relative: time_format::relative(row.expires_at, now),
             show_expiry: !matches!(
                 status,
-                EnrollmentStatus::Enrolled | EnrollmentStatus::NotInvited
+                EnrollmentStatus::Enrolled
+                    | EnrollmentStatus::NotInvited
+                    | EnrollmentStatus::Deactivated
             ),
             not_invited: status == EnrollmentStatus::NotInvited,
+            provisioned_by: row.provisioned_by.clone(),
             delivery_error: (status == EnrollmentStatus::DeliveryFailed)
                 .then(|| row.delivery_error.clone())
                 .flatten(),

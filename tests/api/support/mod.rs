@@ -15,6 +15,7 @@ mod mail;
 mod oidc;
 mod page;
 mod postgres;
+mod scim;
 mod smtp;
 mod totp;
 
@@ -23,6 +24,7 @@ pub use cli::*;
 pub use oidc::*;
 pub use page::*;
 pub use postgres::*;
+pub use scim::*;
 pub use smtp::*;
 pub use totp::*;
 
