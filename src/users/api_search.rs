@@ -92,12 +92,15 @@ impl ApiStatus {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    /// Not invited is INITIALIZED, enrolled is REGISTERED, every other status (invited,
-    /// not joined: sending, pending, expired, delivery failed) is PENDING.
+    /// Not invited is INITIALIZED, enrolled is REGISTERED, deactivated by the identity
+    /// provider (links dead, the user kept until it removes them) is DEREGISTERING, and
+    /// every other status (invited, not joined: sending, pending, expired, delivery
+    /// failed) is PENDING.
     pub fn of(status: EnrollmentStatus) -> Self {
         match status {
             EnrollmentStatus::NotInvited => Self::Initialized,
             EnrollmentStatus::Enrolled => Self::Registered,
+            EnrollmentStatus::Deactivated => Self::Deregistering,
             _ => Self::Pending,
         }
     }
@@ -165,9 +168,10 @@ fn key(of: SortKey) -> Key {
         SortKey::Field(Field::FirstName) => Box::new(users::first_name),
         SortKey::Field(Field::LastName) => Box::new(users::last_name),
         SortKey::Field(Field::Email) => Box::new(users::email_key),
-        // The status names sort as the states follow each other: I < P < R.
+        // The same names as [`ApiStatus::of`] gives, so that keyset paging agrees.
         SortKey::Field(Field::EnrollmentStatus) => Box::new(
-            case_when::<_, _, Text>(users::enrolled_at.is_not_null(), "REGISTERED")
+            case_when::<_, _, Text>(users::deactivated_at.is_not_null(), "DEREGISTERING")
+                .when(users::enrolled_at.is_not_null(), "REGISTERED")
                 .when(
                     invitations::expires_at.ge(not_invited_expiry()),
                     "INITIALIZED",
@@ -211,8 +215,10 @@ fn filter_condition(filter: &Filter, now: NaiveDateTime) -> Condition {
                     Some(ApiStatus::Pending) => Box::new(
                         users::enrolled_at
                             .is_null()
+                            .and(users::deactivated_at.is_null())
                             .and(invitations::expires_at.lt(not_invited_expiry())),
                     ),
+                    Some(ApiStatus::Deregistering) => EnrollmentStatus::Deactivated.sql_filter(now),
                     _ => continue,
                 };
                 any = Box::new(any.or(wanted));
@@ -325,11 +331,13 @@ pub fn total_from_counts(search: &Search, counts: &StatusCounts) -> Option<i64> 
     }
     let not_invited = counts.of(EnrollmentStatus::NotInvited);
     let enrolled = counts.of(EnrollmentStatus::Enrolled);
+    let deactivated = counts.of(EnrollmentStatus::Deactivated);
     let of = |status: ApiStatus| match status {
         ApiStatus::Initialized => not_invited,
         ApiStatus::Registered => enrolled,
-        ApiStatus::Pending => counts.total() - not_invited - enrolled,
-        ApiStatus::Disassociating | ApiStatus::Deregistering => 0,
+        ApiStatus::Deregistering => deactivated,
+        ApiStatus::Pending => counts.total() - not_invited - enrolled - deactivated,
+        ApiStatus::Disassociating => 0,
     };
     // Values of one filter are alternatives; filters all apply.
     Some(

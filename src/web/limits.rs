@@ -235,7 +235,6 @@ impl Limits {
     pub fn bad_credential(&self, address: Option<&str>) -> Result<(), RetryAfter> {
         self.credential_refused(address);
         self.machine_request_open(address)
-        }
     }
 
     /// Counts a request with a token that leads nowhere.

@@ -95,6 +95,9 @@ pub fn create_uninvited(
                 search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
                 api_user_id: user.api_user_id.clone(),
                 client_request_token: user.client_request_token.clone(),
+                provisioned_by: change.actor.credential_name.clone(),
+                external_id: None,
+                deactivated_at: None,
             }]
         )?;
         insert_placeholder(conn, change, &id)?;

@@ -72,6 +72,8 @@ pub fn provision(
         provisioned_by: change.actor.credential_name.clone(),
         external_id,
         deactivated_at: (!active).then_some(change.now),
+        api_user_id: user_id.clone(),
+        client_request_token: None,
     };
     // Made before the write transaction, as invite's are.
     let mut fresh = fresh_invitation(change, settings, key, &user_id, first, email)?;
