@@ -1,6 +1,7 @@
 //! The database: one connection type for PostgreSQL and SQLite, the pool, migrations,
 //! and the few places where the two engines need different SQL.
 
+pub mod presence;
 pub mod schema;
 pub mod search;
 mod stamp;

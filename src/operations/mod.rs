@@ -20,6 +20,7 @@ use secrecy::ExposeSecret;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::mail::MailQueue;
+use crate::sessions::SessionCache;
 use crate::users::counts::CountsCache;
 use crate::users::invitations::QueuedLink;
 
@@ -38,6 +39,8 @@ pub struct Operations {
     resend_limit_per_hour: u32,
     /// Argon2, bounded and off the pool the database calls use.
     hashing: Arc<hashing::PasswordHashing>,
+    /// Sessions checked recently; forgotten when an account change ends sessions.
+    sessions: Arc<SessionCache>,
 }
 
 impl Operations {
@@ -49,7 +52,13 @@ impl Operations {
             counts: Arc::default(),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
+            sessions: Arc::default(),
         }
+    }
+
+    /// The sessions the web layer's store remembers (see [`SessionCache`]).
+    pub fn session_cache(&self) -> Arc<SessionCache> {
+        self.sessions.clone()
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.
