@@ -181,14 +181,18 @@ section_idle() {
     for count in 1 10; do
         local idle_pids=()
         for n in $(seq 1 "$count"); do
-            env ENROLL_LISTEN="127.0.0.1:$((port + 10 + n))" ENROLL_LOG=warn \
+            # Two pooled connections each, so that ten fit in PostgreSQL's 100.
+            env ENROLL_LISTEN="127.0.0.1:$((port + 10 + n))" ENROLL_LOG=warn ENROLL_DB_POOL_SIZE=2 \
                 ENROLL_SMTP_URL="smtp://127.0.0.1:$sink_port" "$bin" serve >> "$work/enroll.log" 2>&1 &
             idle_pids+=($!)
             pids+=($!)
         done
+        local ready=0
         for n in $(seq 1 "$count"); do
             for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((port + 10 + n))/readyz" >/dev/null && break; sleep 0.1; done
+            curl -sf "http://127.0.0.1:$((port + 10 + n))/readyz" >/dev/null && ready=$((ready + 1))
         done
+        [ "$ready" = "$count" ] || echo "   only $ready of $count instances started
         sleep 5
         psql "$admin_url" -qc "SELECT pg_stat_clear_snapshot()" >/dev/null
         local before after

@@ -340,7 +340,7 @@ fn keep_listening(url: &DatabaseUrl, key: i64, shared: &Shared) {
                 return;
             };
             let mut result = drain(live, shared);
-            if result.is_ok() && ticks % checks_every == 0 {
+            if result.is_ok() && ticks.is_multiple_of(checks_every) {
                 result = live.batch_execute("SELECT 1");
             }
             match result {
