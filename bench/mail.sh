@@ -20,8 +20,8 @@ engine="${1:-sqlite}"
 shift || true
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(outbox sessions invite idle memory)
-port=18580
-sink_port=18525
+port="${BENCH_PORT:-18580}"
+sink_port=$((port - 55))
 base="http://127.0.0.1:$port"
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
@@ -192,7 +192,7 @@ section_idle() {
             for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((port + 10 + n))/readyz" >/dev/null && break; sleep 0.1; done
             curl -sf "http://127.0.0.1:$((port + 10 + n))/readyz" >/dev/null && ready=$((ready + 1))
         done
-        [ "$ready" = "$count" ] || echo "   only $ready of $count instances started
+        [ "$ready" = "$count" ] || echo "   only $ready of $count instances started"
         sleep 5
         psql "$admin_url" -qc "SELECT pg_stat_clear_snapshot()" >/dev/null
         local before after
@@ -206,15 +206,16 @@ section_idle() {
 }
 
 section_memory() {
-    echo "== peak RSS: 100,000 users invited through the form, mail written as files, then the Users page ($engine)"
+    echo "== peak RSS: ${BENCH_MEMORY_ROUNDS:-100},000 users invited through the form, mail written as files, then the Users page ($engine)"
     fresh_database memory
     start_server files
     local started
     started=$(date +%s.%N)
-    for round in $(seq 1 100); do invite "m$round" >/dev/null; done
-    echo "   100,000 invited in $(echo "$(date +%s.%N) - $started" | bc) s"
+    local rounds="${BENCH_MEMORY_ROUNDS:-100}"
+    for round in $(seq 1 "$rounds"); do invite "m$round" >/dev/null; done
+    echo "   $((rounds * 1000)) invited in $(echo "$(date +%s.%N) - $started" | bc) s"
     for _ in $(seq 1 600); do
-        [ "$(find "$ENROLL_DATA_DIR/mail" -name '*.eml' | wc -l)" -ge 100000 ] && break
+        [ "$(find "$ENROLL_DATA_DIR/mail" -name '*.eml' | wc -l)" -ge $((rounds * 1000)) ] && break
         sleep 0.5
     done
     wrk -t2 -c64 -d10s -H "Cookie: $cookie" "$base/users" >/dev/null
