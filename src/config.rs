@@ -196,21 +196,22 @@ pub struct Config {
     )]
     pub smtp_timeout_seconds: u64,
 
-    /// Email sender threads per instance (each mostly waits on the mail server)
+    /// Email sender threads per instance, each with its own SMTP connection
     #[arg(
         long,
         env = "ENROLL_MAIL_WORKERS",
-        default_value_t = 32,
+        default_value_t = 4,
         global = true,
         value_parser = at_least_one_mail_worker
     )]
     pub mail_workers: usize,
 
-    /// How often an idle email worker looks for due email (other instances' included)
+    /// How often an idle instance looks for email that no instance announced, and for
+    /// email claimed by an instance that stopped (new email and due retries wake it anyway)
     #[arg(
         long,
         env = "ENROLL_MAIL_POLL_MS",
-        default_value_t = 1000,
+        default_value_t = 5000,
         global = true
     )]
     pub mail_poll_ms: u64,

@@ -2,15 +2,95 @@
 //! a session ends it everywhere. Only the SHA-256 of a session's id is stored; the web
 //! layer's session store keeps the id in a signed cookie and calls these.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 
 use crate::clock::Clock;
+use crate::db::presence::Presence;
 use crate::db::schema::{accounts, sessions};
 use crate::db::{Db, DbError};
 
 /// Idle expiry is pushed forward at most this often, not on every request.
 const TOUCH_INTERVAL: TimeDelta = TimeDelta::seconds(60);
+
+/// Sessions remembered at most; past it the cache starts afresh.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Sessions checked recently, so that a request need not read its session from the
+/// database, kept only while nothing can have changed them unseen: every change to
+/// sessions or accounts made through this instance forgets them all (after its
+/// transaction committed), and so does, on PostgreSQL, every change made anywhere (a
+/// trigger notifies each instance, see [`crate::db::presence`]). While the instance
+/// does not hear the others (before it listens, or while its listening connection is
+/// lost), nothing is remembered and every request reads its session as before.
+#[derive(Default)]
+pub struct SessionCache {
+    /// Moves on at every change; an entry remembered under another one is stale.
+    generation: AtomicU64,
+    entries: RwLock<HashMap<String, Cached>>,
+    presence: OnceLock<Arc<Presence>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    generation: u64,
+    state: String,
+    account_email: String,
+    account_role: String,
+    idle_expires_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+}
+
+impl SessionCache {
+    /// Remembers sessions from now on, for as long as `presence` hears every change.
+    pub fn listen_with(self: &Arc<Self>, presence: &Arc<Presence>) {
+        let cache = Arc::downgrade(self);
+        presence.on_sessions(move || {
+            if let Some(cache) = cache.upgrade() {
+                cache.forget_all();
+            }
+        });
+        let _ = self.presence.set(presence.clone());
+    }
+
+    /// Sessions or accounts changed: nothing remembered holds any more.
+    pub fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+
+    /// The generation to remember a session read from now on under, if it may be.
+    fn current(&self) -> Option<u64> {
+        let listening = self.presence.get().is_some_and(|p| p.is_listening());
+        listening.then(|| self.generation.load(Ordering::SeqCst))
+    }
+
+    fn get(&self, id_hash: &str, now: NaiveDateTime) -> Option<Cached> {
+        let generation = self.current()?;
+        let entries = self.entries.read().ok()?;
+        let hit = entries.get(id_hash)?;
+        (hit.generation == generation && hit.idle_expires_at > now && hit.expires_at > now)
+            .then(|| hit.clone())
+    }
+
+    fn put(&self, id_hash: String, entry: Cached) {
+        if self.current() != Some(entry.generation) {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(id_hash, entry);
+        }
+    }
+}
 
 /// A live session, with its account as it is now.
 pub struct StoredSession {
@@ -26,6 +106,7 @@ pub struct SessionRecords {
     clock: Clock,
     idle: TimeDelta,
     lifetime: TimeDelta,
+    cache: Arc<SessionCache>,
 }
 
 impl SessionRecords {
@@ -34,12 +115,14 @@ impl SessionRecords {
         clock: Clock,
         idle: std::time::Duration,
         lifetime: std::time::Duration,
+        cache: Arc<SessionCache>,
     ) -> Self {
         Self {
             db,
             clock,
             idle: TimeDelta::from_std(idle).unwrap_or(TimeDelta::hours(1)),
             lifetime: TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::hours(12)),
+            cache,
         }
     }
 
@@ -47,38 +130,63 @@ impl SessionRecords {
     /// expiry moves forward when it last did more than a minute ago.
     pub async fn load(&self, id_hash: String) -> Result<Option<StoredSession>, DbError> {
         let now = self.clock.now();
-        let lookup = id_hash.clone();
-        let row = self
-            .db
-            .read(move |conn| {
-                let row: Option<(String, NaiveDateTime, String, String)> = sessions::table
-                    .inner_join(accounts::table)
-                    .filter(sessions::id_hash.eq(&lookup))
-                    .filter(sessions::idle_expires_at.gt(now))
-                    .filter(sessions::expires_at.gt(now))
-                    .filter(accounts::disabled_at.is_null())
-                    .select((
-                        sessions::state,
-                        sessions::idle_expires_at,
-                        accounts::email,
-                        accounts::role,
-                    ))
-                    .first(conn)
-                    .optional()?;
-                Ok::<_, DbError>(row)
-            })
-            .await?;
-        let Some((state, idle_expires_at, account_email, account_role)) = row else {
-            return Ok(None);
+        let (mut found, mut remember) = match self.cache.get(&id_hash, now) {
+            Some(hit) => (hit, false),
+            None => {
+                // Taken before reading: a change committed meanwhile makes it stale.
+                let generation = self.cache.current();
+                let lookup = id_hash.clone();
+                let row = self
+                    .db
+                    .read(move |conn| {
+                        let row: Option<(String, NaiveDateTime, NaiveDateTime, String, String)> =
+                            sessions::table
+                                .inner_join(accounts::table)
+                                .filter(sessions::id_hash.eq(&lookup))
+                                .filter(sessions::idle_expires_at.gt(now))
+                                .filter(sessions::expires_at.gt(now))
+                                .filter(accounts::disabled_at.is_null())
+                                .select((
+                                    sessions::state,
+                                    sessions::idle_expires_at,
+                                    sessions::expires_at,
+                                    accounts::email,
+                                    accounts::role,
+                                ))
+                                .first(conn)
+                                .optional()?;
+                        Ok::<_, DbError>(row)
+                    })
+                    .await?;
+                let Some((state, idle_expires_at, expires_at, account_email, account_role)) = row
+                else {
+                    return Ok(None);
+                };
+                let read = Cached {
+                    generation: generation.unwrap_or(u64::MAX),
+                    state,
+                    account_email,
+                    account_role,
+                    idle_expires_at,
+                    expires_at,
+                };
+                (read, generation.is_some())
+            }
         };
-        if now + self.idle - idle_expires_at > TOUCH_INTERVAL {
-            self.extend(id_hash).await?;
+        if now + self.idle - found.idle_expires_at > TOUCH_INTERVAL {
+            self.extend(id_hash.clone()).await?;
+            found.idle_expires_at = now + self.idle;
+            remember = true;
         }
-        Ok(Some(StoredSession {
-            state,
-            account_email,
-            account_role,
-        }))
+        let session = StoredSession {
+            state: found.state.clone(),
+            account_email: found.account_email.clone(),
+            account_role: found.account_role.clone(),
+        };
+        if remember {
+            self.cache.put(id_hash, found);
+        }
+        Ok(Some(session))
     }
 
     /// Stores a new signed-in session.
@@ -130,8 +238,10 @@ impl SessionRecords {
                     .execute(conn)?,
                 )
             })
-            .await?;
-        Ok(updated == 1)
+            .await;
+        // Forgotten even on failure: the change may have committed before the error.
+        self.cache.forget_all();
+        Ok(updated? == 1)
     }
 
     /// The session stays alive for another idle period from now.
@@ -148,11 +258,14 @@ impl SessionRecords {
     }
 
     pub async fn delete(&self, id_hash: String) -> Result<(), DbError> {
-        self.db
+        let deleted = self
+            .db
             .run(move |conn| {
                 diesel::delete(sessions::table.find(&id_hash)).execute(conn)?;
                 Ok(())
             })
-            .await
+            .await;
+        self.cache.forget_all();
+        deleted
     }
 }

@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 use crate::accounts;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::db::presence::Presence;
 use crate::db::{self, Db, Engine};
 use crate::mail::outbox;
 use crate::mail::{MailKey, MailWorker, Mailer, RetryPolicy, WorkerSettings};
@@ -36,6 +37,7 @@ pub struct Application {
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     state: AppState,
     worker: Arc<Mutex<Option<MailWorker>>>,
+    presence: Arc<Presence>,
 }
 
 impl Application {
@@ -149,17 +151,24 @@ impl Application {
         // Count users by status now rather than on the first visit to the Users page.
         let ops = state.ops.clone();
         tokio::spawn(async move { ops.count_users_now().await });
+        // This instance's lock (which tells the others when it dies) and, on PostgreSQL,
+        // what it hears from them.
+        let presence =
+            Arc::new(Presence::start(&database_url).context("cannot register this instance")?);
         // The worker's own connections: sends on PostgreSQL hold one each, and must not
-        // starve the pages.
-        let mail_db = db.lazy_pool(worker_settings.threads as u32 + 1)?;
+        // starve the pages; one more for the watcher.
+        tracing::info!(instance = %presence.instance_id(), "this instance's id (its claims on email carry it)");
+        state.ops.session_cache().listen_with(&presence);
+        let mail_db = db.lazy_pool(worker_settings.threads as u32 + 2)?;
         let _ = state.mail_db.set(mail_db.clone());
-        let worker = worker.start(mail_db, clock.clone(), worker_settings);
+        let worker = worker.start(mail_db, clock.clone(), worker_settings, presence.clone());
         let app = Self {
             port,
             server: server_handle,
             serving,
             state,
             worker: Arc::new(Mutex::new(Some(worker))),
+            presence,
         };
         app.announce_setup_code().await?;
         Ok(app)
@@ -177,6 +186,7 @@ impl Application {
         ApplicationHandle {
             server: self.server.clone(),
             worker: self.worker.clone(),
+            presence: self.presence.clone(),
         }
     }
 
@@ -241,6 +251,7 @@ impl Application {
 pub struct ApplicationHandle {
     server: ServerHandle,
     worker: Arc<Mutex<Option<MailWorker>>>,
+    presence: Arc<Presence>,
 }
 
 impl ApplicationHandle {
@@ -264,6 +275,8 @@ impl ApplicationHandle {
         {
             worker.stop();
         }
+        // Its listening connection closes, and its lock (its claims' owner) goes with it.
+        self.presence.stop();
         // The command is sent when called; the returned future only waits for it.
         drop(self.server.stop(true));
     }

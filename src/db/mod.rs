@@ -2,6 +2,7 @@
 //! and the few places where the two engines need different SQL.
 
 mod limits;
+pub mod presence;
 pub mod schema;
 pub mod search;
 mod stamp;

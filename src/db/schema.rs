@@ -155,6 +155,7 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         failed_at -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
     }
 }
 

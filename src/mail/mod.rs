@@ -5,6 +5,7 @@ pub mod dkim;
 pub mod outbox;
 pub mod seal;
 pub mod transport;
+mod watcher;
 pub mod worker;
 
 pub use dkim::{dkim_txt_record, txt_record_name};

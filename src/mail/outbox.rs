@@ -176,16 +176,28 @@ pub struct ClaimedEmail {
     pub created_at: NaiveDateTime,
 }
 
+/// Who claims: a token of this claim, and the instance making it (whose death, seen
+/// through its lock, frees the claim before the lease runs out).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub token: &'a str,
+    pub instance: &'a str,
+}
+
 /// Claims up to `limit` due emails for `claim_token` until `now + lease`.
 /// On PostgreSQL, rows another instance is claiming at this moment are skipped, not
 /// waited for; on SQLite the write lock already makes claims take turns.
 pub fn claim_due(
     conn: &mut DbConnection,
     now: NaiveDateTime,
-    claim_token: &str,
+    claim: Claim<'_>,
     lease: TimeDelta,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
+    let Claim {
+        token: claim_token,
+        instance,
+    } = claim;
     write_transaction(conn, |conn| {
         // Other instances skip what one has locked instead of waiting for it.
         let ids: Vec<String> = crate::db::locked!(
@@ -204,6 +216,7 @@ pub fn claim_due(
                 .set((
                     outbound_emails::status.eq(status::SENDING),
                     outbound_emails::claim_token.eq(claim_token),
+                    outbound_emails::claimed_by.eq(instance),
                     outbound_emails::next_attempt_at.eq(now + lease),
                     outbound_emails::attempts.eq(outbound_emails::attempts + 1),
                 ))

@@ -1,7 +1,7 @@
 //! The outbox worker: a few threads per instance that claim due emails, send them and
 //! record what happened, retrying temporary failures with backoff.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -10,11 +10,13 @@ use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
 use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 
-use super::outbox::{self, ClaimedEmail, Outcome, Unrecorded};
+use super::outbox::{self, Claim, ClaimedEmail, Outcome, Unrecorded};
 use super::seal::MailKey;
 use super::transport::{Mailer, SendError};
+use super::watcher::{Signal, Watcher};
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::db::presence::Presence;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -71,65 +73,6 @@ fn fastrand_permille() -> u16 {
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
 const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Wakes idle workers when email is queued, and tells them to stop.
-#[derive(Default)]
-struct Signal {
-    state: Mutex<SignalState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct SignalState {
-    pending: bool,
-    stopping: bool,
-}
-
-impl Signal {
-    fn notify(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.pending = true;
-            self.changed.notify_all();
-        }
-    }
-
-    fn stop(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.stopping = true;
-            self.changed.notify_all();
-        }
-    }
-
-    /// Sleeps for `timeout` unless told to stop; true when stopping. Unlike `wait`, it
-    /// leaves notifications of new email to the idle threads.
-    fn sleep(&self, timeout: Duration) -> bool {
-        let Ok(state) = self.state.lock() else {
-            return true;
-        };
-        self.changed
-            .wait_timeout_while(state, timeout, |s| !s.stopping)
-            .map_or(true, |(state, _)| state.stopping)
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.state.lock().map(|s| s.stopping).unwrap_or(true)
-    }
-
-    /// Waits for a notification or the timeout; true when stopping.
-    fn wait(&self, timeout: Duration) -> bool {
-        let Ok(state) = self.state.lock() else {
-            return true;
-        };
-        let Ok((mut state, _)) = self
-            .changed
-            .wait_timeout_while(state, timeout, |s| !s.pending && !s.stopping)
-        else {
-            return true;
-        };
-        state.pending = false;
-        state.stopping
-    }
-}
-
 /// What request handlers hold: a way to say "email was just queued".
 #[derive(Clone)]
 pub struct MailQueue {
@@ -140,8 +83,10 @@ pub struct MailQueue {
 }
 
 impl MailQueue {
+    /// Email was queued: a sender wakes, and the watcher learns of any email due later.
     pub fn notify(&self) {
         self.signal.notify();
+        self.signal.schedule_changed();
     }
 
     /// With file mail, links are logged so a newcomer can follow them without a mail server.
@@ -180,7 +125,22 @@ pub struct PreparedWorker {
 }
 
 impl PreparedWorker {
-    pub fn start(self, db: Db, clock: Clock, settings: WorkerSettings) -> MailWorker {
+    /// Starts the sender threads and, with them, the watcher (none without threads: the
+    /// tests that send with [`MailWorker::deliver_due`]). `presence` is this instance's
+    /// lock: the email it claims is marked with its id.
+    pub fn start(
+        self,
+        db: Db,
+        clock: Clock,
+        settings: WorkerSettings,
+        presence: Arc<Presence>,
+    ) -> MailWorker {
+        // Another instance queued email.
+        let woken = self.signal.clone();
+        presence.on_outbox(move || {
+            woken.notify();
+            woken.schedule_changed();
+        });
         let sender = Worker {
             db,
             mailer: Arc::new(self.mailer),
@@ -188,8 +148,9 @@ impl PreparedWorker {
             clock,
             settings,
             signal: self.signal.clone(),
+            instance: presence.instance_id().into(),
         };
-        let threads = (0..sender.settings.threads)
+        let mut threads: Vec<JoinHandle<()>> = (0..sender.settings.threads)
             .map(|n| {
                 let worker = sender.clone();
                 std::thread::Builder::new()
@@ -198,6 +159,21 @@ impl PreparedWorker {
                     .expect("cannot start a mail worker thread")
             })
             .collect();
+        if sender.settings.threads > 0 {
+            let watcher = Watcher {
+                db: sender.db.clone(),
+                clock: sender.clock.clone(),
+                presence,
+                signal: self.signal.clone(),
+                poll: sender.settings.poll_interval,
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("mail-watch".to_owned())
+                    .spawn(move || watcher.run())
+                    .expect("cannot start the mail watcher thread"),
+            );
+        }
         MailWorker {
             signal: self.signal,
             threads,
@@ -277,21 +253,31 @@ struct Worker {
     clock: Clock,
     settings: WorkerSettings,
     signal: Arc<Signal>,
+    /// This instance's id, written on every claim.
+    instance: Arc<str>,
 }
+
+/// How long an idle sender waits before looking by itself: the watcher wakes it when
+/// email is due, so this only bounds the cost of a lost wake-up.
+const SENDER_IDLE_WAIT: Duration = Duration::from_secs(600);
 
 impl Worker {
     fn run(self) {
-        let mut idle_wait = self.settings.poll_interval;
+        let mut idle_wait = SENDER_IDLE_WAIT;
         loop {
             if self.signal.is_stopping() {
                 return;
             }
             match self.work_once() {
-                Ok(0) => idle_wait = self.settings.poll_interval,
+                Ok(0) => idle_wait = SENDER_IDLE_WAIT,
                 Ok(_) => continue,
                 Err(error) => {
                     tracing::error!(error = %error, "mail worker: database error, retrying");
-                    idle_wait = (idle_wait * 2).min(Duration::from_secs(30));
+                    idle_wait = if idle_wait == SENDER_IDLE_WAIT {
+                        self.settings.poll_interval
+                    } else {
+                        (idle_wait * 2).min(Duration::from_secs(30))
+                    };
                 }
             }
             if self.signal.wait(idle_wait) {
@@ -304,6 +290,10 @@ impl Worker {
     fn work_once(&self) -> anyhow::Result<usize> {
         let claim_token = uuid::Uuid::new_v4().to_string();
         let ids = self.claim(&claim_token)?;
+        if !ids.is_empty() {
+            // There may be more: another idle sender joins in (and so on, while it finds some).
+            self.signal.notify();
+        }
         for id in &ids {
             if self.signal.is_stopping() {
                 // The rest become due again when the lease runs out.
@@ -319,7 +309,10 @@ impl Worker {
         Ok(outbox::claim_due(
             &mut *self.db.get()?,
             self.clock.now(),
-            claim_token,
+            Claim {
+                token: claim_token,
+                instance: &self.instance,
+            },
             self.settings.lease,
             self.settings.batch_size,
         )?)
@@ -420,6 +413,8 @@ impl Worker {
                     reason.clone(),
                 );
                 tracing::warn!(email_id = %email.id, attempts = email.attempts, %reason, ?outcome, "email not sent");
+                // The watcher wakes the senders when the retry is due.
+                self.signal.schedule_changed();
                 outcome
             }
         };

@@ -392,6 +392,7 @@ impl Operations {
         principal.require(Permission::ManageAccounts)?;
         let now = self.clock.now();
         let actor = principal.actor();
+        let sessions = self.sessions.clone();
         self.db
             .run(move |conn| {
                 let result = write_transaction(conn, |conn| {
@@ -408,6 +409,8 @@ impl Operations {
                     )?;
                     Ok(account)
                 });
+                // Committed (or not): sessions this instance remembers may have ended.
+                sessions.forget_all();
                 match result {
                     Ok(account) => Ok(AccountChange::Done(account)),
                     Err(AccountChangeError::NotFound) => Err(Error::NotFound),

@@ -31,6 +31,7 @@ use crate::clock::Clock;
 use crate::credentials::CredentialKey;
 use crate::db::Db;
 use crate::mail::MailQueue;
+use crate::sessions::SessionCache;
 use crate::users::counts::CountsCache;
 use crate::users::invitations::QueuedLink;
 
@@ -55,6 +56,8 @@ pub struct Operations {
     sign_in: Arc<SignInSetup>,
     /// Seals and opens access key secrets.
     credential_key: CredentialKey,
+    /// Sessions checked recently; forgotten when an account change ends sessions.
+    sessions: Arc<SessionCache>,
 }
 
 /// Sign-in beyond the password, set up once at start.
@@ -89,6 +92,7 @@ impl Operations {
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
             sign_in: Arc::default(),
             credential_key: CredentialKey::ephemeral(),
+            sessions: Arc::default(),
         }
     }
 
@@ -108,6 +112,11 @@ impl Operations {
     pub fn with_credential_key(mut self, key: CredentialKey) -> Self {
         self.credential_key = key;
         self
+    }
+
+    /// The sessions the web layer's store remembers (see [`SessionCache`]).
+    pub fn session_cache(&self) -> Arc<SessionCache> {
+        self.sessions.clone()
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.

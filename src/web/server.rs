@@ -32,6 +32,7 @@ pub fn http_server(
         state.clock.clone(),
         state.config.session_idle(),
         state.config.session_lifetime(),
+        state.ops.session_cache(),
     ));
     let workers = state
         .config

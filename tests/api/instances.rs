@@ -31,6 +31,27 @@ impl Instance {
 
     /// `database_url: None` runs on SQLite in the instance's own data folder.
     pub fn spawn_with(database_url: Option<&str>, smtp_url: &str, log_level: &str) -> Self {
+        Self::spawn_with_env(database_url, smtp_url, log_level, &[])
+    }
+
+    /// Starts with `settings` over the test defaults (`ENROLL_*` variables), and waits
+    /// until it is ready.
+    pub async fn start_with_env(
+        database_url: &str,
+        smtp_url: &str,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let instance = Self::spawn_with_env(Some(database_url), smtp_url, "info", settings);
+        instance.wait_until_ready().await;
+        instance
+    }
+
+    pub fn spawn_with_env(
+        database_url: Option<&str>,
+        smtp_url: &str,
+        log_level: &str,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_enroll"));
         command.env_clear();
@@ -51,6 +72,7 @@ impl Instance {
             .env("ENROLL_MAIL_LEASE_SECONDS", "3")
             .env("ENROLL_SMTP_TIMEOUT_SECONDS", "2")
             .env("ENROLL_MAIL_RETRY_BASE_SECONDS", "1")
+            .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -104,6 +126,15 @@ impl Instance {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The id this instance marks its claims on email with (it logs it at start).
+    pub fn instance_id(&self) -> String {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find_map(|entry| entry["fields"]["instance"].as_str().map(str::to_owned))
+            .expect("the instance logs its id")
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

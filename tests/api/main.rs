@@ -47,6 +47,7 @@ mod dkim;
 mod durability;
 mod enroll_flow;
 mod exactly_once;
+mod failover;
 mod hostile_input;
 mod instances;
 mod invite_validation;

@@ -247,7 +247,8 @@ on_both_engines! {
         let during = current_engine() == Engine::Sqlite;
         let sent = tokio::task::spawn_blocking(move || {
             let (claim, lease) = ("test-claim", TimeDelta::seconds(60));
-            let ids = outbox::claim_due(&mut db.get().unwrap(), clock.now(), claim, lease, 10).unwrap();
+            let by = outbox::Claim { token: claim, instance: "test-instance" };
+            let ids = outbox::claim_due(&mut db.get().unwrap(), clock.now(), by, lease, 10).unwrap();
             assert_eq!(ids.len(), 3, "the three invitations, not their reminders");
             let mut sent = Vec::new();
             for id in &ids {

@@ -15,11 +15,11 @@ use secrecy::SecretString;
 use crate::instances::Instance;
 use crate::support::*;
 
-fn connect(database: &PostgresDatabase) -> Db {
+pub(crate) fn connect(database: &PostgresDatabase) -> Db {
     Db::connect(&DatabaseUrl::parse(&database.url).unwrap(), 2).unwrap()
 }
 
-fn add_administrator(db: &Db) {
+pub(crate) fn add_administrator(db: &Db) {
     let email = EmailAddress::parse(ADMIN_EMAIL).unwrap();
     let hash = NewPassword::parse(&SecretString::from(ADMIN_PASSWORD), ADMIN_EMAIL)
         .unwrap()
@@ -36,20 +36,20 @@ fn add_administrator(db: &Db) {
 }
 
 /// A person at a browser, using whichever instance the load balancer picked.
-struct Person {
+pub(crate) struct Person {
     client: reqwest::Client,
 }
 
 impl Person {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { client: browser() }
     }
 
-    async fn get(&self, instance: &Instance, path: &str) -> Page {
+    pub(crate) async fn get(&self, instance: &Instance, path: &str) -> Page {
         Page::read(self.client.get(instance.url(path)).send().await.unwrap()).await
     }
 
-    async fn post(&self, instance: &Instance, path: &str, form: &Fields) -> Page {
+    pub(crate) async fn post(&self, instance: &Instance, path: &str, form: &Fields) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter())
             .finish();
@@ -64,7 +64,7 @@ impl Person {
         Page::read(response).await
     }
 
-    async fn submit(
+    pub(crate) async fn submit(
         &self,
         instance: &Instance,
         form_page: &str,
@@ -77,7 +77,7 @@ impl Person {
         self.post(instance, action, &form).await
     }
 
-    async fn sign_in_and_set_up(&self, instance: &Instance) {
+    pub(crate) async fn sign_in_and_set_up(&self, instance: &Instance) {
         let form = fields(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)]);
         self.submit(instance, "/login", "/login", &form)
             .await
@@ -93,7 +93,7 @@ impl Person {
         assert_eq!(page.status, 303, "{}", page.text());
     }
 
-    async fn invite(&self, instance: &Instance, emails: &[String]) {
+    pub(crate) async fn invite(&self, instance: &Instance, emails: &[String]) {
         let mut form = Fields::new();
         for (n, email) in emails.iter().enumerate() {
             form.push(("first_name".into(), format!("Person{n}")));
@@ -132,7 +132,7 @@ fn user_ids(db: &Db, emails: &[String]) -> Vec<String> {
         .unwrap()
 }
 
-fn per_recipient(smtp: &TestSmtp) -> HashMap<String, Vec<ReceivedEmail>> {
+pub(crate) fn per_recipient(smtp: &TestSmtp) -> HashMap<String, Vec<ReceivedEmail>> {
     let mut map: HashMap<String, Vec<ReceivedEmail>> = HashMap::new();
     for email in smtp.received() {
         for to in &email.to {
