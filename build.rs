@@ -111,7 +111,6 @@ fn boto3_python() -> Option<PathBuf> {
         watch(&path);
         path
     })
-
 }
 
 /// The Python with scim2-tester installed: `ENROLL_TEST_SCIM_TESTER`, or the venv

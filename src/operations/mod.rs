@@ -19,9 +19,9 @@ pub use accounts::{AccountAdded, AccountChange, SignIn};
 pub use api::{ConfigurationChange, InvitationConfiguration};
 pub use credentials::{AccessKeyForSigning, CredentialAdded};
 pub use invitations::TokenLookup;
+pub use provisioning::{ScimCreated, ScimUpdated};
 pub use single_sign_on::{Callback, SingleSignOn, SsoRefusal, SsoStart};
 pub use two_factor::{PendingSignIn, PendingStage, SecondFactor, TurnOn, TwoFactorSetup};
-pub use provisioning::{ScimCreated, ScimUpdated};
 
 use std::sync::Arc;
 

@@ -519,7 +519,15 @@ pub fn status_counts(
     };
     let matching =
         |condition: StatusFilter| sum(case_when::<_, _, Integer>(condition, 1).otherwise(0));
-    let [not_invited, pending, sending, expired, failed, enrolled, deactivated] = EnrollmentStatus::ALL;
+    let [
+        not_invited,
+        pending,
+        sending,
+        expired,
+        failed,
+        enrolled,
+        deactivated,
+    ] = EnrollmentStatus::ALL;
     // SUM over no rows is NULL.
     type Sums = (
         Option<i64>,
