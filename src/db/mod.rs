@@ -50,9 +50,9 @@ pub enum DbError {
     /// Every slot for expensive reads was taken: refused at once, not queued.
     #[error("too many expensive reads at once")]
     Busy,
-    /// Work that changes data ran past its deadline, was stopped and rolled back.
-    #[error("the database work took longer than its deadline and was rolled back")]
-    WriteTooSlow,
+    /// Other work (a write, a cheap read) ran past its deadline, was stopped and rolled back.
+    #[error("the database work took longer than its deadline and was stopped")]
+    PastDeadline,
 }
 
 /// A connection to either engine. PostgreSQL is declared first: the derive tries the
@@ -377,14 +377,19 @@ impl Db {
                     entry.insert(manager.connect().map_err(DbError::Connect)?)
                 }
             };
-            let _deadline = limits::Deadline::set(self.limits.read_timeout);
+            // Not an expensive read (those go through `expensive_read`): the deadline of
+            // every other statement.
+            let deadline = limits::Deadline::set(self.limits.write_timeout);
             let result = work(conn);
             // A connection left inside a transaction (a panic, a bug) is not reused.
             if <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
             {
                 readers.remove(&self.id);
             }
-            result
+            match result {
+                Err(_) if deadline.passed() => Err(DbError::PastDeadline.into()),
+                other => other,
+            }
         })
     }
 
@@ -434,7 +439,7 @@ impl Db {
                 );
                 // Whatever the statement reported, the cause is the deadline: the person
                 // is told nothing changed and to try again (503), not that it broke (500).
-                return Err(DbError::WriteTooSlow.into());
+                return Err(DbError::PastDeadline.into());
             }
             result
         })

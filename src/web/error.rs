@@ -176,7 +176,7 @@ impl From<DbError> for AppError {
             // No connection free, or SQLite stayed locked past the busy timeout: the
             // transaction was rolled back, so trying again later is safe (a resubmitted
             // form is recognised as such).
-            DbError::Pool(_) | DbError::WriteTooSlow => Self::Unavailable(error),
+            DbError::Pool(_) | DbError::PastDeadline => Self::Unavailable(error),
             DbError::TooSlow => Self::TooSlow,
             DbError::Busy => Self::Busy,
             DbError::Query(ref e) if crate::metrics::is_sqlite_busy(e) => Self::Unavailable(error),

@@ -48,7 +48,8 @@ on_both_engines! {
         }
         assert!(app.db.metrics().query_limit_trips("read_deadline") >= 8);
         // Cheap pages and the health checks are untouched.
-        assert_eq!(app.get("/users").await.status, 200);
+        let first_page = app.get("/users").await;
+        assert_eq!(first_page.status, 200, "{}", first_page.text());
         for probe in ["/healthz", "/readyz"] {
             let response = browser().get(app.url(probe)).send().await.unwrap();
             assert_eq!(response.status(), 200, "{probe}");
