@@ -23,10 +23,12 @@ pub enum CredentialAdded {
 
 /// A live access key found by its id, with what a signature is checked against.
 pub struct AccessKeyForSigning {
-    /// Acts as the key's role; pass it to the operations once the signature is good.
-    pub principal: Principal,
+    /// Acts as the key's role: [`Operations::access_key_verified`] gives it out once the
+    /// signature is good.
+    principal: Principal,
     /// The secret access key: the SigV4 signing key is derived from it.
     pub secret: SecretString,
+    row: CredentialRow,
 }
 
 impl Operations {
@@ -160,13 +162,12 @@ impl Operations {
     }
 
     /// A live access key and its secret, for checking a request's signature; none when
-    /// the id is unknown or revoked. Counts as a use: call it once per request.
+    /// the id is unknown or revoked.
     pub async fn access_key_for_signing(
         &self,
         key_id: String,
         client_ip: Option<String>,
     ) -> Result<Option<AccessKeyForSigning>> {
-        let now = self.clock.now();
         let key = self.credential_key.clone();
         let found = self
             .db
@@ -175,7 +176,6 @@ impl Operations {
         let Some((row, secret)) = found else {
             return Ok(None);
         };
-        self.note_credential_use(&row, now).await;
         Ok(Some(AccessKeyForSigning {
             principal: Principal::credential(
                 &row.id,
@@ -185,7 +185,15 @@ impl Operations {
                 client_ip,
             ),
             secret,
+            row,
         }))
+    }
+
+    /// The request's signature checked out: its use is noted ("last used" means a
+    /// request the key really signed, not one that only named it) and it acts as its key.
+    pub async fn access_key_verified(&self, key: AccessKeyForSigning) -> Principal {
+        self.note_credential_use(&key.row, self.clock.now()).await;
+        key.principal
     }
 
     /// Writes "last used" at most once a minute per credential: a write per request

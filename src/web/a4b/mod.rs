@@ -242,5 +242,5 @@ async fn authenticate(
     signed
         .verify(&auth, &amz_date, key.secret.expose_secret())
         .map_err(ApiError::refused)?;
-    Ok(key.principal)
+    Ok(state.ops.access_key_verified(key).await)
 }
