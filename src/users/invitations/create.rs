@@ -70,11 +70,7 @@ pub fn create_uninvited(
 ) -> Result<CreateOutcome, Error> {
     let id = uuid::Uuid::now_v7().to_string();
     let invitee = &user.invitee;
-    let (first, last, email) = (
-        invitee.first_name.as_str(),
-        invitee.last_name.as_str(),
-        invitee.email.as_str(),
-    );
+    let email = invitee.email.as_str();
     let result = write_transaction(conn, |conn| {
         if let Some(outcome) = conflict(conn, user)? {
             return Ok(outcome);
@@ -83,21 +79,9 @@ pub fn create_uninvited(
             conn,
             users::table,
             [NewUser {
-                id: id.clone(),
-                first_name: first.to_owned(),
-                last_name: last.to_owned(),
-                email: email.to_owned(),
-                email_key: invitee.email.key(),
-                name_key: name_key(first, last),
-                search_key: search_key(first, last, email),
-                created_at: change.now,
-                invited_by: change.actor.account_id.clone(),
-                search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
                 api_user_id: user.api_user_id.clone(),
                 client_request_token: user.client_request_token.clone(),
-                provisioned_by: change.actor.credential_name.clone(),
-                external_id: None,
-                deactivated_at: None,
+                ..NewUser::new(&id, invitee, change)
             }]
         )?;
         insert_placeholder(conn, change, &id)?;

@@ -43,28 +43,8 @@ pub fn invite(
     let mut events = Vec::with_capacity(invitees.len());
     for invitee in invitees {
         let user_id = uuid::Uuid::now_v7().to_string();
-        let (first, last, email) = (
-            invitee.first_name.as_str(),
-            invitee.last_name.as_str(),
-            invitee.email.as_str(),
-        );
-        new_users.push(NewUser {
-            id: user_id.clone(),
-            first_name: first.to_owned(),
-            last_name: last.to_owned(),
-            email: email.to_owned(),
-            email_key: invitee.email.key(),
-            name_key: name_key(first, last),
-            search_key: search_key(first, last, email),
-            created_at: change.now,
-            invited_by: change.actor.account_id.clone(),
-            search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
-            api_user_id: user_id.clone(),
-            client_request_token: None,
-            provisioned_by: change.actor.credential_name.clone(),
-            external_id: None,
-            deactivated_at: None,
-        });
+        let (first, email) = (invitee.first_name.as_str(), invitee.email.as_str());
+        new_users.push(NewUser::new(&user_id, invitee, change));
         fresh.push(fresh_invitation(
             change, settings, key, &user_id, first, email,
         )?);

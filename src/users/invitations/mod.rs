@@ -67,6 +67,35 @@ struct NewUser {
     deactivated_at: Option<NaiveDateTime>,
 }
 
+impl NewUser {
+    /// The row of a person joining the directory now, made by whoever `change` names:
+    /// invited, made through the API or provisioned, the same keys and search entry.
+    fn new(id: &str, invitee: &NewInvitee, change: &Change<'_>) -> Self {
+        let (first, last, email) = (
+            invitee.first_name.as_str(),
+            invitee.last_name.as_str(),
+            invitee.email.as_str(),
+        );
+        Self {
+            id: id.to_owned(),
+            first_name: first.to_owned(),
+            last_name: last.to_owned(),
+            email: email.to_owned(),
+            email_key: invitee.email.key(),
+            name_key: name_key(first, last),
+            search_key: search_key(first, last, email),
+            created_at: change.now,
+            invited_by: change.actor.account_id.clone(),
+            search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
+            api_user_id: id.to_owned(),
+            client_request_token: None,
+            provisioned_by: change.actor.credential_name.clone(),
+            external_id: None,
+            deactivated_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = invitations)]
 #[diesel(treat_none_as_default_value = false)]

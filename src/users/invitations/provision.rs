@@ -53,27 +53,11 @@ pub fn provision(
     active: bool,
 ) -> Result<ProvisionOutcome, Error> {
     let user_id = uuid::Uuid::now_v7().to_string();
-    let (first, last, email) = (
-        invitee.first_name.as_str(),
-        invitee.last_name.as_str(),
-        invitee.email.as_str(),
-    );
+    let (first, email) = (invitee.first_name.as_str(), invitee.email.as_str());
     let new_user = NewUser {
-        id: user_id.clone(),
-        first_name: first.to_owned(),
-        last_name: last.to_owned(),
-        email: email.to_owned(),
-        email_key: invitee.email.key(),
-        name_key: name_key(first, last),
-        search_key: search_key(first, last, email),
-        created_at: change.now,
-        invited_by: change.actor.account_id.clone(),
-        search_id: i64::from_le_bytes(crate::crypto::random_bytes()) & i64::MAX,
-        provisioned_by: change.actor.credential_name.clone(),
         external_id,
         deactivated_at: (!active).then_some(change.now),
-        api_user_id: user_id.clone(),
-        client_request_token: None,
+        ..NewUser::new(&user_id, invitee, change)
     };
     // Made before the write transaction, as invite's are.
     let mut fresh = fresh_invitation(change, settings, key, &user_id, first, email)?;
