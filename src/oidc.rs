@@ -170,7 +170,7 @@ impl Oidc {
                 {
                     OidcError::WrongIssuer(message)
                 }
-                other => OidcError::Unreachable(error_chain(&other)),
+                other => OidcError::Unreachable(crate::error::chain(&other)),
             })?;
         let discovered = Arc::new(discovered);
         if let Ok(mut cached) = self.metadata.lock() {
@@ -259,7 +259,7 @@ impl Oidc {
                 openidconnect::RequestTokenError::ServerResponse(response) => {
                     OidcError::Refused(response.to_string())
                 }
-                other => OidcError::Unreachable(error_chain(&other)),
+                other => OidcError::Unreachable(crate::error::chain(&other)),
             })?;
         let id_token = response
             .id_token()
@@ -293,7 +293,7 @@ impl Oidc {
                 .map_err(|e| OidcError::Invalid(e.to_string()))?
                 .request_async(&self.http)
                 .await
-                .map_err(|e| OidcError::Unreachable(error_chain(&e)))?;
+                .map_err(|e| OidcError::Unreachable(crate::error::chain(&e)))?;
             if email.is_none() {
                 email = info.email().map(|e| e.to_string());
                 email_verified = info.email_verified().unwrap_or(false);
@@ -326,15 +326,4 @@ fn payload_claims(jwt: &str) -> serde_json::Map<String, serde_json::Value> {
         })
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

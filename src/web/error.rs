@@ -113,7 +113,7 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(error = ?anyhow_chain(self), "request failed");
+            tracing::error!(error = ?crate::error::chain(self), "request failed");
         }
         if let Self::NotSignedIn { return_to } = self {
             let location = if return_to.is_empty() || return_to == "/" {
@@ -149,19 +149,6 @@ impl ResponseError for AppError {
         }
         response.body(body)
     }
-}
-
-/// "database error: no such table: users" — the error and every cause below it.
-fn anyhow_chain(error: &AppError) -> String {
-    use std::error::Error as _;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl From<actix_web::error::BlockingError> for AppError {
