@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Operations, Permission, Principal, Result};
 use crate::settings::{InvitationSettings, SettingsInput};
 use crate::users::api_search::{self, BadToken, Results, Search};
-use crate::users::invitations::{self, Change, CreateOutcome, RevokeOutcome, UninvitedUser};
+use crate::users::invitations::{self, CreateOutcome, RevokeOutcome, UninvitedUser};
 use crate::users::tags::{self, Tag};
 
 /// What PutInvitationConfiguration changes; everything else stays as set up.
@@ -36,13 +36,9 @@ impl Operations {
         user: UninvitedUser,
     ) -> Result<CreateOutcome> {
         principal.require(Permission::Invite)?;
-        let now = self.clock.now();
-        let actor = principal.actor();
         let outcome = self
-            .db
-            .run(move |conn| {
-                let change = Change { now, actor: &actor };
-                invitations::create_uninvited(conn, &change, &user)
+            .as_change(principal, move |conn, change| {
+                invitations::create_uninvited(conn, change, &user)
             })
             .await?;
         if matches!(outcome, CreateOutcome::Created { .. }) {
@@ -58,13 +54,9 @@ impl Operations {
         user_id: String,
     ) -> Result<RevokeOutcome> {
         principal.require(Permission::Remove)?;
-        let now = self.clock.now();
-        let actor = principal.actor();
         let outcome = self
-            .db
-            .run(move |conn| {
-                let change = Change { now, actor: &actor };
-                invitations::revoke(conn, &change, &user_id)
+            .as_change(principal, move |conn, change| {
+                invitations::revoke(conn, change, &user_id)
             })
             .await?;
         if outcome == RevokeOutcome::Revoked {
@@ -83,14 +75,10 @@ impl Operations {
         remove: Vec<String>,
     ) -> Result<Option<bool>> {
         principal.require(Permission::Invite)?;
-        let now = self.clock.now();
-        let actor = principal.actor();
-        self.db
-            .run(move |conn| {
-                let change = Change { now, actor: &actor };
-                invitations::change_tags(conn, &change, &user_id, &add, &remove)
-            })
-            .await
+        self.as_change(principal, move |conn, change| {
+            invitations::change_tags(conn, change, &user_id, &add, &remove)
+        })
+        .await
     }
 
     /// A user's tags through the API, `None` when there is no such user. Managing tags

@@ -5,7 +5,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use super::{Error, Operations, Permission, Principal, Result};
 use crate::settings::InvitationSettings;
 use crate::users::invitations::{
-    self, Change, EnrollOutcome, InviteOutcome, Removal, ResendReport, TokenState, UserIdentity,
+    self, EnrollOutcome, InviteOutcome, Removal, ResendReport, TokenState, UserIdentity,
 };
 use crate::users::{EnrollmentToken, NewInvitee, UserLabel, list};
 
@@ -27,17 +27,13 @@ impl Operations {
         submission_key: Option<String>,
     ) -> Result<InviteOutcome> {
         principal.require(Permission::Invite)?;
-        let now = self.clock.now();
-        let actor = principal.actor();
         let key = self.mail.key().clone();
         let outcome = self
-            .db
-            .run(move |conn| {
+            .as_change(principal, move |conn, change| {
                 let settings = InvitationSettings::load(conn)?.ok_or(Error::NotSetUp)?;
-                let change = Change { now, actor: &actor };
                 invitations::invite(
                     conn,
-                    &change,
+                    change,
                     &settings,
                     &key,
                     &invitees,
@@ -80,16 +76,12 @@ impl Operations {
         user_ids: Vec<String>,
     ) -> Result<ResendReport> {
         principal.require(Permission::Resend)?;
-        let now = self.clock.now();
-        let actor = principal.actor();
         let per_hour_limit = self.resend_limit_per_hour;
         let key = self.mail.key().clone();
         let report = self
-            .db
-            .run(move |conn| {
+            .as_change(principal, move |conn, change| {
                 let settings = InvitationSettings::load(conn)?.ok_or(Error::NotSetUp)?;
-                let change = Change { now, actor: &actor };
-                invitations::resend(conn, &change, &settings, &key, &user_ids, per_hour_limit)
+                invitations::resend(conn, change, &settings, &key, &user_ids, per_hour_limit)
             })
             .await?;
         if !report.resent.is_empty() {
@@ -150,13 +142,9 @@ impl Operations {
         principal: &Principal,
         which: impl FnOnce(NaiveDateTime) -> Removal + Send + 'static,
     ) -> Result<Vec<UserLabel>> {
-        let now = self.clock.now();
-        let actor = principal.actor();
         let removed = self
-            .db
-            .run(move |conn| {
-                let change = Change { now, actor: &actor };
-                invitations::remove(conn, &change, which(now))
+            .as_change(principal, move |conn, change| {
+                invitations::remove(conn, change, which(change.now))
             })
             .await?;
         self.users_changed(&[]);
@@ -193,13 +181,9 @@ impl Operations {
         token: &EnrollmentToken,
     ) -> Result<EnrollOutcome> {
         let hash = token.hash();
-        let now = self.clock.now();
-        let actor = principal.actor();
         let outcome = self
-            .db
-            .run(move |conn| {
-                let change = Change { now, actor: &actor };
-                invitations::enroll(conn, &change, &hash)
+            .as_change(principal, move |conn, change| {
+                invitations::enroll(conn, change, &hash)
             })
             .await?;
         if matches!(outcome, EnrollOutcome::Enrolled(_)) {

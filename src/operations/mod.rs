@@ -33,7 +33,7 @@ use crate::db::Db;
 use crate::mail::MailQueue;
 use crate::sessions::SessionCache;
 use crate::users::counts::CountsCache;
-use crate::users::invitations::QueuedLink;
+use crate::users::invitations::{Change, QueuedLink};
 
 pub use crate::error::{Error, Result};
 pub use crate::principal::{Permission, Principal};
@@ -122,6 +122,20 @@ impl Operations {
     /// Changes made through this instance so far; caches of the Users page compare it.
     pub fn generation(&self) -> u64 {
         self.counts.generation()
+    }
+
+    /// Runs `work` on one connection (in the blocking pool) as `principal`'s change at
+    /// this moment: the shape of every operation on users.
+    async fn as_change<T, F>(&self, principal: &Principal, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut crate::db::DbConnection, &Change<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let now = self.clock.now();
+        let actor = principal.actor();
+        self.db
+            .run(move |conn| work(conn, &Change { now, actor: &actor }))
+            .await
     }
 
     /// Users were changed behind the operations' back (directly in the database):

@@ -6,10 +6,10 @@ use crate::scim::filter::UserFilter;
 use crate::scim::user::{UserInput, UserResource};
 use crate::settings::InvitationSettings;
 use crate::users::NewInvitee;
+use crate::users::invitations::QueuedLink;
 use crate::users::invitations::provision::{
     self, ProvisionOutcome, ScimChange, ScimUserRow, UpdateOutcome,
 };
-use crate::users::invitations::{Change, QueuedLink};
 
 pub enum ScimCreated {
     Created(Box<UserResource>),
@@ -100,14 +100,10 @@ impl Operations {
         if !user.active {
             principal.require(Permission::Deactivate)?;
         }
-        let now = self.clock.now();
-        let actor = principal.actor();
         let key = self.mail.key().clone();
         let (outcome, row) = self
-            .db
-            .run(move |conn| {
+            .as_change(principal, move |conn, change| {
                 let settings = InvitationSettings::load(conn)?.ok_or(Error::NotSetUp)?;
-                let change = Change { now, actor: &actor };
                 let invitee = NewInvitee {
                     first_name: user.first_name,
                     last_name: user.last_name,
@@ -115,7 +111,7 @@ impl Operations {
                 };
                 let outcome = provision::provision(
                     conn,
-                    &change,
+                    change,
                     &settings,
                     &key,
                     &invitee,
@@ -132,7 +128,10 @@ impl Operations {
         match (outcome, row) {
             (ProvisionOutcome::Created { link, .. }, Some(row)) => {
                 self.users_changed(&link.into_iter().collect::<Vec<QueuedLink>>());
-                Ok(ScimCreated::Created(Box::new(resource(&row, now))))
+                Ok(ScimCreated::Created(Box::new(resource(
+                    &row,
+                    self.clock.now(),
+                ))))
             }
             (ProvisionOutcome::Created { .. }, None) => {
                 // Removed between the commit and the read: gone, as a DELETE would leave it.
@@ -155,17 +154,13 @@ impl Operations {
     ) -> Result<ScimUpdated> {
         principal.require(Permission::Invite)?;
         principal.require(Permission::Deactivate)?;
-        let now = self.clock.now();
-        let actor = principal.actor();
         let key = self.mail.key().clone();
         let (outcome, row) = self
-            .db
-            .run(move |conn| {
-                let change = Change { now, actor: &actor };
+            .as_change(principal, move |conn, change| {
                 let reactivation = if desired.active {
                     match InvitationSettings::load(conn)? {
                         Some(settings) => provision::prepare_reactivation(
-                            conn, &change, &settings, &key, &user_id,
+                            conn, change, &settings, &key, &user_id,
                         )?,
                         None => None,
                     }
@@ -181,7 +176,7 @@ impl Operations {
                 };
                 let outcome = provision::update(
                     conn,
-                    &change,
+                    change,
                     &user_id,
                     &wanted,
                     if_match.as_deref(),
@@ -195,7 +190,7 @@ impl Operations {
             UpdateOutcome::Updated { link } => {
                 self.users_changed(&link.into_iter().collect::<Vec<QueuedLink>>());
                 match row {
-                    Some(row) => ScimUpdated::Updated(Box::new(resource(&row, now))),
+                    Some(row) => ScimUpdated::Updated(Box::new(resource(&row, self.clock.now()))),
                     None => ScimUpdated::NotFound,
                 }
             }
