@@ -30,6 +30,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// the browser (a half-done sign-in), with a key derived (HKDF-SHA256) from the session
 /// secret, which lives outside the database. AES-256-GCM, a random nonce per value, and
 /// associated data naming what the value belongs to, so that it cannot be moved.
+/// AES-GCM's 96-bit nonce.
+const NONCE_LEN: usize = 12;
+
 #[derive(Clone)]
 pub struct Sealer(aes_gcm::Aes256Gcm);
 
@@ -49,9 +52,22 @@ impl Sealer {
         Self::derive(&random_bytes::<32>(), b"ephemeral")
     }
 
+    /// `plain` sealed for `associated`, as base64url text.
     pub fn seal(&self, associated: &str, plain: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.seal_bytes(associated, plain))
+    }
+
+    /// The value sealed for `associated`; none when altered, moved or sealed by another key.
+    pub fn open(&self, associated: &str, sealed: &str) -> Option<Vec<u8>> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed.trim()).ok()?;
+        self.open_bytes(associated, &bytes)
+    }
+
+    /// The nonce followed by the ciphertext: callers that keep another text encoding
+    /// (queued email bodies) encode these bytes their own way.
+    pub fn seal_bytes(&self, associated: &str, plain: &[u8]) -> Vec<u8> {
         use aes_gcm::aead::{Aead, Payload};
-        let nonce = random_bytes::<12>();
+        let nonce = random_bytes::<NONCE_LEN>();
         let sealed = self
             .0
             .encrypt(
@@ -64,17 +80,16 @@ impl Sealer {
             .expect("AES-GCM encrypts any short value");
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
-        URL_SAFE_NO_PAD.encode(bytes)
+        bytes
     }
 
-    /// The value sealed for `associated`; none when altered, moved or sealed by another key.
-    pub fn open(&self, associated: &str, sealed: &str) -> Option<Vec<u8>> {
+    /// The inverse of [`Self::seal_bytes`].
+    pub fn open_bytes(&self, associated: &str, bytes: &[u8]) -> Option<Vec<u8>> {
         use aes_gcm::aead::{Aead, Payload};
-        let bytes = URL_SAFE_NO_PAD.decode(sealed.trim()).ok()?;
-        if bytes.len() < 12 {
+        if bytes.len() < NONCE_LEN {
             return None;
         }
-        let (nonce, sealed) = bytes.split_at(12);
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         self.0
             .decrypt(
                 aes_gcm::Nonce::from_slice(nonce),

@@ -6,20 +6,17 @@
 //! key is derived (HKDF-SHA256) from the session secret, which lives outside the
 //! database: `ENROLL_SESSION_KEY`, or `<data dir>/session.key`.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
 /// Marks a sealed value; bodies queued by versions before sealing have no prefix.
 pub(super) const PREFIX: &str = "sealed-v1:";
-const NONCE_LEN: usize = 12;
 /// Keeps this key apart from the cookie keys derived from the same secret.
 const INFO: &[u8] = b"enroll outbox bodies v1";
 
 /// The key that seals queued email bodies. Cheap to clone; never printed.
 #[derive(Clone)]
-pub struct MailKey(Aes256Gcm);
+pub struct MailKey(crate::crypto::Sealer);
 
 impl MailKey {
     /// The key for this session secret: every instance sharing the secret shares it.
@@ -30,11 +27,7 @@ impl MailKey {
     /// A key for another purpose (`info` names it), derived from the same secret but
     /// unrelated to the others: access key secrets are sealed with one.
     pub fn derive_for(secret: &[u8], info: &[u8]) -> Self {
-        let mut key = [0u8; 32];
-        hkdf::Hkdf::<sha2::Sha256>::new(None, secret)
-            .expand(info, &mut key)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self(Aes256Gcm::new(&key.into()))
+        Self(crate::crypto::Sealer::derive(secret, info))
     }
 
     /// A key nobody else holds, for a process that queues no email (the command line):
@@ -45,19 +38,7 @@ impl MailKey {
 
     /// `plain`, sealed for the email `email_id`, as text for a TEXT column.
     pub fn seal(&self, email_id: &str, plain: &str) -> String {
-        let nonce = crate::crypto::random_bytes::<NONCE_LEN>();
-        let sealed = self
-            .0
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain.as_bytes(),
-                    aad: email_id.as_bytes(),
-                },
-            )
-            .expect("AES-GCM encrypts any body an email can have");
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
+        let bytes = self.0.seal_bytes(email_id, plain.as_bytes());
         format!("{PREFIX}{}", STANDARD_NO_PAD.encode(bytes))
     }
 
@@ -73,20 +54,7 @@ impl MailKey {
             return Ok(stored.to_owned());
         };
         let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| OpenError)?;
-        if bytes.len() < NONCE_LEN {
-            return Err(OpenError);
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let plain = self
-            .0
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: email_id.as_bytes(),
-                },
-            )
-            .map_err(|_| OpenError)?;
+        let plain = self.0.open_bytes(email_id, &bytes).ok_or(OpenError)?;
         String::from_utf8(plain).map_err(|_| OpenError)
     }
 }
