@@ -8,10 +8,14 @@
 //! test forced to run anyway (`-- --include-ignored`) fails, saying what it misses.
 
 /// Defines each test twice, as `<name>::sqlite` and `<name>::postgres`; the PostgreSQL
-/// one is ignored when no server is configured.
+/// one is ignored when no server is configured. `#[needs(cfg, "reason")]` first names
+/// one more thing from outside Cargo (a `build.rs` cfg): without it both are ignored,
+/// with the reason.
 macro_rules! on_both_engines {
-    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
-        $(#[$meta])*
+    (async fn $name:ident() $body:block) => {
+        on_both_engines! { #[needs(all(), "")] async fn $name() $body }
+    };
+    (#[needs($needs:meta, $why:literal)] async fn $name:ident() $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -19,12 +23,14 @@ macro_rules! on_both_engines {
             async fn body() $body
 
             #[tokio::test]
+            #[cfg_attr(not($needs), ignore = $why)]
             async fn sqlite() {
                 $crate::support::run_on($crate::support::Engine::Sqlite, body()).await;
             }
 
             #[tokio::test]
-            #[cfg_attr(not(enroll_test_postgres), ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL")]
+            #[cfg_attr(not($needs), ignore = $why)]
+            #[cfg_attr(all($needs, not(enroll_test_postgres)), ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL")]
             async fn postgres() {
                 $crate::support::run_on($crate::support::Engine::Postgres, body()).await;
             }

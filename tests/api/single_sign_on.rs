@@ -10,32 +10,6 @@ use crate::support::*;
 
 pub const IDP_NAME: &str = "Northwind ID";
 
-/// Defines the test on both engines, ignored (with the reason) where the provider or
-/// PostgreSQL is missing.
-macro_rules! with_provider {
-    (async fn $name:ident() $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body() $body
-
-            #[tokio::test]
-            #[cfg_attr(not(enroll_test_oidc), ignore = "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
-            async fn sqlite() {
-                run_on(Engine::Sqlite, body()).await;
-            }
-
-            #[tokio::test]
-            #[cfg_attr(not(enroll_test_oidc), ignore = "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
-            #[cfg_attr(all(enroll_test_oidc, not(enroll_test_postgres)), ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL")]
-            async fn postgres() {
-                run_on(Engine::Postgres, body()).await;
-            }
-        }
-    };
-}
-
 /// The app with single sign-on through a provider of its own; `tweak` changes the
 /// configuration further (group mapping, SSO only...).
 pub async fn spawn_with_provider(tweak: fn(&mut Config, &str)) -> (TestApp, TestProvider) {
@@ -119,7 +93,8 @@ async fn failures(app: &TestApp) -> String {
     app.get("/audit?action=sign_in_failed").await.text()
 }
 
-with_provider! {
+on_both_engines! {
+    #[needs(enroll_test_oidc, "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
     async fn an_enabled_account_signs_in_through_the_provider_once_per_callback() {
         let (app, provider) = spawn_with_provider(|_, _| {}).await;
         let client = browser();
@@ -146,7 +121,8 @@ with_provider! {
     }
 }
 
-with_provider! {
+on_both_engines! {
+    #[needs(enroll_test_oidc, "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
     async fn unknown_unverified_and_disabled_addresses_are_refused() {
         let (app, _provider) = spawn_with_provider(|_, _| {}).await;
         // No console account, and no group mapping to create one.
@@ -181,7 +157,8 @@ with_provider! {
     }
 }
 
-with_provider! {
+on_both_engines! {
+    #[needs(enroll_test_oidc, "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
     async fn an_answer_for_another_browser_or_from_another_issuer_is_refused() {
         let (app, _provider) = spawn_with_provider(|_, _| {}).await;
         // State mismatch: the answer reaches a browser that did not start this sign-in
@@ -221,7 +198,8 @@ with_provider! {
     }
 }
 
-with_provider! {
+on_both_engines! {
+    #[needs(enroll_test_oidc, "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
     async fn a_provider_whose_issuer_differs_from_the_configured_one_is_refused() {
         // Configured as localhost; the provider says 127.0.0.1: discovery does not match.
         let (app, _provider) = spawn_with_provider(|config, issuer| {
@@ -236,7 +214,8 @@ with_provider! {
     }
 }
 
-with_provider! {
+on_both_engines! {
+    #[needs(enroll_test_oidc, "needs node and the npm package oidc-provider: npm install --prefix target/oidc-provider oidc-provider@8")]
     async fn group_mapping_creates_accounts_and_single_sign_on_can_be_the_only_way_in() {
         let (app, _provider) = spawn_with_provider(|config, _| {
             config.oidc_scopes = "email profile groups".to_owned();

@@ -8,7 +8,7 @@ use super::A4b;
 use crate::support::*;
 
 on_both_engines! {
-    #[cfg_attr(not(enroll_test_boto3), ignore = "needs boto3 1.34.100: run .ci/run, or set ENROLL_TEST_A4B_PYTHON")]
+    #[needs(enroll_test_boto3, "needs boto3 1.34.100: run .ci/run, or set ENROLL_TEST_A4B_PYTHON")]
     async fn a_boto3_script_written_for_the_source_console_works_unchanged() {
         let app = spawn_app().await;
         let api = A4b::admin(&app).await;
