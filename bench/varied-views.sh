@@ -169,6 +169,21 @@ livez=$(awk -F'\t' 'NR == 1 { print $2 }' "$work/results.tsv")
 for round in $(seq 1 "$rounds"); do
     measure "varied views, round $round"
 done
+# Issue 15: the plain Users page while 64 connections run searches and filters (the
+# varied mix, in the background); 4 connections of the administrator read /users
+# meanwhile, and their p95 is what a person opening the console then sees.
+head -1 "$work/cookies.txt" > "$work/admin-cookie.txt"
+BENCH_URLS="$work/urls.txt" BENCH_COOKIES="$work/cookies.txt" BENCH_PATH="" \
+    wrk -t1 -c"$connections" -d"$duration" -s "$work/mix.lua" "$base" > "$work/flood.txt" &
+flood=$!
+probe=$(BENCH_COOKIES="$work/admin-cookie.txt" BENCH_PATH=/users \
+    wrk -t1 -c4 -d"$duration" -s "$work/mix.lua" "$base" | grep '^STATS')
+wait "$flood"
+# shellcheck disable=SC2086
+set -- $probe
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "/users while $connections connections search" "$2" "$3" "$4" "$5" "$6" "$7" >> "$work/results.tsv"
+printf '   %-44s %9.0f 2xx/s  p50 %7.2f ms  p95 %7.2f ms  p99 %7.2f ms  (searches meanwhile: %.0f 2xx/s)\n' \
+    "/users while $connections connections search" "$2" "$3" "$4" "$5" "$(awk '/^STATS/ { print $2 }' "$work/flood.txt")"
 for round in $(seq 1 "$rounds"); do
     measure "cached: first page, round $round" /users
     measure "cached: filter Expired, round $round" "/users?status=expired"

@@ -28,7 +28,7 @@ impl Operations {
             let counts = if query.search.trim().is_empty() {
                 None
             } else {
-                Some(StatusCounts::count(conn, &query.search, now)?)
+                Some(StatusCounts::within_search(conn, &query, &page, now)?)
             };
             Ok((page, counts))
         };

@@ -29,8 +29,8 @@ pub const COUNT_CAP: i64 = 1000;
 pub struct StatusCounts {
     pub by_status: Vec<(EnrollmentStatus, i64)>,
     pub expiring_soon: i64,
-    /// More than [`COUNT_CAP`] users match: the counts above cover only some of them,
-    /// and only the total ("more than 1,000") may be shown.
+    /// More than [`COUNT_CAP`] users match: they were not counted by status (the counts
+    /// above are zero), and only "more than 1,000" may be shown.
     pub capped: bool,
 }
 
@@ -46,24 +46,60 @@ impl StatusCounts {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// Counts users matching `search` (all users when it is empty, which callers cache).
-    /// A search is counted up to [`COUNT_CAP`] matches.
-    pub fn count(
+    /// Counts every user, by status (callers cache it).
+    pub fn count_everyone(
         conn: &mut crate::db::DbConnection,
-        search: &str,
         now: NaiveDateTime,
     ) -> diesel::QueryResult<Self> {
-        let at_most = (!search.trim().is_empty()).then_some(COUNT_CAP + 1);
-        let (by_status, expiring_soon) = list::status_counts(conn, search, now, at_most)?;
-        let counts = Self {
+        let (by_status, expiring_soon) = list::status_counts(conn, "", now)?;
+        Ok(Self {
             by_status,
             expiring_soon,
             capped: false,
-        };
-        Ok(Self {
-            capped: at_most.is_some_and(|_| counts.total() > COUNT_CAP),
-            ..counts
         })
+    }
+
+    /// The counts within `query`'s search, as cheaply as they can be known: from `page`
+    /// itself when it shows every match; not by status at all when more than
+    /// [`COUNT_CAP`] users match (learnt from the trigram index alone, without looking
+    /// at a single user); otherwise counted by the database.
+    pub fn within_search(
+        conn: &mut crate::db::DbConnection,
+        query: &list::ListQuery,
+        page: &list::Page,
+        now: NaiveDateTime,
+    ) -> diesel::QueryResult<Self> {
+        if page.holds_every_match(query) {
+            return Ok(Self::of_rows(&page.rows, now));
+        }
+        if list::search_matches(conn, &query.search, COUNT_CAP + 1)? > COUNT_CAP {
+            return Ok(Self {
+                by_status: EnrollmentStatus::ALL.map(|status| (status, 0)).to_vec(),
+                expiring_soon: 0,
+                capped: true,
+            });
+        }
+        let (by_status, expiring_soon) = list::status_counts(conn, &query.search, now)?;
+        Ok(Self {
+            by_status,
+            expiring_soon,
+            capped: false,
+        })
+    }
+
+    fn of_rows(rows: &[list::UserRow], now: NaiveDateTime) -> Self {
+        let statuses: Vec<EnrollmentStatus> = rows.iter().map(|row| row.status(now)).collect();
+        Self {
+            by_status: EnrollmentStatus::ALL
+                .map(|status| {
+                    let n = statuses.iter().filter(|s| **s == status).count();
+                    (status, i64::try_from(n).unwrap_or(i64::MAX))
+                })
+                .to_vec(),
+            expiring_soon: i64::try_from(rows.iter().filter(|row| row.expires_soon(now)).count())
+                .unwrap_or(i64::MAX),
+            capped: false,
+        }
     }
 }
 
@@ -134,7 +170,7 @@ impl CountsCache {
         let generation = self.generation.load(Ordering::SeqCst);
         let now = clock.now();
         let counts = db
-            .run(move |conn| Ok::<_, Error>(StatusCounts::count(conn, "", now)?))
+            .run(move |conn| Ok::<_, Error>(StatusCounts::count_everyone(conn, now)?))
             .await?;
         if let Ok(mut snapshot) = self.snapshot.lock() {
             *snapshot = Some(Snapshot {

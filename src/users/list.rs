@@ -4,14 +4,40 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::EnrollmentStatus;
-use super::status::{
-    StatusFacts, StatusFilter, UsersWithLiveInvitationSource, expiring_soon_filter,
-    users_with_live_invitation,
-};
-use crate::db::schema::{invitations, user_tags, users};
+use super::status::{StatusFacts, StatusFilter, expiring_soon_filter, users_with_live_invitation};
+use crate::db::schema::{invitations, users};
 use crate::db::{DbConnection, Engine, MaybeStamp, MultiBackend, Stamp, engine_of};
+
+/// Orders a boxed query of users (alone or joined with their invitation) by a sort key,
+/// with the id as tie-break. Within one status (see `page_by_status`), users are in name
+/// order.
+macro_rules! order_by {
+    ($query:expr, $sort:expr, $direction:expr) => {{
+        let query = $query;
+        match ($sort, $direction) {
+            (SortKey::Name | SortKey::Status, Direction::Ascending) => {
+                query.order((users::name_key.asc(), users::id.asc()))
+            }
+            (SortKey::Name | SortKey::Status, Direction::Descending) => {
+                query.order((users::name_key.desc(), users::id.desc()))
+            }
+            (SortKey::Email, Direction::Ascending) => query.order(users::email_key.asc()),
+            (SortKey::Email, Direction::Descending) => query.order(users::email_key.desc()),
+            (SortKey::Invited, Direction::Ascending) => {
+                query.order((users::created_at.asc(), users::id.asc()))
+            }
+            (SortKey::Invited, Direction::Descending) => {
+                query.order((users::created_at.desc(), users::id.desc()))
+            }
+        }
+    }};
+}
+
+/// A condition on users, alone or joined with their live invitation.
+type UsersCondition<QS> = Box<dyn BoxableExpression<QS, MultiBackend, SqlType = Bool>>;
 
 pub const PAGE_SIZES: [i64; 3] = [25, 50, 100];
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -219,6 +245,15 @@ impl UserRow {
         )
     }
 
+    /// Whether the invitation is still open and expires within
+    /// [`super::status::EXPIRING_SOON_DAYS`] (what `expiring_soon_filter` selects).
+    pub fn expires_soon(&self, now: NaiveDateTime) -> bool {
+        matches!(
+            self.status(now),
+            EnrollmentStatus::Pending | EnrollmentStatus::Sending
+        ) && self.expires_at <= now + chrono::TimeDelta::days(super::status::EXPIRING_SOON_DAYS)
+    }
+
     fn cursor(&self, sort: SortKey, now: NaiveDateTime) -> Cursor {
         let value = match sort {
             SortKey::Name => self.name_key.clone(),
@@ -245,6 +280,17 @@ pub struct Page {
     pub previous: Option<Cursor>,
 }
 
+impl Page {
+    /// Whether this page, read for `query`, shows every user its search matches (the
+    /// first page, with nothing after it and no status filter).
+    pub fn holds_every_match(&self, query: &ListQuery) -> bool {
+        query.from == PageFrom::Start
+            && self.next.is_none()
+            && query.status.is_none()
+            && !query.expiring_soon
+    }
+}
+
 type BoxedUsers<'a> = diesel::dsl::IntoBoxed<
     'a,
     diesel::dsl::Select<
@@ -255,29 +301,10 @@ type BoxedUsers<'a> = diesel::dsl::IntoBoxed<
 >;
 
 fn filtered(query: &ListQuery, now: NaiveDateTime, engine: Engine) -> BoxedUsers<'static> {
-    filtered_within(query, now, engine, None)
-}
-
-/// [`filtered`], among the first `at_most` matches of the search (in index order).
-fn filtered_within(
-    query: &ListQuery,
-    now: NaiveDateTime,
-    engine: Engine,
-    at_most: Option<i64>,
-) -> BoxedUsers<'static> {
     let mut boxed = users_with_live_invitation()
         .select(UserRow::as_select())
         .into_boxed();
-    if let Some(tag) = super::tags::Tag::from_search(&query.search) {
-        boxed = boxed.filter(
-            users::id.eq_any(
-                user_tags::table
-                    .filter(user_tags::tag_key.eq(tag.key().to_owned()))
-                    .filter(user_tags::tag_value.eq(tag.value().to_owned()))
-                    .select(user_tags::user_id),
-            ),
-        );
-    } else if let Some(search) = search_filter(&query.search, engine, at_most) {
+    if let Some(search) = search_condition(&query.search, engine) {
         boxed = boxed.filter(search);
     }
     if let Some(status) = query.status {
@@ -302,34 +329,72 @@ pub fn expired_before(
         .load(conn)
 }
 
-/// A condition on users and their live invitation.
-type SearchFilter = Box<
-    dyn BoxableExpression<
-            UsersWithLiveInvitationSource,
-            MultiBackend,
-            SqlType = diesel::sql_types::Bool,
-        >,
->;
+/// The users a search names: `tag:Key=Value` by their tag, anything else as a
+/// substring of names and addresses, through the engine's trigram index. Terms shorter
+/// than [`MIN_SEARCH_CHARS`] filter nothing (the web layer says so).
+fn search_condition<QS>(search: &str, engine: Engine) -> Option<UsersCondition<QS>> {
+    if let Some(tag) = super::tags::Tag::from_search(search) {
+        // Written out: a boxed subselect cannot be proven uncorrelated for every QS.
+        return Some(Box::new(
+            diesel::dsl::sql::<Bool>(
+                "users.id IN (SELECT user_tags.user_id FROM user_tags \
+                 WHERE user_tags.tag_key = ",
+            )
+            .bind::<diesel::sql_types::Text, _>(tag.key().to_owned())
+            .sql(" AND user_tags.tag_value = ")
+            .bind::<diesel::sql_types::Text, _>(tag.value().to_owned())
+            .sql(")"),
+        ));
+    }
+    let term = search_term(search)?;
+    let like_pattern = format!("%{}%", escape_like(&term));
+    Some(crate::db::search::users_containing(
+        engine,
+        &term,
+        like_pattern,
+    ))
+}
 
-/// Substring search over names and addresses, through the engine's trigram index.
-/// Terms shorter than [`MIN_SEARCH_CHARS`] filter nothing (the web layer says so).
-fn search_filter(search: &str, engine: Engine, at_most: Option<i64>) -> Option<SearchFilter> {
+/// [`search_condition`] on `users` alone, for a page read before its join.
+fn users_only_search(search: &str, engine: Engine) -> Option<UsersCondition<users::table>> {
+    search_condition(search, engine)
+}
+
+/// The substring a search looks for (lower-cased, at most [`MAX_SEARCH_LENGTH`]), if it
+/// is long enough to be searched.
+fn search_term(search: &str) -> Option<String> {
     let term: String = search
         .trim()
         .to_lowercase()
         .chars()
         .take(MAX_SEARCH_LENGTH)
         .collect();
-    if !is_searchable(&term) {
-        return None;
+    is_searchable(&term).then_some(term)
+}
+
+/// How many users the search matches, counted no further than `at_most`: read from the
+/// trigram index (or the tags) alone, without joining or looking at any user.
+pub fn search_matches(conn: &mut DbConnection, search: &str, at_most: i64) -> QueryResult<i64> {
+    use diesel::sql_types::{BigInt, Text};
+    if let Some(tag) = super::tags::Tag::from_search(search) {
+        return diesel::select(
+            diesel::dsl::sql::<BigInt>(
+                "(SELECT count(*) FROM (SELECT 1 FROM user_tags WHERE user_tags.tag_key = ",
+            )
+            .bind::<Text, _>(tag.key().to_owned())
+            .sql(" AND user_tags.tag_value = ")
+            .bind::<Text, _>(tag.value().to_owned())
+            .sql(" LIMIT ")
+            .bind::<BigInt, _>(at_most)
+            .sql(") AS tagged)"),
+        )
+        .get_result(conn);
     }
+    let Some(term) = search_term(search) else {
+        return Ok(0);
+    };
     let like_pattern = format!("%{}%", escape_like(&term));
-    Some(crate::db::search::users_containing(
-        engine,
-        &term,
-        like_pattern,
-        at_most,
-    ))
+    crate::db::search::count_containing(conn, &term, like_pattern, at_most)
 }
 
 /// The term with LIKE's wildcards taken literally.
@@ -348,11 +413,33 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
         return page_by_status(conn, query, now);
     }
     let (cursor, backwards, direction) = query.reading_order();
-    let mut boxed = filtered(query, now, engine_of(conn));
-    if let Some(cursor) = cursor {
-        boxed = past_cursor(boxed, cursor, direction);
-    }
-    boxed = ordered(boxed, query.sort, direction);
+    let engine = engine_of(conn);
+    let mut boxed = match users_only_search(&query.search, engine) {
+        // A search with no filter on the invitation is paged on `users` alone, and only
+        // the page's rows are joined: a broad search ("ove", 2,000 matches at 100,000
+        // users) then sorts its matches from one index instead of joining every one.
+        Some(search) if query.status.is_none() && !query.expiring_soon => {
+            let mut matches = users::table.select(users::id).filter(search).into_boxed();
+            if let Some(cursor) = cursor {
+                matches = matches.filter(cursor_condition(cursor, direction));
+            }
+            let ids: Vec<String> = order_by!(matches, query.sort, direction)
+                .limit(query.per_page + 1)
+                .load(conn)?;
+            users_with_live_invitation()
+                .select(UserRow::as_select())
+                .filter(users::id.eq_any(ids))
+                .into_boxed()
+        }
+        _ => {
+            let mut boxed = filtered(query, now, engine);
+            if let Some(cursor) = cursor {
+                boxed = boxed.filter(cursor_condition(cursor, direction));
+            }
+            boxed
+        }
+    };
+    boxed = order_by!(boxed, query.sort, direction);
     let rows = boxed.limit(query.per_page + 1).load::<UserRow>(conn)?;
     Ok(finish_page(rows, query, backwards, now))
 }
@@ -397,11 +484,11 @@ fn page_by_status(
                 value: name.clone(),
                 id: id.clone(),
             };
-            boxed = past_cursor(boxed, &within, direction);
+            boxed = boxed.filter(cursor_condition(&within, direction));
         }
         let remaining = i64::try_from(wanted - rows.len()).unwrap_or(0);
         rows.extend(
-            ordered(boxed, SortKey::Name, direction)
+            order_by!(boxed, SortKey::Name, direction)
                 .limit(remaining)
                 .load::<UserRow>(conn)?,
         );
@@ -439,59 +526,48 @@ fn finish_page(
     }
 }
 
-fn ordered(boxed: BoxedUsers<'static>, sort: SortKey, direction: Direction) -> BoxedUsers<'static> {
-    use Direction::*;
-    match (sort, direction) {
-        (SortKey::Name, Ascending) => boxed.order((users::name_key.asc(), users::id.asc())),
-        (SortKey::Name, Descending) => boxed.order((users::name_key.desc(), users::id.desc())),
-        (SortKey::Email, Ascending) => boxed.order(users::email_key.asc()),
-        (SortKey::Email, Descending) => boxed.order(users::email_key.desc()),
-        (SortKey::Invited, Ascending) => boxed.order((users::created_at.asc(), users::id.asc())),
-        (SortKey::Invited, Descending) => boxed.order((users::created_at.desc(), users::id.desc())),
-        // Within one status (see `page_by_status`), users are in name order.
-        (SortKey::Status, direction) => ordered(boxed, SortKey::Name, direction),
-    }
-}
-
-/// Rows strictly after the cursor in `direction`. Written as `key >= v AND (key > v OR
-/// id > i)` rather than `key > v OR (key = v AND id > i)`: the first half is an index
-/// range on both engines, where the plain OR makes SQLite scan from the start.
-fn past_cursor(
-    boxed: BoxedUsers<'static>,
-    cursor: &Cursor,
-    direction: Direction,
-) -> BoxedUsers<'static> {
+/// Rows strictly after the cursor in `direction`, on users alone or joined. Written as
+/// `key >= v AND (key > v OR id > i)` rather than `key > v OR (key = v AND id > i)`: the
+/// first half is an index range on both engines, where the plain OR makes SQLite scan
+/// from the start. None for a cursor that bounds nothing here (status cursors are split
+/// by `page_by_status`; an unreadable time).
+fn cursor_condition<QS>(cursor: &Cursor, direction: Direction) -> UsersCondition<QS>
+where
+    users::id: SelectableExpression<QS>,
+    users::name_key: SelectableExpression<QS>,
+    users::email_key: SelectableExpression<QS>,
+    users::created_at: SelectableExpression<QS>,
+{
     let forward = direction == Direction::Ascending;
     let (value, id) = (cursor.value.clone(), cursor.id.clone());
     match cursor.sort {
-        // Status cursors are split into a status and a name position by `page_by_status`.
-        SortKey::Status => boxed,
-        SortKey::Name if forward => boxed.filter(
+        SortKey::Status => Box::new(diesel::dsl::sql::<Bool>("1 = 1")),
+        SortKey::Name if forward => Box::new(
             users::name_key
                 .ge(value.clone())
                 .and(users::name_key.gt(value).or(users::id.gt(id))),
         ),
-        SortKey::Name => boxed.filter(
+        SortKey::Name => Box::new(
             users::name_key
                 .le(value.clone())
                 .and(users::name_key.lt(value).or(users::id.lt(id))),
         ),
         // Email keys are unique: no tie-break needed.
-        SortKey::Email if forward => boxed.filter(users::email_key.gt(value)),
-        SortKey::Email => boxed.filter(users::email_key.lt(value)),
+        SortKey::Email if forward => Box::new(users::email_key.gt(value)),
+        SortKey::Email => Box::new(users::email_key.lt(value)),
         SortKey::Invited => {
             let Ok(at) = chrono::DateTime::parse_from_rfc3339(&value) else {
-                return boxed;
+                return Box::new(diesel::dsl::sql::<Bool>("1 = 1"));
             };
             let at = at.naive_utc();
             if forward {
-                boxed.filter(
+                Box::new(
                     users::created_at
                         .ge(at)
                         .and(users::created_at.gt(at).or(users::id.gt(id))),
                 )
             } else {
-                boxed.filter(
+                Box::new(
                     users::created_at
                         .le(at)
                         .and(users::created_at.lt(at).or(users::id.lt(id))),
@@ -502,14 +578,11 @@ fn past_cursor(
 }
 
 /// How many users matching the search (everyone when it is empty) have each status, and
-/// how many expire soon: one pass, counted by the database. With `at_most`, only the
-/// search's first `at_most` matches are counted (the caller checks whether the total
-/// reached it, and then knows only that).
+/// how many expire soon: one pass, counted by the database.
 pub fn status_counts(
     conn: &mut DbConnection,
     search: &str,
     now: NaiveDateTime,
-    at_most: Option<i64>,
 ) -> QueryResult<(Vec<(EnrollmentStatus, i64)>, i64)> {
     use diesel::dsl::{case_when, sum};
     use diesel::sql_types::Integer;
@@ -539,7 +612,7 @@ pub fn status_counts(
         Option<i64>,
         Option<i64>,
     );
-    let counts: Sums = filtered_within(&query, now, engine_of(conn), at_most)
+    let counts: Sums = filtered(&query, now, engine_of(conn))
         .select((
             matching(not_invited.sql_filter(now)),
             matching(pending.sql_filter(now)),

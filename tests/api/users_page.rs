@@ -258,3 +258,49 @@ on_both_engines! {
         assert_eq!(emails(&app.get("/users?per_page=7").await).len(), 50);
     }
 }
+
+on_both_engines! {
+    async fn a_searchs_counts_are_the_same_whether_its_page_holds_every_match_or_not() {
+        let app = spawn_app().await;
+        app.smtp.refuse_recipients_containing("bounce");
+        app.set_up_invitations().await;
+        let people: Vec<(String, String, String)> = (0..30)
+            .map(|n| {
+                let mailbox = if n % 10 == 3 { "bounce" } else { "tally" };
+                ("Tally".to_owned(), format!("Person{n:02}"), format!("{mailbox}.{n}@example.com"))
+            })
+            .collect();
+        let rows: Vec<(&str, &str, &str)> =
+            people.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+        app.invite(&rows).await.assert_redirect_to("/users");
+        app.invite(&[("Other", "Someone", "other@example.com")]).await;
+        app.delivered(28).await;
+        for bounced in ["bounce.3@example.com", "bounce.13@example.com", "bounce.23@example.com"] {
+            app.assert_status(bounced, "Delivery failed").await;
+        }
+        let link = app.delivered_to("tally.0@example.com", 1).await.enrollment_path();
+        let invitee = browser();
+        let token = app.get_with(&invitee, &link).await.csrf_token();
+        app.post_with(&invitee, &link, &fields(&[("csrf_token", &token)])).await;
+        // Five days into a week's validity, the open invitations expire within three days.
+        app.clock.advance(chrono::TimeDelta::days(5));
+        app.login_admin().await;
+        let chips = [
+            "All 30",
+            "Pending 26",
+            "Delivery failed 3",
+            "Enrolled 1",
+            "Expired 0",
+            "Expires within 3 days 26",
+        ];
+        // One page shows all thirty (counted from the page's rows); pages of 25 do not
+        // (counted by the database). Both say the same.
+        for view in ["/users?q=tally", "/users?q=tally&per_page=25"] {
+            let text = app.get(view).await.text();
+            for chip in chips {
+                assert!(text.contains(chip), "{view}: no chip {chip:?}: {text}");
+            }
+            assert!(text.contains("30 users match."), "{view}: {text}");
+        }
+    }
+}
