@@ -201,10 +201,18 @@ impl ManageConnection for DbConnectionManager {
                         );
                     }
                 });
-                // busy_timeout first, so that the others wait for a lock instead of failing;
-                // WAL lets readers run beside the writer; foreign keys are off by default.
+                // busy_timeout first, so that the others wait for a lock instead of failing
+                // (no longer than a statement may run: SQLite's progress handler does not
+                // run while it waits); WAL lets readers run beside the writer; foreign keys
+                // are off by default.
+                let busy_timeout_ms = match self.limits.write_timeout.as_millis() {
+                    0 => SQLITE_BUSY_TIMEOUT_MS,
+                    deadline => u32::try_from(deadline)
+                        .unwrap_or(u32::MAX)
+                        .min(SQLITE_BUSY_TIMEOUT_MS),
+                };
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                    "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -1024;"
                 ))

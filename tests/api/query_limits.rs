@@ -200,3 +200,46 @@ on_both_engines! {
         assert!(!narrow.contains("not counted by status"), "{narrow}");
     }
 }
+
+on_both_engines! {
+    async fn a_write_past_its_deadline_changes_nothing_and_says_so() {
+        let app = spawn_app_with(AppOptions {
+            tweak: Some(|config| config.write_timeout_ms = 500),
+            ..AppOptions::default()
+        })
+        .await;
+        app.set_up_invitations().await;
+        let form = app.get("/users/invite").await;
+        assert_eq!(form.status, 200);
+        let token = form.csrf_token();
+        let invite = fields(&[
+            ("csrf_token", &token),
+            ("first_name", "Grace"),
+            ("last_name", "Hopper"),
+            ("email", "grace@example.org"),
+            ("action", "send"),
+        ]);
+        // Another writer holds the invitations table: the invite waits for it, past the
+        // write deadline.
+        let mut blocker = app.conn();
+        let lock = match current_engine() {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN; LOCK TABLE invitations IN EXCLUSIVE MODE",
+        };
+        blocker.batch_execute(lock).unwrap();
+        let refused = app.post_with(&app.client, "/users/invite", &invite).await;
+        blocker.batch_execute("ROLLBACK").unwrap();
+        drop(blocker);
+        assert_eq!(refused.status, 503, "{}", refused.text());
+        assert!(refused.text().contains("nothing was changed"), "{}", refused.text());
+        assert!(app.db.metrics().query_limit_trips("write_deadline") >= 1);
+        let users = app.get("/users?q=grace").await;
+        assert!(users.text().contains("No users match"), "nothing was saved: {}", users.text());
+        assert_eq!(app.count("outbound_emails"), 0);
+        // With the lock gone, the same invite goes through.
+        app.invite(&[("Grace", "Hopper", "grace@example.org")])
+            .await
+            .assert_redirect_to("/users");
+        assert!(app.get("/users?q=grace").await.text().contains("grace@example.org"));
+    }
+}
