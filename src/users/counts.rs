@@ -1,7 +1,8 @@
 //! Status counts for the unfiltered Users page, which would otherwise cost a scan of
 //! every user on every request. Counted again after a change made here, and in the
 //! background when a few seconds old (statuses also change with time and through other
-//! instances); a searched view is small and counted on the spot.
+//! instances; more seldom when counting is slow, see [`FRESH_PER_COUNTING_TIME`]); a
+//! searched view is counted on the spot.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,12 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::Error;
 
-/// Served as they are for this long.
+/// Served as they are for this long at least.
 const FRESH_FOR: TimeDelta = TimeDelta::seconds(5);
+/// ... and at least this many times as long as they took to count, so that counting
+/// everyone in the background never takes more than about 1% of a core (71 ms at
+/// 100,000 users on SQLite; ten times that at a million).
+const FRESH_PER_COUNTING_TIME: i32 = 100;
 /// Served while being counted again in the background for up to this long; older
 /// counts are counted again before answering.
 const USABLE_FOR: TimeDelta = TimeDelta::seconds(60);
@@ -106,7 +111,15 @@ impl StatusCounts {
 struct Snapshot {
     generation: u64,
     counted_at: NaiveDateTime,
+    /// How long counting took.
+    cost: TimeDelta,
     counts: StatusCounts,
+}
+
+impl Snapshot {
+    fn fresh_for(&self) -> TimeDelta {
+        FRESH_FOR.max(self.cost * FRESH_PER_COUNTING_TIME)
+    }
 }
 
 #[derive(Default)]
@@ -137,8 +150,11 @@ impl CountsCache {
         self.snapshot.lock().ok().and_then(|snapshot| {
             snapshot
                 .as_ref()
-                .filter(|s| s.generation == generation && now - s.counted_at < USABLE_FOR)
-                .map(|s| (s.counts.clone(), now - s.counted_at < FRESH_FOR))
+                .filter(|s| {
+                    s.generation == generation
+                        && now - s.counted_at < USABLE_FOR.max(s.fresh_for() * 2)
+                })
+                .map(|s| (s.counts.clone(), now - s.counted_at < s.fresh_for()))
         })
     }
 
@@ -169,6 +185,7 @@ impl CountsCache {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let now = clock.now();
+        let started = std::time::Instant::now();
         let counts = db
             .run(move |conn| Ok::<_, Error>(StatusCounts::count_everyone(conn, now)?))
             .await?;
@@ -176,6 +193,7 @@ impl CountsCache {
             *snapshot = Some(Snapshot {
                 generation,
                 counted_at: now,
+                cost: TimeDelta::from_std(started.elapsed()).unwrap_or(TimeDelta::zero()),
                 counts: counts.clone(),
             });
         }
