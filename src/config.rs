@@ -253,8 +253,9 @@ pub struct Config {
     )]
     pub mail_lease_seconds: u64,
 
-    /// Share a rendered page of the Users table between requests for the same view for
-    /// this long (0: render every request). Changes made through this instance show at
+    /// Share a rendered page of the Users table between requests for the same view, and
+    /// a page of the API's SearchUsers between identical requests, for this long (0:
+    /// render or search every request). Changes made through this instance show at
     /// once; other instances' changes within this time
     #[arg(
         long,

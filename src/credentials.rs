@@ -330,10 +330,9 @@ pub fn access_key(
 /// write lock for each one.
 const LAST_USE_PRECISION: TimeDelta = TimeDelta::minutes(1);
 
-/// Whether `row`'s last use should be written now.
-pub fn last_use_is_stale(row: &CredentialRow, now: NaiveDateTime) -> bool {
-    row.last_used_at
-        .is_none_or(|at| now - at >= LAST_USE_PRECISION || at > now)
+/// Whether a credential last used at `last_used_at` should have its use written now.
+pub fn last_use_is_stale(last_used_at: Option<NaiveDateTime>, now: NaiveDateTime) -> bool {
+    last_used_at.is_none_or(|at| now - at >= LAST_USE_PRECISION || at > now)
 }
 
 /// Records a use (call when [`last_use_is_stale`]).

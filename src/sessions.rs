@@ -22,8 +22,8 @@ const CACHE_ENTRIES: usize = 10_000;
 
 /// Sessions checked recently, so that a request need not read its session from the
 /// database, kept only while nothing can have changed them unseen: every change to
-/// sessions or accounts made through this instance forgets them all (after its
-/// transaction committed), and so does, on PostgreSQL, every change made anywhere (a
+/// sessions, accounts or credentials made through this instance forgets them all (after
+/// its transaction committed), and so does, on PostgreSQL, every change made anywhere (a
 /// trigger notifies each instance, see [`crate::db::presence`]). While the instance
 /// does not hear the others (before it listens, or while its listening connection is
 /// lost), nothing is remembered and every request reads its session as before.
@@ -57,7 +57,7 @@ impl SessionCache {
         let _ = self.presence.set(presence.clone());
     }
 
-    /// Sessions or accounts changed: nothing remembered holds any more.
+    /// Sessions, accounts or credentials changed: nothing remembered holds any more.
     pub fn forget_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut entries) = self.entries.write() {
@@ -65,8 +65,11 @@ impl SessionCache {
         }
     }
 
-    /// The generation to remember a session read from now on under, if it may be.
-    fn current(&self) -> Option<u64> {
+    /// The generation to remember something read from now on under, if it may be
+    /// remembered at all. Access keys are remembered under it too (see
+    /// [`crate::operations::Operations::access_key_for_signing`]): what ends sessions
+    /// everywhere at once revokes keys everywhere at once.
+    pub fn current(&self) -> Option<u64> {
         let listening = self.presence.get().is_some_and(|p| p.is_listening());
         listening.then(|| self.generation.load(Ordering::SeqCst))
     }

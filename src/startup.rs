@@ -90,7 +90,8 @@ impl Application {
             issuer_label: "Enroll".to_owned(),
             oidc,
         })
-        .with_credential_key(credential_key);
+        .with_credential_key(credential_key)
+        .with_search_pages_shared_for(page_cache);
         let state = AppState {
             ops,
             db: db.clone(),

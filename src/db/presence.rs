@@ -168,7 +168,7 @@ impl Presence {
         }
     }
 
-    /// Calls `hook` when sessions or accounts changed anywhere, and when notifications
+    /// Calls `hook` when sessions, accounts or credentials changed anywhere, and when notifications
     /// may have been missed (the listening connection was lost and made again).
     pub fn on_sessions(&self, hook: impl Fn() + Send + Sync + 'static) {
         if let Ok(mut hooks) = self.shared.hooks.lock() {

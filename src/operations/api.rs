@@ -110,16 +110,26 @@ impl Operations {
     }
 
     /// One page of the API's SearchUsers. The same page asked for again within a
-    /// second is shared, as the Users page shares its rendered tables: a change made
-    /// through this instance clears it at once.
+    /// moment (as long as the Users page shares its rendered tables) is shared, written
+    /// answer included: a change made through this instance clears it at once.
     pub async fn search_users(
         &self,
         principal: &Principal,
         search: Search,
     ) -> Result<std::result::Result<Arc<Results>, BadToken>> {
         principal.require(Permission::ViewUsers)?;
-        let generation = self.generation();
         let key = api_search::cache_key(&search);
+        if let Some(results) = self.api_searches.get(&key, self.generation()) {
+            return Ok(Ok(results));
+        }
+        // One request searches again; the others asking for the same page meanwhile wait
+        // for its results rather than all searching at once when a page expires.
+        let searching = self.api_searches.search_lock(&key);
+        let _turn = match &searching {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let generation = self.generation();
         if let Some(results) = self.api_searches.get(&key, generation) {
             return Ok(Ok(results));
         }
@@ -194,31 +204,68 @@ impl Operations {
 
 /// Pages of SearchUsers shared for a moment by identical requests (see
 /// [`Operations::search_users`]).
-#[derive(Default)]
 pub struct SearchCache {
     entries: Mutex<HashMap<String, CachedPage>>,
+    /// Per page being searched, a lock the other requests for it wait on.
+    searching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// How long a page is shared: as long as the Users page shares its tables
+    /// (`ENROLL_USERS_PAGE_CACHE_MS`); zero shares none.
+    fresh_for: Duration,
+}
+
+impl Default for SearchCache {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1))
+    }
 }
 
 /// The generation it was read in, when, and the page.
 type CachedPage = (u64, Instant, Arc<Results>);
 
-/// How long a page is shared, as the Users page's tables are by default.
-const SEARCH_FRESH_FOR: Duration = Duration::from_secs(1);
 /// Pages kept at most; when full, the stale ones go, then all.
 const SEARCHES_KEPT: usize = 256;
 
 impl SearchCache {
+    pub fn new(fresh_for: Duration) -> Self {
+        Self {
+            entries: Mutex::default(),
+            searching: Mutex::default(),
+            fresh_for,
+        }
+    }
+
+    /// The lock of one page's search (none when pages are not shared).
+    fn search_lock(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        if self.fresh_for.is_zero() {
+            return None;
+        }
+        let mut searching = self.searching.lock().ok()?;
+        // Locks nobody holds or waits for are dropped now and then.
+        if searching.len() > SEARCHES_KEPT {
+            searching.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        Some(
+            searching
+                .entry(key.to_owned())
+                .or_insert_with(Arc::default)
+                .clone(),
+        )
+    }
+
     fn get(&self, key: &str, generation: u64) -> Option<Arc<Results>> {
         let entries = self.entries.lock().ok()?;
         let (made_in, made_at, results) = entries.get(key)?;
-        (*made_in == generation && made_at.elapsed() < SEARCH_FRESH_FOR).then(|| results.clone())
+        (*made_in == generation && made_at.elapsed() < self.fresh_for).then(|| results.clone())
     }
 
     fn put(&self, key: String, generation: u64, results: Arc<Results>) {
+        if self.fresh_for.is_zero() {
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= SEARCHES_KEPT {
                 entries.retain(|_, (made_in, made_at, _)| {
-                    *made_in == generation && made_at.elapsed() < SEARCH_FRESH_FOR
+                    *made_in == generation && made_at.elapsed() < self.fresh_for
                 });
                 if entries.len() >= SEARCHES_KEPT {
                     entries.clear();

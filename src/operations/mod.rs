@@ -58,6 +58,8 @@ pub struct Operations {
     credential_key: CredentialKey,
     /// Sessions checked recently; forgotten when an account change ends sessions.
     sessions: Arc<SessionCache>,
+    /// Access keys read recently; forgotten with the sessions.
+    access_keys: Arc<credentials::AccessKeyCache>,
 }
 
 /// Sign-in beyond the password, set up once at start.
@@ -93,12 +95,20 @@ impl Operations {
             sign_in: Arc::default(),
             credential_key: CredentialKey::ephemeral(),
             sessions: Arc::default(),
+            access_keys: Arc::default(),
         }
     }
 
     /// With the sealing key and single sign-on of the running server.
     pub fn with_sign_in(mut self, setup: SignInSetup) -> Self {
         self.sign_in = Arc::new(setup);
+        self
+    }
+
+    /// Pages of the API's SearchUsers are shared for this long (the Users page's
+    /// `ENROLL_USERS_PAGE_CACHE_MS`; zero shares none).
+    pub fn with_search_pages_shared_for(mut self, fresh_for: std::time::Duration) -> Self {
+        self.api_searches = Arc::new(api::SearchCache::new(fresh_for));
         self
     }
 

@@ -142,6 +142,9 @@ pub struct Results {
     pub users: Vec<(Found, ApiStatus)>,
     pub next_token: Option<String>,
     pub total: i64,
+    /// These results as the API writes them, made once for every request that shares
+    /// them (see [`crate::operations::Operations::search_users`]).
+    pub answer: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// The NextToken could not have come from this search.
@@ -435,5 +438,6 @@ pub fn search(
         users,
         next_token,
         total,
+        answer: std::sync::OnceLock::new(),
     }))
 }

@@ -84,13 +84,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(two_factor::reset),
         )
         .route("/audit", web::get().to(audit::list));
-    // The Alexa for Business API for scripts (API.md): signed, not a console page.
-    cfg.service(
-        web::resource("/a4b")
-            .app_data(web::PayloadConfig::new(a4b::MAX_BODY_BYTES))
-            .route(web::post().to(a4b::endpoint))
-            .route(web::route().to(a4b::method_not_allowed)),
-    );
     // Routes that change things answer GET with 405, not a page.
     cfg.route(
         "/users/remove-expired",

@@ -81,12 +81,18 @@ pub fn http_server(
             .route("/readyz", web::get().to(health::readyz))
             .route("/static/{name}", web::get().to(assets::asset))
             .route("/favicon.ico", web::get().to(assets::favicon))
-            // Machines: no session, no cookies, no CSRF (a bearer token instead).
+            // Machines: no session, no cookies, no CSRF (a bearer token, or an access
+            // key's signature, instead).
             .service(
                 web::scope("/scim/v2")
                     .wrap(from_fn(ready_gate))
                     .configure(super::scim::routes)
                     .default_service(web::to(super::scim::not_found)),
+            )
+            .service(
+                web::scope("/a4b")
+                    .wrap(from_fn(ready_gate))
+                    .configure(super::a4b::routes),
             )
             .service(
                 web::scope("")

@@ -1,6 +1,7 @@
 //! Instances that fail or change things while others run, with the product's own timings:
 //! a killed instance's claimed email goes out through another well before its lease
-//! ends, and an account disabled through one instance is signed out on another at once.
+//! ends, an account disabled through one instance is signed out on another at once, and
+//! an access key revoked through one is refused by another once notified.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -11,7 +12,10 @@ use enroll::clock::Clock;
 use enroll::db::schema::outbound_emails;
 use enroll::users::EmailAddress;
 use secrecy::SecretString;
+use serde_json::json;
 
+use crate::a4b::A4b;
+use crate::credentials::element_text;
 use crate::instances::Instance;
 use crate::scale_out::{Person, add_administrator, connect, per_recipient};
 use crate::support::*;
@@ -197,6 +201,81 @@ async fn an_account_disabled_through_one_instance_is_signed_out_on_the_others_at
         403,
         "demoted through B"
     );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(enroll_test_postgres),
+    ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL"
+)]
+async fn an_access_key_revoked_through_one_instance_is_refused_by_the_others_once_notified() {
+    require_postgres();
+    let database = PostgresDatabase::create();
+    let smtp = TestSmtp::start();
+    let smtp_url = smtp.url();
+    let (a, b) = tokio::join!(
+        Instance::start(&database.url, &smtp_url),
+        Instance::start(&database.url, &smtp_url)
+    );
+    add_administrator(&connect(&database));
+    let admin = Person::new();
+    admin.sign_in_and_set_up(&a).await;
+    let made = admin
+        .submit(
+            &a,
+            "/settings/api",
+            "/settings/api",
+            &fields(&[
+                ("name", "nightly sync"),
+                ("kind", "access-key"),
+                ("role", "administrator"),
+            ]),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    let key_id = element_text(&made, "new-key-id").expect("the key id is shown");
+    let secret = element_text(&made, "new-secret").expect("the secret is shown");
+    let on_b = A4b::at(
+        b.url("/a4b"),
+        key_id.clone(),
+        secret.clone(),
+        "nightly sync",
+    );
+    let on_a = A4b::at(a.url("/a4b"), key_id, secret, "nightly sync");
+    // Both instances have checked the key (and may remember it) several times.
+    for _ in 0..3 {
+        on_b.call("SearchUsers", json!({})).await.ok();
+        on_a.call("SearchUsers", json!({})).await.ok();
+    }
+
+    let page = admin.get(&a, "/settings/api").await;
+    let form = scraper::Selector::parse("form[action$='/revoke']").unwrap();
+    let action = page
+        .html()
+        .select(&form)
+        .next()
+        .and_then(|f| f.value().attr("action"))
+        .expect("a revoke button")
+        .to_owned();
+    let done = admin
+        .submit(&a, "/settings/api", &action, &fields(&[("confirm", "yes")]))
+        .await;
+    assert!(done.status < 400, "{}", done.text());
+    // A knows at once (it made the change). B knows when PostgreSQL's notification
+    // reaches it, which can be a moment after A has answered: the key must be refused
+    // there within a bound far above that, never served past it.
+    on_a.call("SearchUsers", json!({}))
+        .await
+        .refused(403, "UnrecognizedClientException");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = on_b.call("SearchUsers", json!({})).await;
+        if answer.status != 200 || Instant::now() > deadline {
+            answer.refused(403, "UnrecognizedClientException");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn add_second_administrator(db: &enroll::db::Db) {

@@ -1,6 +1,7 @@
 //! Each operation of the API: its request checked against the model, one call on the
 //! domain's operations, the outcome in the model's answer or exception.
 
+use actix_web::web::Bytes;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
@@ -20,8 +21,9 @@ pub fn user_arn(id: &str) -> String {
     format!("{ARN_PREFIX}{id}")
 }
 
-fn parse<T: DeserializeOwned>(input: Value) -> Result<T, ApiError> {
-    serde_json::from_value(input).map_err(|error| {
+/// The operation's request, read from the body (a JSON object, see `handle`).
+fn parse<T: DeserializeOwned>(input: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(input).map_err(|error| {
         ApiError::model(
             "SerializationException",
             format!("The request does not match the operation's shape: {error}."),
@@ -74,16 +76,31 @@ fn user_of(request: &wire::UserRequest) -> Result<String, ApiError> {
     }
 }
 
+/// The answer of `operation` to `input`, as written on the wire.
 pub async fn dispatch(
     operation: &str,
-    input: Value,
+    input: &[u8],
+    principal: &Principal,
+    state: &AppState,
+) -> Result<Bytes, ApiError> {
+    if operation == "SearchUsers" {
+        // Its answer is written once per shared page of results.
+        return search_users(parse(input)?, principal, state).await;
+    }
+    let answer = answer(operation, input, principal, state).await?;
+    Ok(Bytes::from(answer.to_string()))
+}
+
+/// The other operations, whose answers are small and made for each request.
+async fn answer(
+    operation: &str,
+    input: &[u8],
     principal: &Principal,
     state: &AppState,
 ) -> Result<Value, ApiError> {
     let ops = &state.ops;
     match operation {
         "CreateUser" => create_user(parse(input)?, principal, state).await,
-        "SearchUsers" => search_users(parse(input)?, principal, state).await,
         "SendInvitation" => {
             let id = user_of(&parse(input)?)?;
             let report = ops.resend(principal, vec![id]).await?;
@@ -259,30 +276,36 @@ async fn search_users(
     request: wire::SearchUsersRequest,
     principal: &Principal,
     state: &AppState,
-) -> Result<Value, ApiError> {
+) -> Result<Bytes, ApiError> {
     let search = request.check()?;
     let results = state
         .ops
         .search_users(principal, search)
         .await?
         .map_err(|_| ApiError::validation("The NextToken does not belong to this search."))?;
-    let users: Vec<UserData> = results
-        .users
-        .iter()
-        .map(|(found, status)| UserData {
-            user_arn: user_arn(&found.row.id),
-            first_name: found.row.first_name.clone(),
-            last_name: found.row.last_name.clone(),
-            email: found.row.email.clone(),
-            enrollment_status: status.name(),
-            enrollment_id: found.row.id.clone(),
-        })
-        .collect();
-    let mut answer = json!({ "Users": users, "TotalCount": results.total });
-    if let Some(token) = &results.next_token {
-        answer["NextToken"] = json!(token);
+    // Results shared by identical requests are written once (a cheap clone after).
+    if let Some(answer) = results.answer.get() {
+        return Ok(answer.clone());
     }
-    Ok(answer)
+    let answer = wire::SearchUsersResponse {
+        users: results
+            .users
+            .iter()
+            .map(|(found, status)| UserData {
+                user_arn: user_arn(&found.row.id),
+                first_name: &found.row.first_name,
+                last_name: &found.row.last_name,
+                email: &found.row.email,
+                enrollment_status: status.name(),
+                enrollment_id: &found.row.id,
+            })
+            .collect(),
+        next_token: results.next_token.as_deref(),
+        total_count: results.total,
+    };
+    let written = serde_json::to_vec(&answer)
+        .map_err(|_| ApiError::internal("SearchUsers' answer could not be written"))?;
+    Ok(results.answer.get_or_init(|| Bytes::from(written)).clone())
 }
 
 async fn list_tags(

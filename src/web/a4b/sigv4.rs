@@ -113,7 +113,8 @@ impl Authorization {
         })
     }
 
-    fn scope(&self) -> String {
+    /// What the signing key is derived for: date, region and service.
+    pub fn scope(&self) -> String {
         format!("{}/{}/{SERVICE}/aws4_request", self.date, self.region)
     }
 }
@@ -199,12 +200,13 @@ impl SignedRequest<'_> {
         ))
     }
 
-    /// Whether the request was signed with `secret`.
+    /// Whether the request was signed with the key [`signing_key`] derives for its
+    /// scope.
     pub fn verify(
         &self,
         auth: &Authorization,
         amz_date: &str,
-        secret: &str,
+        signing_key: &[u8; 32],
     ) -> Result<(), Refusal> {
         let canonical = self.canonical(auth)?;
         let string_to_sign = format!(
@@ -212,29 +214,32 @@ impl SignedRequest<'_> {
             auth.scope(),
             hex::encode(Sha256::digest(canonical.as_bytes()))
         );
-        let mut key = format!("AWS4{secret}").into_bytes();
-        for part in [
-            auth.date.as_str(),
-            auth.region.as_str(),
-            SERVICE,
-            "aws4_request",
-        ] {
-            key = keyed(&key, part.as_bytes())?
-                .finalize()
-                .into_bytes()
-                .to_vec();
-        }
-        keyed(&key, string_to_sign.as_bytes())?
+        keyed(signing_key, string_to_sign.as_bytes())
             .verify_slice(&auth.signature)
             .map_err(|_| Refusal::Mismatch)
     }
 }
 
-/// An HMAC-SHA256 over `data` (any key length is valid: the error never happens).
-fn keyed(key: &[u8], data: &[u8]) -> Result<HmacSha256, Refusal> {
-    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| Refusal::Mismatch)?;
+/// SigV4's signing key: `secret` through HMACs of the date, region, service and
+/// terminator of `auth`'s scope. The same for every request of that scope.
+pub fn signing_key(secret: &str, auth: &Authorization) -> [u8; 32] {
+    let mut key: [u8; 32] = keyed(format!("AWS4{secret}").as_bytes(), auth.date.as_bytes())
+        .finalize()
+        .into_bytes()
+        .into();
+    for part in [auth.region.as_str(), SERVICE, "aws4_request"] {
+        key = keyed(&key, part.as_bytes()).finalize().into_bytes().into();
+    }
+    key
+}
+
+/// An HMAC-SHA256 over `data`.
+fn keyed(key: &[u8], data: &[u8]) -> HmacSha256 {
+    // HMAC takes a key of any length: the error cannot happen.
+    let mut mac = HmacSha256::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
     mac.update(data);
-    Ok(mac)
+    mac
 }
 
 #[cfg(test)]

@@ -415,19 +415,29 @@ impl ListTagsRequest {
 }
 
 #[derive(Debug, Serialize)]
-pub struct UserData {
+pub struct SearchUsersResponse<'a> {
+    #[serde(rename = "Users")]
+    pub users: Vec<UserData<'a>>,
+    #[serde(rename = "NextToken", skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<&'a str>,
+    #[serde(rename = "TotalCount")]
+    pub total_count: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserData<'a> {
     #[serde(rename = "UserArn")]
     pub user_arn: String,
     #[serde(rename = "FirstName")]
-    pub first_name: String,
+    pub first_name: &'a str,
     #[serde(rename = "LastName")]
-    pub last_name: String,
+    pub last_name: &'a str,
     #[serde(rename = "Email")]
-    pub email: String,
+    pub email: &'a str,
     #[serde(rename = "EnrollmentStatus")]
     pub enrollment_status: &'static str,
     #[serde(rename = "EnrollmentId")]
-    pub enrollment_id: String,
+    pub enrollment_id: &'a str,
 }
 
 #[cfg(test)]

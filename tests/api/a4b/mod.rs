@@ -74,6 +74,17 @@ impl A4b {
         }
     }
 
+    /// A key already made (on another instance's page, say), for the endpoint at `url`.
+    pub fn at(url: String, key_id: String, secret: String, name: &str) -> Self {
+        Self {
+            url,
+            key_id,
+            secret,
+            name: name.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
     /// An administrator's key, with invitations set up.
     pub async fn admin(app: &TestApp) -> Self {
         app.set_up_invitations().await;

@@ -1,0 +1,1 @@
+DROP TRIGGER credentials_notify ON credentials;
