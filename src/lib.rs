@@ -22,6 +22,7 @@ pub mod principal;
 pub mod scim;
 pub mod sessions;
 pub mod settings;
+pub mod shared_for_a_moment;
 pub mod startup;
 pub mod telemetry;
 pub mod time_format;

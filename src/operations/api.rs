@@ -3,12 +3,11 @@
 //! invitation set-up as that API reads and writes it. Each checks its permission and
 //! runs its own transaction with its audit entry, as every operation does.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use super::{Operations, Permission, Principal, Result};
 use crate::settings::{InvitationSettings, SettingsInput};
+use crate::shared_for_a_moment::SharedForAMoment;
 use crate::users::api_search::{self, BadToken, Results, Search};
 use crate::users::invitations::{self, CreateOutcome, RevokeOutcome, UninvitedUser};
 use crate::users::tags::{self, Tag};
@@ -119,40 +118,33 @@ impl Operations {
     ) -> Result<std::result::Result<Arc<Results>, BadToken>> {
         principal.require(Permission::ViewUsers)?;
         let key = api_search::cache_key(&search);
-        if let Some(results) = self.api_searches.get(&key, self.generation()) {
-            return Ok(Ok(results));
-        }
-        // One request searches again; the others asking for the same page meanwhile wait
-        // for its results rather than all searching at once when a page expires.
-        let searching = self.api_searches.search_lock(&key);
-        let _turn = match &searching {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let generation = self.generation();
-        if let Some(results) = self.api_searches.get(&key, generation) {
-            return Ok(Ok(results));
-        }
         let now = self.clock.now();
-        // The counts the Users page shows (a few seconds old at most) give TotalCount
-        // without counting every user on each request.
-        let known_total = if search.next_token.is_none() {
-            let counts = self.counts.get(&self.db, &self.clock).await?;
-            api_search::total_from_counts(&search, &counts)
-        } else {
-            None
-        };
-        let results = self
-            .db
-            .read(move |conn| {
-                Ok::<_, super::Error>(api_search::search(conn, &search, now, known_total)?)
+        let searched = self
+            .api_searches
+            .get_or_make(key, self.generation(), now, || async move {
+                // The counts the Users page shows (a few seconds old at most) give
+                // TotalCount without counting every user on each request.
+                let known_total = if search.next_token.is_none() {
+                    let counts = self.counts.get(&self.db, &self.clock).await?;
+                    api_search::total_from_counts(&search, &counts)
+                } else {
+                    None
+                };
+                let results = self
+                    .db
+                    .read(move |conn| {
+                        Ok::<_, super::Error>(api_search::search(conn, &search, now, known_total)?)
+                    })
+                    .await?;
+                // A bad token is an answer too, but not one to share: return it apart.
+                results.map_err(SearchRefused::BadToken)
             })
-            .await?;
-        Ok(results.map(|results| {
-            let results = Arc::new(results);
-            self.api_searches.put(key, generation, results.clone());
-            results
-        }))
+            .await;
+        match searched {
+            Ok(results) => Ok(Ok(results)),
+            Err(SearchRefused::BadToken(bad)) => Ok(Err(bad)),
+            Err(SearchRefused::Failed(error)) => Err(error),
+        }
     }
 
     /// The invitation set-up, for administrators; `None` before it is done.
@@ -202,76 +194,21 @@ impl Operations {
     }
 }
 
-/// Pages of SearchUsers shared for a moment by identical requests (see
-/// [`Operations::search_users`]).
-pub struct SearchCache {
-    entries: Mutex<HashMap<String, CachedPage>>,
-    /// Per page being searched, a lock the other requests for it wait on.
-    searching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// How long a page is shared: as long as the Users page shares its tables
-    /// (`ENROLL_USERS_PAGE_CACHE_MS`); zero shares none.
-    fresh_for: Duration,
+/// Why a page of SearchUsers was not made.
+enum SearchRefused {
+    BadToken(BadToken),
+    Failed(super::Error),
 }
 
-impl Default for SearchCache {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(1))
+impl From<super::Error> for SearchRefused {
+    fn from(error: super::Error) -> Self {
+        Self::Failed(error)
     }
 }
 
-/// The generation it was read in, when, and the page.
-type CachedPage = (u64, Instant, Arc<Results>);
+/// Pages of SearchUsers shared for a moment by identical requests, as long as the Users
+/// page shares its tables (`ENROLL_USERS_PAGE_CACHE_MS`).
+pub type SearchCache = SharedForAMoment<Results>;
 
-/// Pages kept at most; when full, the stale ones go, then all.
-const SEARCHES_KEPT: usize = 256;
-
-impl SearchCache {
-    pub fn new(fresh_for: Duration) -> Self {
-        Self {
-            entries: Mutex::default(),
-            searching: Mutex::default(),
-            fresh_for,
-        }
-    }
-
-    /// The lock of one page's search (none when pages are not shared).
-    fn search_lock(&self, key: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
-        if self.fresh_for.is_zero() {
-            return None;
-        }
-        let mut searching = self.searching.lock().ok()?;
-        // Locks nobody holds or waits for are dropped now and then.
-        if searching.len() > SEARCHES_KEPT {
-            searching.retain(|_, lock| Arc::strong_count(lock) > 1);
-        }
-        Some(
-            searching
-                .entry(key.to_owned())
-                .or_insert_with(Arc::default)
-                .clone(),
-        )
-    }
-
-    fn get(&self, key: &str, generation: u64) -> Option<Arc<Results>> {
-        let entries = self.entries.lock().ok()?;
-        let (made_in, made_at, results) = entries.get(key)?;
-        (*made_in == generation && made_at.elapsed() < self.fresh_for).then(|| results.clone())
-    }
-
-    fn put(&self, key: String, generation: u64, results: Arc<Results>) {
-        if self.fresh_for.is_zero() {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= SEARCHES_KEPT {
-                entries.retain(|_, (made_in, made_at, _)| {
-                    *made_in == generation && made_at.elapsed() < self.fresh_for
-                });
-                if entries.len() >= SEARCHES_KEPT {
-                    entries.clear();
-                }
-            }
-            entries.insert(key, (generation, Instant::now(), results));
-        }
-    }
-}
+/// Pages kept at most.
+pub const SEARCHES_KEPT: usize = 256;

@@ -89,7 +89,10 @@ impl Operations {
             clock,
             mail,
             counts: Arc::default(),
-            api_searches: Arc::default(),
+            api_searches: Arc::new(api::SearchCache::new(
+                std::time::Duration::from_secs(1),
+                api::SEARCHES_KEPT,
+            )),
             resend_limit_per_hour,
             hashing: Arc::new(hashing::PasswordHashing::for_this_machine()),
             sign_in: Arc::default(),
@@ -108,7 +111,7 @@ impl Operations {
     /// Pages of the API's SearchUsers are shared for this long (the Users page's
     /// `ENROLL_USERS_PAGE_CACHE_MS`; zero shares none).
     pub fn with_search_pages_shared_for(mut self, fresh_for: std::time::Duration) -> Self {
-        self.api_searches = Arc::new(api::SearchCache::new(fresh_for));
+        self.api_searches = Arc::new(api::SearchCache::new(fresh_for, api::SEARCHES_KEPT));
         self
     }
 
