@@ -295,11 +295,16 @@ fn invitation_current(conn: &mut DbConnection, invitation_id: Option<&str>) -> Q
     let Some(invitation_id) = invitation_id else {
         return Ok(true);
     };
+    // Two lookups by key (a subquery, not a join): SQLite scanned both tables for the
+    // join under statistics taken while they were nearly empty, twice per email sent.
+    let invitee = invitations::table
+        .filter(invitations::id.eq(invitation_id))
+        .filter(invitations::superseded_at.is_null())
+        .select(invitations::user_id)
+        .single_value();
     diesel::select(diesel::dsl::exists(
-        invitations::table
-            .inner_join(users::table)
-            .filter(invitations::id.eq(invitation_id))
-            .filter(invitations::superseded_at.is_null())
+        users::table
+            .filter(users::id.nullable().eq(invitee))
             .filter(users::enrolled_at.is_null()),
     ))
     .get_result(conn)
