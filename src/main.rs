@@ -2,6 +2,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
+    return_free_memory_now_and_then();
     let cli = enroll::config::Cli::parse();
     match enroll::commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -29,3 +30,28 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// Memory freed in the middle of glibc's heaps stays resident until `malloc_trim` hands
+/// it back (the automatic trim only gives back the top of a heap): after 40 bulk invites
+/// with mail going out, 28 of 57 MB resident was such free memory. Handing it back every
+/// half second keeps what bursts of requests leave behind from adding up; a call costs
+/// well under a millisecond.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_free_memory_now_and_then() {
+    let started = std::thread::Builder::new()
+        .name("malloc-trim".to_owned())
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                // SAFETY: malloc_trim only returns free pages to the system.
+                unsafe { libc::malloc_trim(0) };
+            }
+        });
+    if let Err(error) = started {
+        eprintln!("enroll: cannot start the thread that returns free memory: {error}");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_free_memory_now_and_then() {}

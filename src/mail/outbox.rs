@@ -199,20 +199,36 @@ pub fn claim_due(
         instance,
     } = claim;
     write_transaction(conn, |conn| {
-        // Other instances skip what one has locked instead of waiting for it.
-        let ids: Vec<String> = crate::db::locked!(
-            conn,
-            [for_update().skip_locked()],
-            outbound_emails::table
-                .filter(outbound_emails::status.eq_any([status::QUEUED, status::SENDING]))
-                .filter(outbound_emails::next_attempt_at.le(now))
-                .order(outbound_emails::next_attempt_at)
-                .limit(limit)
-                .select(outbound_emails::id),
-            load
-        )?;
-        if !ids.is_empty() {
-            diesel::update(outbound_emails::table.filter(outbound_emails::id.eq_any(&ids)))
+        // One query per status, each reading the (status, next_attempt_at) index in order
+        // and stopping at `limit`: with both statuses in one query the database read and
+        // sorted every due row for every claim (3,000 rows for a claim of 5). Other
+        // instances skip what one has locked instead of waiting for it.
+        let mut due: Vec<(NaiveDateTime, String)> = Vec::new();
+        for state in [status::QUEUED, status::SENDING] {
+            let rows: Vec<(NaiveDateTime, String)> = crate::db::locked!(
+                conn,
+                [for_update().skip_locked()],
+                outbound_emails::table
+                    .filter(outbound_emails::status.eq(state))
+                    .filter(outbound_emails::next_attempt_at.le(now))
+                    .order(outbound_emails::next_attempt_at)
+                    .limit(limit)
+                    .select((outbound_emails::next_attempt_at, outbound_emails::id)),
+                load
+            )?;
+            due.extend(rows);
+        }
+        // The earliest due of both.
+        due.sort();
+        let ids: Vec<String> = due
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|(_, id)| id)
+            .collect();
+        // One row at a time, by its key: with `id IN (...)` SQLite scans the whole table
+        // when its statistics were taken while the outbox was nearly empty.
+        for id in &ids {
+            diesel::update(outbound_emails::table.find(id))
                 .set((
                     outbound_emails::status.eq(status::SENDING),
                     outbound_emails::claim_token.eq(claim_token),
@@ -279,11 +295,16 @@ fn invitation_current(conn: &mut DbConnection, invitation_id: Option<&str>) -> Q
     let Some(invitation_id) = invitation_id else {
         return Ok(true);
     };
+    // Two lookups by key (a subquery, not a join): SQLite scanned both tables for the
+    // join under statistics taken while they were nearly empty, twice per email sent.
+    let invitee = invitations::table
+        .filter(invitations::id.eq(invitation_id))
+        .filter(invitations::superseded_at.is_null())
+        .select(invitations::user_id)
+        .single_value();
     diesel::select(diesel::dsl::exists(
-        invitations::table
-            .inner_join(users::table)
-            .filter(invitations::id.eq(invitation_id))
-            .filter(invitations::superseded_at.is_null())
+        users::table
+            .filter(users::id.nullable().eq(invitee))
             .filter(users::enrolled_at.is_null()),
     ))
     .get_result(conn)
@@ -491,6 +512,12 @@ pub fn deliver_claimed<M>(
     let result: anyhow::Result<()> = match db.engine() {
         Engine::Postgres => db.get().map_err(anyhow::Error::from).and_then(|mut conn| {
             write_transaction(&mut conn, |conn| {
+                // Not waiting for the WAL flush halves the cost of an email (the flush was
+                // most of it). What this gives up: if the database server itself crashes
+                // (not enroll) within about half a second of an outcome's commit, that
+                // outcome is lost and the email goes out again once its lease ends; like
+                // SQLite's `synchronous = NORMAL` on a power cut. The claim stays durable.
+                diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
                 let Some(email) = load_claimed(conn, id, claim_token)? else {
                     return Ok(());
                 };
