@@ -243,3 +243,35 @@ on_both_engines! {
         assert!(app.get("/users?q=grace").await.text().contains("grace@example.org"));
     }
 }
+
+on_both_engines! {
+    async fn a_filtered_api_search_is_an_expensive_read_too() {
+        let app = spawn_app_with(AppOptions {
+            tweak: Some(|config| {
+                config.read_timeout_ms = 1;
+                config.users_page_cache_ms = 0;
+            }),
+            ..AppOptions::default()
+        })
+        .await;
+        let api = crate::a4b::A4b::admin(&app).await;
+        seed_many(&app);
+        // Stopped at the read deadline like the Users page's search: a 503 the SDK's
+        // retry handler tries again, never a 500.
+        let answer = api
+            .call(
+                "SearchUsers",
+                serde_json::json!({
+                    "MaxResults": 50,
+                    "Filters": [{ "Key": "EnrollmentStatus", "Values": ["PENDING"] }],
+                    "SortCriteria": [{ "Key": "Email", "Value": "DESC" }],
+                }),
+            )
+            .await;
+        answer.refused(503, "ServiceUnavailableException");
+        assert!(app.db.metrics().query_limit_trips("read_deadline") >= 1);
+        // Without a filter it is a keyset page, answered as before.
+        let page = api.call("SearchUsers", serde_json::json!({ "MaxResults": 5 })).await.ok();
+        assert_eq!(page["Users"].as_array().map(Vec::len), Some(5));
+    }
+}

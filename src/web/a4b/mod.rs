@@ -113,6 +113,17 @@ impl From<Error> for ApiError {
                  console first.",
             ),
             Error::Invalid(input) => Self::validation(input.to_string()),
+            // Refused at once beyond the expensive reads' slots, or stopped at the read
+            // deadline: the SDK's retry handler tries a 503 again (already logged).
+            Error::Database(crate::db::DbError::Busy | crate::db::DbError::TooSlow) => Self {
+                retry_after: Some(2),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "The service is answering many searches right now; try again in a few \
+                     seconds, or narrow the search.",
+                )
+            },
             Error::Database(error) => {
                 tracing::error!(%error, "database error in the API");
                 Self::new(
