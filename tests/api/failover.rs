@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::a4b::A4b;
 use crate::credentials::element_text;
 use crate::instances::Instance;
-use crate::scale_out::{Person, add_administrator, connect, per_recipient};
+use crate::scale_out::{Person, add_administrator, connect, per_recipient, two_instances};
 use crate::support::*;
 
 /// What an instance uses when nothing is configured: a claim's lease (120 s) and how
@@ -123,13 +123,7 @@ async fn a_killed_instances_claimed_email_goes_out_through_another_long_before_i
 )]
 async fn an_account_disabled_through_one_instance_is_signed_out_on_the_others_at_once() {
     require_postgres();
-    let database = PostgresDatabase::create();
-    let smtp = TestSmtp::start();
-    let smtp_url = smtp.url();
-    let (a, b) = tokio::join!(
-        Instance::start(&database.url, &smtp_url),
-        Instance::start(&database.url, &smtp_url)
-    );
+    let (database, _smtp, a, b) = two_instances().await;
     let db = connect(&database);
     add_administrator(&db);
     let hash = NewPassword::parse(&SecretString::from(HELPDESK_PASSWORD), HELPDESK_EMAIL)
@@ -210,13 +204,7 @@ async fn an_account_disabled_through_one_instance_is_signed_out_on_the_others_at
 )]
 async fn an_access_key_revoked_through_one_instance_is_refused_by_the_others_once_notified() {
     require_postgres();
-    let database = PostgresDatabase::create();
-    let smtp = TestSmtp::start();
-    let smtp_url = smtp.url();
-    let (a, b) = tokio::join!(
-        Instance::start(&database.url, &smtp_url),
-        Instance::start(&database.url, &smtp_url)
-    );
+    let (database, _smtp, a, b) = two_instances().await;
     add_administrator(&connect(&database));
     let admin = Person::new();
     admin.sign_in_and_set_up(&a).await;

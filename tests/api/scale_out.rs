@@ -123,6 +123,19 @@ impl Person {
     }
 }
 
+/// Two instances on one fresh PostgreSQL database, mailing one SMTP server. Both start
+/// at once: one applies the migrations, the other waits for it.
+pub(crate) async fn two_instances() -> (PostgresDatabase, TestSmtp, Instance, Instance) {
+    let database = PostgresDatabase::create();
+    let smtp = TestSmtp::start();
+    let smtp_url = smtp.url();
+    let (a, b) = tokio::join!(
+        Instance::start(&database.url, &smtp_url),
+        Instance::start(&database.url, &smtp_url)
+    );
+    (database, smtp, a, b)
+}
+
 fn user_ids(db: &Db, emails: &[String]) -> Vec<String> {
     let keys: Vec<String> = emails.iter().map(|e| e.to_ascii_lowercase()).collect();
     users::table
@@ -151,14 +164,7 @@ pub(crate) fn per_recipient(smtp: &TestSmtp) -> HashMap<String, Vec<ReceivedEmai
 )]
 async fn two_instances_share_sessions_and_work_and_send_each_email_once() {
     require_postgres();
-    let database = PostgresDatabase::create();
-    let smtp = TestSmtp::start();
-    // Both start at once: one applies the migrations, the other waits for it.
-    let smtp_url = smtp.url();
-    let (a, b) = tokio::join!(
-        Instance::start(&database.url, &smtp_url),
-        Instance::start(&database.url, &smtp_url)
-    );
+    let (database, smtp, a, b) = two_instances().await;
     let db = connect(&database);
     add_administrator(&db);
 
