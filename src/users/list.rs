@@ -355,11 +355,6 @@ fn search_condition<QS>(search: &str, engine: Engine) -> Option<UsersCondition<Q
     ))
 }
 
-/// [`search_condition`] on `users` alone, for a page read before its join.
-fn users_only_search(search: &str, engine: Engine) -> Option<UsersCondition<users::table>> {
-    search_condition(search, engine)
-}
-
 /// The substring a search looks for (lower-cased, at most [`MAX_SEARCH_LENGTH`]), if it
 /// is long enough to be searched.
 fn search_term(search: &str) -> Option<String> {
@@ -414,14 +409,14 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
     }
     let (cursor, backwards, direction) = query.reading_order();
     let engine = engine_of(conn);
-    let mut boxed = match users_only_search(&query.search, engine) {
+    let mut boxed = match search_condition::<users::table>(&query.search, engine) {
         // A search with no filter on the invitation is paged on `users` alone, and only
         // the page's rows are joined: a broad search ("ove", 2,000 matches at 100,000
         // users) then sorts its matches from one index instead of joining every one.
         Some(search) if query.status.is_none() && !query.expiring_soon => {
             let mut matches = users::table.select(users::id).filter(search).into_boxed();
-            if let Some(cursor) = cursor {
-                matches = matches.filter(cursor_condition(cursor, direction));
+            if let Some(condition) = cursor.and_then(|c| cursor_condition(c, direction)) {
+                matches = matches.filter(condition);
             }
             let ids: Vec<String> = order_by!(matches, query.sort, direction)
                 .limit(query.per_page + 1)
@@ -433,8 +428,8 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
         }
         _ => {
             let mut boxed = filtered(query, now, engine);
-            if let Some(cursor) = cursor {
-                boxed = boxed.filter(cursor_condition(cursor, direction));
+            if let Some(condition) = cursor.and_then(|c| cursor_condition(c, direction)) {
+                boxed = boxed.filter(condition);
             }
             boxed
         }
@@ -484,7 +479,9 @@ fn page_by_status(
                 value: name.clone(),
                 id: id.clone(),
             };
-            boxed = boxed.filter(cursor_condition(&within, direction));
+            if let Some(condition) = cursor_condition(&within, direction) {
+                boxed = boxed.filter(condition);
+            }
         }
         let remaining = i64::try_from(wanted - rows.len()).unwrap_or(0);
         rows.extend(
@@ -531,7 +528,7 @@ fn finish_page(
 /// first half is an index range on both engines, where the plain OR makes SQLite scan
 /// from the start. None for a cursor that bounds nothing here (status cursors are split
 /// by `page_by_status`; an unreadable time).
-fn cursor_condition<QS>(cursor: &Cursor, direction: Direction) -> UsersCondition<QS>
+fn cursor_condition<QS>(cursor: &Cursor, direction: Direction) -> Option<UsersCondition<QS>>
 where
     users::id: SelectableExpression<QS>,
     users::name_key: SelectableExpression<QS>,
@@ -541,26 +538,26 @@ where
     let forward = direction == Direction::Ascending;
     let (value, id) = (cursor.value.clone(), cursor.id.clone());
     match cursor.sort {
-        SortKey::Status => Box::new(diesel::dsl::sql::<Bool>("1 = 1")),
-        SortKey::Name if forward => Box::new(
+        SortKey::Status => None,
+        SortKey::Name if forward => Some(Box::new(
             users::name_key
                 .ge(value.clone())
                 .and(users::name_key.gt(value).or(users::id.gt(id))),
-        ),
-        SortKey::Name => Box::new(
+        )),
+        SortKey::Name => Some(Box::new(
             users::name_key
                 .le(value.clone())
                 .and(users::name_key.lt(value).or(users::id.lt(id))),
-        ),
+        )),
         // Email keys are unique: no tie-break needed.
-        SortKey::Email if forward => Box::new(users::email_key.gt(value)),
-        SortKey::Email => Box::new(users::email_key.lt(value)),
+        SortKey::Email if forward => Some(Box::new(users::email_key.gt(value))),
+        SortKey::Email => Some(Box::new(users::email_key.lt(value))),
         SortKey::Invited => {
             let Ok(at) = chrono::DateTime::parse_from_rfc3339(&value) else {
-                return Box::new(diesel::dsl::sql::<Bool>("1 = 1"));
+                return None;
             };
             let at = at.naive_utc();
-            if forward {
+            Some(if forward {
                 Box::new(
                     users::created_at
                         .ge(at)
@@ -572,7 +569,7 @@ where
                         .le(at)
                         .and(users::created_at.lt(at).or(users::id.lt(id))),
                 )
-            }
+            })
         }
     }
 }
