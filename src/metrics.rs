@@ -46,6 +46,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnsweredLabels {
+    by: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitLabels {
     limit: &'static str,
 }
@@ -74,6 +79,7 @@ pub struct Metrics {
     sign_in_failures: Counter,
     rate_limit_refusals: Family<LimitLabels, Counter>,
     query_limit_trips: Family<LimitLabels, Counter>,
+    users_searches: Family<AnsweredLabels, Counter>,
     http_requests: Family<RequestLabels, Counter>,
     http_latency: LatencyFamily,
 }
@@ -131,6 +137,13 @@ impl Default for Metrics {
              expensive reads was taken: 503 at once)",
             query_limit_trips.clone(),
         );
+        let users_searches = Family::default();
+        registry.register(
+            "users_searches",
+            "Searches of the Users page, by what answered them: `index` (this instance's \
+             search index) or `database` (a tag search, or the index not built yet)",
+            users_searches.clone(),
+        );
         let http_requests = Family::default();
         registry.register(
             "http_requests",
@@ -155,6 +168,7 @@ impl Default for Metrics {
             sign_in_failures,
             rate_limit_refusals,
             query_limit_trips,
+            users_searches,
             http_requests,
             http_latency,
         }
@@ -200,6 +214,13 @@ impl Metrics {
     pub fn count_rate_limit_refusal(&self, limit: &'static str) {
         self.rate_limit_refusals
             .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// A search of the Users page was answered `by` "index" or "database".
+    pub fn count_users_search(&self, by: &'static str) {
+        self.users_searches
+            .get_or_create(&AnsweredLabels { by })
             .inc();
     }
 

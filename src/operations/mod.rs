@@ -60,6 +60,8 @@ pub struct Operations {
     sessions: Arc<SessionCache>,
     /// Access keys read recently; forgotten with the sessions.
     access_keys: Arc<credentials::AccessKeyCache>,
+    /// The Users page's searches, answered from memory.
+    search_index: Arc<crate::users::search_index::SearchIndex>,
 }
 
 /// Sign-in beyond the password, set up once at start.
@@ -99,6 +101,9 @@ impl Operations {
             credential_key: CredentialKey::ephemeral(),
             sessions: Arc::default(),
             access_keys: Arc::default(),
+            search_index: Arc::new(crate::users::search_index::SearchIndex::new(
+                std::time::Duration::from_secs(1),
+            )),
         }
     }
 
@@ -109,9 +114,11 @@ impl Operations {
     }
 
     /// Pages of the API's SearchUsers are shared for this long (the Users page's
-    /// `ENROLL_USERS_PAGE_CACHE_MS`; zero shares none).
+    /// `ENROLL_USERS_PAGE_CACHE_MS`; zero shares none), and the search index looks for
+    /// changes made elsewhere at least this often (zero: before every search).
     pub fn with_search_pages_shared_for(mut self, fresh_for: std::time::Duration) -> Self {
         self.api_searches = Arc::new(api::SearchCache::new(fresh_for, api::SEARCHES_KEPT));
+        self.search_index = Arc::new(crate::users::search_index::SearchIndex::new(fresh_for));
         self
     }
 

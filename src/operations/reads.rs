@@ -7,6 +7,7 @@ use crate::audit::{self, Action, AuditQuery, AuditRow, NewAuditEvent};
 use crate::users::counts::StatusCounts;
 use crate::users::history::{self, Entry};
 use crate::users::list::{self, ListQuery, Page, UserRow};
+use crate::users::search_index::SearchIndex;
 use crate::users::tags::{self, Tag};
 
 impl Operations {
@@ -19,8 +20,33 @@ impl Operations {
         now: NaiveDateTime,
     ) -> Result<(Page, Option<StatusCounts>)> {
         principal.require(Permission::ViewUsers)?;
-        // A search or a filter is an expensive read (admitted, with a deadline); the plain
-        // list is a keyset page and its counts are cached.
+        // A search the index can answer is a cheap read: a bounded scan in memory, then
+        // the page's rows by id.
+        if let Some(term) = SearchIndex::term_of(&query.search)
+            && self.search_index.wait_until_built(&self.db).await
+        {
+            let (index, generation) = (self.search_index.clone(), self.generation());
+            let query = query.clone();
+            let answered = self
+                .db
+                .read(move |conn| {
+                    let Some(found) = index.find(conn, &query, &term, now, generation)? else {
+                        return Ok::<_, Error>(None);
+                    };
+                    let page = list::page_of_ids(conn, &query, &found.ids, now)?;
+                    Ok(Some((page, Some(found.counts))))
+                })
+                .await?;
+            if let Some(answer) = answered {
+                self.db.metrics().count_users_search("index");
+                return Ok(answer);
+            }
+        }
+        if !query.search.trim().is_empty() {
+            self.db.metrics().count_users_search("database");
+        }
+        // Otherwise a search or a filter is an expensive read (admitted, with a
+        // deadline); the plain list is a keyset page and its counts are cached.
         let expensive =
             !query.search.trim().is_empty() || query.status.is_some() || query.expiring_soon;
         let work = move |conn: &mut crate::db::DbConnection| {

@@ -78,11 +78,7 @@ impl StatusCounts {
             return Ok(Self::of_rows(&page.rows, now));
         }
         if list::search_matches(conn, &query.search, COUNT_CAP + 1)? > COUNT_CAP {
-            return Ok(Self {
-                by_status: EnrollmentStatus::ALL.map(|status| (status, 0)).to_vec(),
-                expiring_soon: 0,
-                capped: true,
-            });
+            return Ok(Self::capped());
         }
         let (by_status, expiring_soon) = list::status_counts(conn, &query.search, now)?;
         Ok(Self {
@@ -93,17 +89,35 @@ impl StatusCounts {
     }
 
     fn of_rows(rows: &[list::UserRow], now: NaiveDateTime) -> Self {
-        let statuses: Vec<EnrollmentStatus> = rows.iter().map(|row| row.status(now)).collect();
+        Self::tally(
+            rows.iter()
+                .map(|row| (row.status(now), row.expires_soon(now))),
+        )
+    }
+
+    /// The counts of users with these statuses (and whether each expires soon).
+    pub fn tally(users: impl Iterator<Item = (EnrollmentStatus, bool)>) -> Self {
+        let mut by_status = EnrollmentStatus::ALL.map(|status| (status, 0)).to_vec();
+        let mut expiring_soon = 0;
+        for (status, expires_soon) in users {
+            if let Some((_, n)) = by_status.iter_mut().find(|(s, _)| *s == status) {
+                *n += 1;
+            }
+            expiring_soon += i64::from(expires_soon);
+        }
         Self {
-            by_status: EnrollmentStatus::ALL
-                .map(|status| {
-                    let n = statuses.iter().filter(|s| **s == status).count();
-                    (status, i64::try_from(n).unwrap_or(i64::MAX))
-                })
-                .to_vec(),
-            expiring_soon: i64::try_from(rows.iter().filter(|row| row.expires_soon(now)).count())
-                .unwrap_or(i64::MAX),
+            by_status,
+            expiring_soon,
             capped: false,
+        }
+    }
+
+    /// More than [`COUNT_CAP`] users match, and none was counted by status.
+    pub fn capped() -> Self {
+        Self {
+            by_status: EnrollmentStatus::ALL.map(|status| (status, 0)).to_vec(),
+            expiring_soon: 0,
+            capped: true,
         }
     }
 }

@@ -51,7 +51,7 @@ pub fn is_searchable(term: &str) -> bool {
     term.trim().chars().count() >= MIN_SEARCH_CHARS
 }
 /// Between the status and the name in a status-sorted cursor.
-const STATUS_SEPARATOR: char = '\u{1e}';
+pub(crate) const STATUS_SEPARATOR: char = '\u{1e}';
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
@@ -168,7 +168,7 @@ pub struct ListQuery {
 impl ListQuery {
     /// Where to read from, whether backwards, and in which order. Paging backwards reads
     /// the rows before the cursor in reverse, then flips them.
-    fn reading_order(&self) -> (Option<&Cursor>, bool, Direction) {
+    pub(crate) fn reading_order(&self) -> (Option<&Cursor>, bool, Direction) {
         let (cursor, backwards) = match &self.from {
             PageFrom::Start => (None, false),
             PageFrom::After(c) => (Some(c), false),
@@ -357,7 +357,7 @@ fn search_condition<QS>(search: &str, engine: Engine) -> Option<UsersCondition<Q
 
 /// The substring a search looks for (lower-cased, at most [`MAX_SEARCH_LENGTH`]), if it
 /// is long enough to be searched.
-fn search_term(search: &str) -> Option<String> {
+pub(crate) fn search_term(search: &str) -> Option<String> {
     let term: String = search
         .trim()
         .to_lowercase()
@@ -436,6 +436,28 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
     };
     boxed = order_by!(boxed, query.sort, direction);
     let rows = boxed.limit(query.per_page + 1).load::<UserRow>(conn)?;
+    Ok(finish_page(rows, query, backwards, now))
+}
+
+/// The page of the users `ids`, found (by the search index) in `query`'s reading order:
+/// each row read by its id.
+pub fn page_of_ids(
+    conn: &mut DbConnection,
+    query: &ListQuery,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> QueryResult<Page> {
+    let (_, backwards, _) = query.reading_order();
+    let mut rows = users_with_live_invitation()
+        .select(UserRow::as_select())
+        .filter(users::id.eq_any(ids))
+        .load::<UserRow>(conn)?;
+    let position: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| (id.as_str(), n))
+        .collect();
+    rows.sort_by_key(|row| position.get(row.id.as_str()).copied());
     Ok(finish_page(rows, query, backwards, now))
 }
 

@@ -7,6 +7,7 @@ pub mod csv;
 pub mod history;
 pub mod invitations;
 pub mod list;
+pub mod search_index;
 pub mod status;
 pub mod tags;
 pub mod token;

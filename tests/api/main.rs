@@ -68,6 +68,7 @@ mod scale_out;
 mod scim;
 mod scim_clients;
 mod scim_conformance;
+mod search_index;
 mod session_attacks;
 mod settings;
 mod single_sign_on;

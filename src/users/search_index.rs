@@ -1,0 +1,1065 @@
+//! The Users page's searches, answered from memory: every user's search text, name order
+//! and status facts, held by each instance and kept in step with the database through
+//! its log of changed users (`user_changes`, written by triggers).
+//!
+//! Why: a search is a substring of names and addresses, and a database's trigram index
+//! finds the matches in no useful order. A broad search ("ove": 4,000 matches at
+//! 100,000 users) then sorted every match, and a search with a status filter joined
+//! every match to its invitation, to show 50 rows: milliseconds of work per request.
+//! Here the users are held in name order, in chunks whose texts are searched with
+//! `memchr::memmem` (a few GB/s), so a page stops at its 50th match, and a status is
+//! derived from a few bytes instead of two index look-ups. The database still answers
+//! everything else, and every search while the index is being built: the rows shown
+//! are always read from the database, by id.
+//!
+//! Freshness: before answering, the index reads the changes logged since it last looked
+//! (a single indexed query) whenever this instance changed users since, or its last look
+//! is older than the page cache's freshness window: the same promise the rendered pages
+//! make (a change made here shows at once; others within the window).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use memchr::memmem;
+
+use super::EnrollmentStatus;
+use super::counts::{COUNT_CAP, StatusCounts};
+use super::list::{Cursor, Direction, ListQuery, SortKey};
+use super::status::{EXPIRING_SOON_DAYS, StatusFacts, users_with_live_invitation};
+use crate::db::schema::{invitations, users};
+use crate::db::{DbConnection, Engine, MaybeStamp, Stamp, engine_of};
+
+/// Users per chunk: a chunk is copied whole when one of its users changes, and searched
+/// whole (about 25 KB of text) when any of its users may be on the page.
+const CHUNK_USERS: usize = 512;
+/// Changes read from the log at a time.
+const CHANGES_PER_READ: i64 = 10_000;
+/// The log keeps at least this many of the latest changes (see the migration's trim,
+/// which keeps 100,000 and runs every 1,024): an index further behind than this reads
+/// everyone again.
+const CHANGES_SURELY_KEPT: i64 = 100_000 - 2 * 1024;
+/// How long a search waits for a first build of the index before the database answers it
+/// instead: tests and small consoles get the index at once, a million users do not
+/// stall the first searcher.
+const FIRST_BUILD_WAIT: Duration = Duration::from_millis(250);
+
+/// Status facts, as bits beside the expiry.
+const DEACTIVATED: u8 = 1;
+const ENROLLED: u8 = 2;
+const DELIVERY_FAILED: u8 = 4;
+const SENT: u8 = 8;
+
+/// One user, as the index holds them. The text (`search_key`: first name, last name,
+/// address, lower-cased) is in the chunk's buffer; the name order is last name, then
+/// first name (`name_key`), then id, compared as bytes like the database does.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u128,
+    /// Where this user's text ends in the chunk's buffer (a separator follows).
+    text_end: u32,
+    first_len: u16,
+    last_len: u16,
+    created_at_micros: i64,
+    expires_at: NaiveDateTime,
+    facts: u8,
+}
+
+impl Entry {
+    fn status(&self, now: NaiveDateTime) -> EnrollmentStatus {
+        let fact = |bit: u8| (self.facts & bit != 0).then_some(self.expires_at);
+        EnrollmentStatus::derive(
+            &StatusFacts {
+                deactivated_at: fact(DEACTIVATED),
+                enrolled_at: fact(ENROLLED),
+                expires_at: self.expires_at,
+                sent_at: fact(SENT),
+                delivery_failed_at: fact(DELIVERY_FAILED),
+            },
+            now,
+        )
+    }
+
+    /// As [`super::list::UserRow::expires_soon`].
+    fn expires_soon(&self, now: NaiveDateTime) -> bool {
+        matches!(
+            self.status(now),
+            EnrollmentStatus::Pending | EnrollmentStatus::Sending
+        ) && self.expires_at <= now + chrono::TimeDelta::days(EXPIRING_SOON_DAYS)
+    }
+}
+
+/// Users in name order, with their texts in one buffer.
+#[derive(Debug, Default)]
+struct Chunk {
+    entries: Vec<Entry>,
+    text: Vec<u8>,
+}
+
+/// A user's parts, borrowed from a chunk.
+struct Parts<'a> {
+    entry: &'a Entry,
+    first: &'a [u8],
+    last: &'a [u8],
+    email: &'a [u8],
+}
+
+impl Parts<'_> {
+    /// `name_key` (last name, a space, first name) against another one.
+    fn name_cmp(&self, other: &[u8]) -> Ordering {
+        self.last
+            .iter()
+            .chain(b" ")
+            .chain(self.first)
+            .cmp(other.iter())
+    }
+
+    fn name_order(&self, other: &Parts<'_>) -> Ordering {
+        self.last
+            .iter()
+            .chain(b" ")
+            .chain(self.first)
+            .cmp(other.last.iter().chain(b" ").chain(other.first))
+            .then(self.entry.id.cmp(&other.entry.id))
+    }
+}
+
+impl Chunk {
+    fn start_of(&self, row: usize) -> usize {
+        row.checked_sub(1)
+            .map_or(0, |before| self.entries[before].text_end as usize + 1)
+    }
+
+    fn parts(&self, row: usize) -> Parts<'_> {
+        let entry = &self.entries[row];
+        let text = &self.text[self.start_of(row)..entry.text_end as usize];
+        let (first_len, last_len) = (usize::from(entry.first_len), usize::from(entry.last_len));
+        Parts {
+            entry,
+            first: &text[..first_len],
+            last: &text[first_len + 1..first_len + 1 + last_len],
+            email: &text[first_len + last_len + 2..],
+        }
+    }
+
+    fn push(&mut self, text: &[u8], mut entry: Entry) -> Option<()> {
+        self.text.extend_from_slice(text);
+        entry.text_end = u32::try_from(self.text.len()).ok()?;
+        self.text.push(b'\n');
+        self.entries.push(entry);
+        Some(())
+    }
+
+    fn push_from(&mut self, other: &Chunk, row: usize) -> Option<()> {
+        let text = &other.text[other.start_of(row)..other.entries[row].text_end as usize];
+        self.push(text, other.entries[row])
+    }
+
+    /// The rows whose text holds the term, in order. A hit across two users' texts (a
+    /// term with a line break in it) is none.
+    fn matching_rows(&self, finder: &memmem::Finder<'_>) -> Vec<usize> {
+        let mut rows = Vec::new();
+        let mut row = 0;
+        for at in finder.find_iter(&self.text) {
+            while row < self.entries.len() && (self.entries[row].text_end as usize) < at {
+                row += 1;
+            }
+            let Some(entry) = self.entries.get(row) else {
+                break;
+            };
+            let fits =
+                self.start_of(row) <= at && at + finder.needle().len() <= entry.text_end as usize;
+            if fits && rows.last() != Some(&row) {
+                rows.push(row);
+            }
+        }
+        rows
+    }
+}
+
+/// A user read from the database, before it joins a chunk.
+#[derive(Queryable, Selectable)]
+#[diesel(check_for_backend(crate::db::MultiBackend))]
+struct UserFacts {
+    #[diesel(select_expression = users::id)]
+    id: String,
+    #[diesel(select_expression = users::first_name)]
+    first_name: String,
+    #[diesel(select_expression = users::last_name)]
+    last_name: String,
+    #[diesel(select_expression = users::email)]
+    email: String,
+    #[diesel(select_expression = users::created_at, deserialize_as = Stamp)]
+    created_at: NaiveDateTime,
+    #[diesel(select_expression = users::enrolled_at, deserialize_as = MaybeStamp)]
+    enrolled_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = users::deactivated_at, deserialize_as = MaybeStamp)]
+    deactivated_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = invitations::expires_at, deserialize_as = Stamp)]
+    expires_at: NaiveDateTime,
+    #[diesel(select_expression = invitations::sent_at, deserialize_as = MaybeStamp)]
+    sent_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = invitations::delivery_failed_at, deserialize_as = MaybeStamp)]
+    delivery_failed_at: Option<NaiveDateTime>,
+}
+
+/// An index entry, with its own text, to insert.
+struct Loose {
+    text: Vec<u8>,
+    entry: Entry,
+}
+
+impl Loose {
+    /// None for an id that is not the canonical text of a UUID (the index finds users by
+    /// their id as a number, and must give the same text back).
+    fn of(user: UserFacts) -> Option<Self> {
+        let id = uuid::Uuid::parse_str(&user.id).ok()?;
+        if id.hyphenated().to_string() != user.id {
+            return None;
+        }
+        let first = user.first_name.to_lowercase();
+        let last = user.last_name.to_lowercase();
+        let text = super::search_key(&user.first_name, &user.last_name, &user.email);
+        let mut facts = 0;
+        for (fact, bit) in [
+            (user.deactivated_at.is_some(), DEACTIVATED),
+            (user.enrolled_at.is_some(), ENROLLED),
+            (user.delivery_failed_at.is_some(), DELIVERY_FAILED),
+            (user.sent_at.is_some(), SENT),
+        ] {
+            if fact {
+                facts |= bit;
+            }
+        }
+        Some(Self {
+            entry: Entry {
+                id: id.as_u128(),
+                text_end: 0,
+                first_len: u16::try_from(first.len()).ok()?,
+                last_len: u16::try_from(last.len()).ok()?,
+                created_at_micros: user.created_at.and_utc().timestamp_micros(),
+                expires_at: user.expires_at,
+                facts,
+            },
+            text: text.into_bytes(),
+        })
+    }
+
+    fn parts(&self) -> Parts<'_> {
+        let (first_len, last_len) = (
+            usize::from(self.entry.first_len),
+            usize::from(self.entry.last_len),
+        );
+        Parts {
+            entry: &self.entry,
+            first: &self.text[..first_len],
+            last: &self.text[first_len + 1..first_len + 1 + last_len],
+            email: &self.text[first_len + last_len + 2..],
+        }
+    }
+}
+
+/// Chunks being filled in order: full ones are closed, and one that grew past twice the
+/// size is split in halves.
+#[derive(Default)]
+struct ChunkRun {
+    done: Vec<Arc<Chunk>>,
+    open: Chunk,
+}
+
+impl ChunkRun {
+    fn push(&mut self, text: &[u8], entry: Entry) -> Option<()> {
+        self.open.push(text, entry)?;
+        if self.open.entries.len() >= CHUNK_USERS {
+            self.done.push(Arc::new(std::mem::take(&mut self.open)));
+        }
+        Some(())
+    }
+
+    fn finish(mut self) -> Vec<Arc<Chunk>> {
+        if !self.open.entries.is_empty() {
+            self.done.push(Arc::new(self.open));
+        }
+        self.done
+    }
+}
+
+/// Where a user is: chunk, then row.
+type At = (usize, usize);
+
+/// Every user, in name order.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// Never empty ones; shared with the snapshots before and after a change.
+    chunks: Vec<Arc<Chunk>>,
+}
+
+impl Snapshot {
+    fn parts(&self, (chunk, row): At) -> Parts<'_> {
+        self.chunks[chunk].parts(row)
+    }
+
+    /// Matches in name order, at most `at_most`.
+    fn matches(&self, finder: &memmem::Finder<'_>, at_most: usize) -> Vec<At> {
+        let mut found = Vec::new();
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            found.extend(chunk.matching_rows(finder).into_iter().map(|row| (c, row)));
+            if found.len() >= at_most {
+                found.truncate(at_most);
+                break;
+            }
+        }
+        found
+    }
+
+    /// Matches past `bound` in name order (or its reverse), each kept by `keep`, until
+    /// `wanted`: only the chunks the page reaches are searched.
+    fn walk_by_name(
+        &self,
+        finder: &memmem::Finder<'_>,
+        direction: Direction,
+        bound: Option<&Bound>,
+        wanted: usize,
+        now: NaiveDateTime,
+        keep: impl Fn(&Parts<'_>) -> bool,
+    ) -> Vec<At> {
+        let beyond =
+            |parts: &Parts<'_>| bound.is_none_or(|b| b.is_passed_by(parts, direction, now));
+        let chunks: Box<dyn Iterator<Item = usize>> = match direction {
+            Direction::Ascending => {
+                let start = self
+                    .chunks
+                    .partition_point(|c| !beyond(&c.parts(c.entries.len() - 1)));
+                Box::new(start..self.chunks.len())
+            }
+            Direction::Descending => {
+                let end = self.chunks.partition_point(|c| beyond(&c.parts(0)));
+                Box::new((0..end).rev())
+            }
+        };
+        let mut found = Vec::with_capacity(wanted);
+        for c in chunks {
+            let chunk = &self.chunks[c];
+            let mut rows = chunk.matching_rows(finder);
+            if direction == Direction::Descending {
+                rows.reverse();
+            }
+            for row in rows {
+                let parts = chunk.parts(row);
+                if beyond(&parts) && keep(&parts) {
+                    found.push((c, row));
+                    if found.len() >= wanted {
+                        return found;
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// This snapshot with the `changed` users taken out and `fresh` (their current
+    /// state, those that still exist) put in. Only the chunks concerned are copied.
+    fn with_changes(&self, changed: &HashSet<u128>, mut fresh: Vec<Loose>) -> Option<Self> {
+        fresh.sort_by(|a, b| a.parts().name_order(&b.parts()));
+        let mut arriving: HashMap<usize, Vec<Loose>> = HashMap::new();
+        for loose in fresh {
+            let target = self
+                .chunks
+                .partition_point(|c| {
+                    c.parts(c.entries.len() - 1).name_order(&loose.parts()) == Ordering::Less
+                })
+                .min(self.chunks.len().saturating_sub(1));
+            arriving.entry(target).or_default().push(loose);
+        }
+        let mut chunks = Vec::with_capacity(self.chunks.len() + 1);
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let incoming = arriving.remove(&c);
+            if incoming.is_none() && !chunk.entries.iter().any(|e| changed.contains(&e.id)) {
+                chunks.push(chunk.clone());
+                continue;
+            }
+            let mut run = ChunkRun::default();
+            let mut incoming = incoming.unwrap_or_default().into_iter().peekable();
+            for row in 0..chunk.entries.len() {
+                if changed.contains(&chunk.entries[row].id) {
+                    continue;
+                }
+                let parts = chunk.parts(row);
+                while let Some(loose) =
+                    incoming.next_if(|l| l.parts().name_order(&parts) == Ordering::Less)
+                {
+                    run.push(&loose.text, loose.entry)?;
+                }
+                run.open.push_from(chunk, row)?;
+                if run.open.entries.len() >= 2 * CHUNK_USERS {
+                    run.done.push(Arc::new(std::mem::take(&mut run.open)));
+                }
+            }
+            for loose in incoming {
+                run.push(&loose.text, loose.entry)?;
+            }
+            chunks.extend(run.finish());
+        }
+        // Into an empty index.
+        if let Some(incoming) = arriving.remove(&0) {
+            let mut run = ChunkRun::default();
+            for loose in incoming {
+                run.push(&loose.text, loose.entry)?;
+            }
+            chunks.extend(run.finish());
+        }
+        Some(Self { chunks })
+    }
+}
+
+/// A position in the list (a page's cursor), as the index compares it.
+enum Bound {
+    Name(Vec<u8>, u128),
+    Email(Vec<u8>),
+    Invited(i64, u128),
+    Status(usize, Vec<u8>, u128),
+}
+
+fn status_rank(status: EnrollmentStatus) -> usize {
+    EnrollmentStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(usize::MAX)
+}
+
+impl Bound {
+    /// None where the database would not bound the page either (see `cursor_condition`
+    /// and `page_by_status`).
+    fn of(cursor: &Cursor) -> Option<Self> {
+        let id = uuid::Uuid::parse_str(&cursor.id).ok()?.as_u128();
+        let value = cursor.value.as_bytes().to_vec();
+        match cursor.sort {
+            SortKey::Name => Some(Self::Name(value, id)),
+            SortKey::Email => Some(Self::Email(value)),
+            SortKey::Invited => {
+                let at = chrono::DateTime::parse_from_rfc3339(&cursor.value).ok()?;
+                Some(Self::Invited(at.timestamp_micros(), id))
+            }
+            SortKey::Status => {
+                let (status, name) = cursor.value.split_once(super::list::STATUS_SEPARATOR)?;
+                let status = EnrollmentStatus::from_slug(status)?;
+                Some(Self::Status(
+                    status_rank(status),
+                    name.as_bytes().to_vec(),
+                    id,
+                ))
+            }
+        }
+    }
+
+    /// Whether `parts` comes strictly after this position, reading in `direction` (a
+    /// status as it is at `now`, as the cursor's was when its page was read).
+    fn is_passed_by(&self, parts: &Parts<'_>, direction: Direction, now: NaiveDateTime) -> bool {
+        let order = match self {
+            Self::Name(name, id) => parts.name_cmp(name).then(parts.entry.id.cmp(id)),
+            Self::Email(email) => parts.email.cmp(email.as_slice()),
+            Self::Invited(micros, id) => parts
+                .entry
+                .created_at_micros
+                .cmp(micros)
+                .then(parts.entry.id.cmp(id)),
+            Self::Status(rank, name, id) => status_rank(parts.entry.status(now))
+                .cmp(rank)
+                .then_with(|| parts.name_cmp(name))
+                .then(parts.entry.id.cmp(id)),
+        };
+        match direction {
+            Direction::Ascending => order == Ordering::Greater,
+            Direction::Descending => order == Ordering::Less,
+        }
+    }
+}
+
+/// The order of a sort key, as the database's `order_by!` gives it.
+fn sort_order(sort: SortKey, a: &Parts<'_>, b: &Parts<'_>, now: NaiveDateTime) -> Ordering {
+    match sort {
+        SortKey::Name => a.name_order(b),
+        // Addresses are unique.
+        SortKey::Email => a.email.cmp(b.email),
+        SortKey::Invited => a
+            .entry
+            .created_at_micros
+            .cmp(&b.entry.created_at_micros)
+            .then(a.entry.id.cmp(&b.entry.id)),
+        SortKey::Status => status_rank(a.entry.status(now))
+            .cmp(&status_rank(b.entry.status(now)))
+            .then_with(|| a.name_order(b)),
+    }
+}
+
+/// A search's page, as the ids of its users in reading order (one more than the page
+/// holds when there are more), and its counts.
+pub struct Found {
+    pub ids: Vec<String>,
+    pub counts: StatusCounts,
+}
+
+impl Snapshot {
+    fn find(&self, query: &ListQuery, term: &str, now: NaiveDateTime) -> Found {
+        let finder = memmem::Finder::new(term.as_bytes());
+        let wanted = usize::try_from(query.per_page + 1).unwrap_or(1);
+        let (cursor, _, direction) = query.reading_order();
+        let bound = cursor.and_then(Bound::of);
+        let keep = |parts: &Parts<'_>| {
+            query.status.is_none_or(|s| parts.entry.status(now) == s)
+                && (!query.expiring_soon || parts.entry.expires_soon(now))
+                && bound
+                    .as_ref()
+                    .is_none_or(|b| b.is_passed_by(parts, direction, now))
+        };
+        let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
+        let first = self.matches(&finder, cap + 1);
+        let capped = first.len() > cap;
+        let counts = if capped {
+            StatusCounts::capped()
+        } else {
+            StatusCounts::tally(first.iter().map(|&at| {
+                let entry = self.parts(at).entry;
+                (entry.status(now), entry.expires_soon(now))
+            }))
+        };
+        let page = if capped && query.sort == SortKey::Name {
+            self.walk_by_name(&finder, direction, bound.as_ref(), wanted, now, |parts| {
+                query.status.is_none_or(|s| parts.entry.status(now) == s)
+                    && (!query.expiring_soon || parts.entry.expires_soon(now))
+            })
+        } else {
+            let mut candidates = if capped {
+                self.matches(&finder, usize::MAX)
+            } else {
+                first
+            };
+            candidates.retain(|&at| keep(&self.parts(at)));
+            candidates.sort_by(|&a, &b| {
+                let order = sort_order(query.sort, &self.parts(a), &self.parts(b), now);
+                match direction {
+                    Direction::Ascending => order,
+                    Direction::Descending => order.reverse(),
+                }
+            });
+            candidates.truncate(wanted);
+            candidates
+        };
+        Found {
+            ids: page
+                .into_iter()
+                .map(|at| {
+                    uuid::Uuid::from_u128(self.parts(at).entry.id)
+                        .hyphenated()
+                        .to_string()
+                })
+                .collect(),
+            counts,
+        }
+    }
+}
+
+/// One row of the log as read, with what the reader needs to know about the log and the
+/// transactions of the moment (every row carries the same; with no change, one row
+/// carries only that).
+#[derive(QueryableByName)]
+struct LogRead {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    seq: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    user_id: Option<String>,
+    /// The newest number in the log.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    newest: Option<i64>,
+    /// PostgreSQL: every transaction older than this has ended (the snapshot's xmin).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    ended_below: Option<i64>,
+    /// PostgreSQL: no transaction running now is this new (the snapshot's xmax).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_transaction: Option<i64>,
+}
+
+/// How far the index has read the log of changed users.
+///
+/// On SQLite numbers are committed in order, one writer at a time. On PostgreSQL a
+/// number is taken when a change is made and seen when it is committed, so a lower one
+/// can appear after a higher one: a missing number is waited for until every
+/// transaction that was running when it was first missed has ended (it was then rolled
+/// back, or never taken by a change).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct ChangeLog {
+    /// Every change numbered up to here is in the index, or never will be committed.
+    read_to: i64,
+    /// Changes above `read_to` already in the index (read past a missing number).
+    read_above: BTreeSet<i64>,
+    /// The lowest missing number, and the transaction from which on none that was
+    /// running when it was missed can be.
+    missing: Option<(i64, i64)>,
+}
+
+/// What a look at the log found.
+enum LogLook {
+    /// These users changed (their ids), and the log was read up to here.
+    Changed(Vec<String>),
+    /// The log no longer holds every change since the last look: read everyone again.
+    TooFarBehind,
+}
+
+impl ChangeLog {
+    fn read(conn: &mut DbConnection, after: i64) -> QueryResult<Vec<LogRead>> {
+        let (transactions, after_it, at_most) = match engine_of(conn) {
+            Engine::Postgres => (
+                "pg_snapshot_xmin(pg_current_snapshot())::text::bigint, \
+                 pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+                "$1",
+                "$2",
+            ),
+            Engine::Sqlite => ("NULL, NULL", "?", "?"),
+        };
+        let (ended_below, next_transaction) = transactions.split_once(", ").unwrap_or_default();
+        diesel::sql_query(format!(
+            "SELECT changes.seq AS seq, changes.user_id AS user_id, \
+             (SELECT max(seq) FROM user_changes) AS newest, \
+             {ended_below} AS ended_below, {next_transaction} AS next_transaction \
+             FROM (SELECT 1 AS one) AS one LEFT JOIN \
+             (SELECT seq, user_id FROM user_changes WHERE seq > {after_it} \
+              ORDER BY seq LIMIT {at_most}) AS changes ON 1 = 1 \
+             ORDER BY changes.seq"
+        ))
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(CHANGES_PER_READ)
+        .load(conn)
+    }
+
+    /// The position of a log read in the same snapshot as every user: numbers well
+    /// before the newest are in that snapshot; recent missing ones are waited for.
+    fn for_build(conn: &mut DbConnection) -> QueryResult<Option<Self>> {
+        let mut log = Self::default();
+        let newest = Self::read(conn, i64::MAX)?
+            .first()
+            .and_then(|row| row.newest)
+            .unwrap_or(0);
+        log.read_to = (newest - BUILD_LOOKBACK).max(0);
+        Ok(match log.look(conn)? {
+            LogLook::Changed(_) => Some(log),
+            LogLook::TooFarBehind => None,
+        })
+    }
+
+    /// Reads the changes since the last look, and moves past those it may.
+    fn look(&mut self, conn: &mut DbConnection) -> QueryResult<LogLook> {
+        let mut changed = Vec::new();
+        loop {
+            let rows = Self::read(conn, self.read_to)?;
+            let Some(first) = rows.first() else {
+                return Ok(LogLook::Changed(changed));
+            };
+            let newest = first.newest.unwrap_or(0);
+            if newest - self.read_to > CHANGES_SURELY_KEPT {
+                return Ok(LogLook::TooFarBehind);
+            }
+            let (ended_below, next_transaction) = (first.ended_below, first.next_transaction);
+            let full = i64::try_from(rows.len()).unwrap_or(0) >= CHANGES_PER_READ;
+            let mut highest = self.read_to;
+            for row in rows {
+                let (Some(seq), Some(user_id)) = (row.seq, row.user_id) else {
+                    continue;
+                };
+                highest = highest.max(seq);
+                if self.read_above.insert(seq) {
+                    changed.push(user_id);
+                }
+            }
+            let before = self.read_to;
+            self.move_past(highest, ended_below, next_transaction);
+            if !full || self.read_to == before {
+                return Ok(LogLook::Changed(changed));
+            }
+        }
+    }
+
+    /// Moves `read_to` over the numbers read, and over missing ones that can no longer
+    /// be committed (on SQLite, none is ever missing but in a trimmed log, which `look`
+    /// caught already).
+    fn move_past(&mut self, highest: i64, ended_below: Option<i64>, next_transaction: Option<i64>) {
+        while self.read_to < highest {
+            let next = self.read_to + 1;
+            if self.read_above.remove(&next) {
+                self.read_to = next;
+                continue;
+            }
+            match (ended_below, next_transaction, self.missing) {
+                (Some(ended_below), _, Some((seq, waiting_for)))
+                    if seq == next && ended_below >= waiting_for =>
+                {
+                    self.missing = None;
+                    self.read_to = next;
+                }
+                (Some(_), _, Some((seq, _))) if seq == next => break,
+                (Some(_), Some(next_transaction), _) => {
+                    self.missing = Some((next, next_transaction));
+                    break;
+                }
+                _ => self.read_to = next,
+            }
+        }
+        if self.missing.is_some_and(|(seq, _)| seq <= self.read_to) {
+            self.missing = None;
+        }
+    }
+}
+
+/// The index of one instance.
+pub struct SearchIndex {
+    state: Mutex<State>,
+    building: AtomicU8,
+    built: tokio::sync::Notify,
+    /// Changes made elsewhere show within this (the page cache's freshness window).
+    fresh_for: Duration,
+}
+
+const NOT_BUILT: u8 = 0;
+const BUILDING: u8 = 1;
+const BUILT: u8 = 2;
+/// Users it cannot hold (see [`build`]): the database answers every search.
+const UNINDEXABLE: u8 = 3;
+
+#[derive(Default)]
+struct State {
+    snapshot: Option<Arc<Snapshot>>,
+    log: ChangeLog,
+    /// This instance's generation of changes, and when, at the last look at the log.
+    looked: Option<(u64, Instant)>,
+}
+
+impl SearchIndex {
+    pub fn new(fresh_for: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            building: AtomicU8::new(NOT_BUILT),
+            built: tokio::sync::Notify::new(),
+            fresh_for,
+        }
+    }
+
+    /// The term a search looks for when the index can answer it (a substring of names
+    /// and addresses; a tag search is the database's).
+    pub fn term_of(search: &str) -> Option<String> {
+        if super::tags::Tag::from_search(search).is_some() {
+            return None;
+        }
+        super::list::search_term(search)
+    }
+
+    /// Whether the index is built; if not, starts building it and waits a moment.
+    pub async fn wait_until_built(self: &Arc<Self>, db: &crate::db::Db) -> bool {
+        let built = self.built.notified();
+        tokio::pin!(built);
+        built.as_mut().enable();
+        match self.building.compare_exchange(
+            NOT_BUILT,
+            BUILDING,
+            AtomicOrdering::SeqCst,
+            AtomicOrdering::SeqCst,
+        ) {
+            Ok(_) => {
+                let index = self.clone();
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let outcome = db
+                        .run(|conn| Ok::<_, crate::error::Error>(build(conn)?))
+                        .await;
+                    let state = match outcome {
+                        Ok(Some((snapshot, log))) => {
+                            let users: usize =
+                                snapshot.chunks.iter().map(|c| c.entries.len()).sum();
+                            tracing::info!(users, elapsed = ?started.elapsed(), "search index built");
+                            if let Ok(mut state) = index.state.lock() {
+                                *state = State {
+                                    snapshot: Some(Arc::new(snapshot)),
+                                    log,
+                                    looked: None,
+                                };
+                            }
+                            BUILT
+                        }
+                        Ok(None) => {
+                            tracing::warn!(
+                                "users the search index cannot hold (ids not UUIDs, or not in \
+                                 byte order): the database answers searches"
+                            );
+                            UNINDEXABLE
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "could not build the search index; the database answers searches meanwhile");
+                            NOT_BUILT
+                        }
+                    };
+                    index.building.store(state, AtomicOrdering::SeqCst);
+                    index.built.notify_waiters();
+                });
+            }
+            Err(BUILT) => return true,
+            Err(_) => {}
+        }
+        let _ = tokio::time::timeout(FIRST_BUILD_WAIT, built).await;
+        self.building.load(AtomicOrdering::SeqCst) == BUILT
+    }
+
+    /// The page and counts of a search, from the index brought up to date with the log;
+    /// None when the index is not built (the database answers).
+    pub fn find(
+        &self,
+        conn: &mut DbConnection,
+        query: &ListQuery,
+        term: &str,
+        now: NaiveDateTime,
+        generation: u64,
+    ) -> QueryResult<Option<Found>> {
+        let snapshot = {
+            let Ok(mut state) = self.state.lock() else {
+                return Ok(None);
+            };
+            let Some(snapshot) = state.snapshot.clone() else {
+                return Ok(None);
+            };
+            let fresh = state
+                .looked
+                .is_some_and(|(seen, at)| seen == generation && at.elapsed() < self.fresh_for);
+            if fresh {
+                snapshot
+            } else {
+                let mut log = state.log.clone();
+                match log.look(conn)? {
+                    LogLook::TooFarBehind => {
+                        *state = State::default();
+                        self.building.store(NOT_BUILT, AtomicOrdering::SeqCst);
+                        return Ok(None);
+                    }
+                    LogLook::Changed(ids) if ids.is_empty() => {}
+                    LogLook::Changed(ids) => {
+                        let (changed, fresh) = reload(conn, ids)?;
+                        let Some(updated) = snapshot.with_changes(&changed, fresh) else {
+                            return Ok(None);
+                        };
+                        state.snapshot = Some(Arc::new(updated));
+                    }
+                }
+                state.log = log;
+                state.looked = Some((generation, Instant::now()));
+                state.snapshot.clone().unwrap_or(snapshot)
+            }
+        };
+        Ok(Some(snapshot.find(query, term, now)))
+    }
+}
+
+/// The current state of these users (those still listed), read again.
+fn reload(conn: &mut DbConnection, ids: Vec<String>) -> QueryResult<(HashSet<u128>, Vec<Loose>)> {
+    let changed = ids
+        .iter()
+        .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+        .map(|id| id.as_u128())
+        .collect();
+    let mut fresh = Vec::new();
+    let distinct: BTreeSet<String> = ids.into_iter().collect();
+    let distinct: Vec<String> = distinct.into_iter().collect();
+    for batch in distinct.chunks(500) {
+        let users: Vec<UserFacts> = users_with_live_invitation()
+            .select(UserFacts::as_select())
+            .filter(users::id.eq_any(batch))
+            .load(conn)?;
+        fresh.extend(users.into_iter().filter_map(Loose::of));
+    }
+    Ok((changed, fresh))
+}
+
+/// How many of the latest changes a build looks through for numbers still missing
+/// (transactions running while it reads).
+const BUILD_LOOKBACK: i64 = 50_000;
+/// Users read per statement while building.
+const BUILD_BATCH: i64 = 10_000;
+
+/// Every user and the log's position, read in one snapshot of the database. None when
+/// the users cannot be indexed (an id that is not a UUID's canonical text; an order
+/// that is not byte order).
+fn build(conn: &mut DbConnection) -> QueryResult<Option<(Snapshot, ChangeLog)>> {
+    conn.transaction(|conn| {
+        if engine_of(conn) == Engine::Postgres {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(conn)?;
+        }
+        let Some(log) = ChangeLog::for_build(conn)? else {
+            return Ok(None);
+        };
+        let mut run = ChunkRun::default();
+        let mut last: Option<Loose> = None;
+        loop {
+            let mut batch = users_with_live_invitation()
+                .select(UserFacts::as_select())
+                .order((users::name_key, users::id))
+                .limit(BUILD_BATCH)
+                .into_boxed();
+            if let Some(last) = &last {
+                let parts = last.parts();
+                let name_key = [parts.last, b" ", parts.first].concat();
+                let name_key = String::from_utf8(name_key).unwrap_or_default();
+                let id = uuid::Uuid::from_u128(last.entry.id)
+                    .hyphenated()
+                    .to_string();
+                batch = batch.filter(
+                    users::name_key
+                        .ge(name_key.clone())
+                        .and(users::name_key.gt(name_key).or(users::id.gt(id))),
+                );
+            }
+            let users: Vec<UserFacts> = batch.load(conn)?;
+            let complete = i64::try_from(users.len()).unwrap_or(0) < BUILD_BATCH;
+            for user in users {
+                let Some(loose) = Loose::of(user) else {
+                    return Ok(None);
+                };
+                if let Some(before) = &last
+                    && before.parts().name_order(&loose.parts()) != Ordering::Less
+                {
+                    return Ok(None);
+                }
+                if run.push(&loose.text, loose.entry).is_none() {
+                    return Ok(None);
+                }
+                last = Some(loose);
+            }
+            if complete {
+                break;
+            }
+        }
+        Ok(Some((
+            Snapshot {
+                chunks: run.finish(),
+            },
+            log,
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: usize, first: &str, last: &str) -> Loose {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a date");
+        Loose::of(UserFacts {
+            id: uuid::Uuid::from_u128(n as u128).hyphenated().to_string(),
+            first_name: first.to_owned(),
+            last_name: last.to_owned(),
+            email: format!("{first}.{last}.{n}@example.com"),
+            created_at: day,
+            enrolled_at: None,
+            deactivated_at: None,
+            expires_at: day,
+            sent_at: Some(day),
+            delivery_failed_at: None,
+        })
+        .expect("a canonical id")
+    }
+
+    fn names(snapshot: &Snapshot) -> Vec<String> {
+        snapshot
+            .chunks
+            .iter()
+            .flat_map(|chunk| {
+                (0..chunk.entries.len()).map(|row| {
+                    let parts = chunk.parts(row);
+                    String::from_utf8_lossy(&[parts.last, b" ", parts.first].concat()).into_owned()
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_keep_the_name_order_and_the_chunks_bounded() {
+        let mut snapshot = Snapshot::default();
+        let everyone: Vec<Loose> = (0..3000)
+            .map(|n| user(n, &format!("f{:04}", (n * 7919) % 3000), "same"))
+            .collect();
+        let ids: HashSet<u128> = everyone.iter().map(|l| l.entry.id).collect();
+        snapshot = snapshot.with_changes(&ids, everyone).expect("indexed");
+        let mut expected: Vec<String> = (0..3000).map(|n| format!("same f{n:04}")).collect();
+        assert_eq!(names(&snapshot), expected);
+
+        // Renamed (to the front), removed, added.
+        let renamed = user(5, "a", "aardvark");
+        let added = user(9000, "f1500x", "same");
+        let changed: HashSet<u128> = [5, 6, 9000].into_iter().collect();
+        let old_5 = format!("same f{:04}", (5 * 7919) % 3000);
+        let old_6 = format!("same f{:04}", (6 * 7919) % 3000);
+        snapshot = snapshot
+            .with_changes(&changed, vec![renamed, added])
+            .expect("indexed");
+        expected.retain(|name| *name != old_5 && *name != old_6);
+        expected.push("aardvark a".to_owned());
+        expected.push("same f1500x".to_owned());
+        expected.sort();
+        assert_eq!(names(&snapshot), expected);
+        assert!(
+            snapshot
+                .chunks
+                .iter()
+                .all(|c| !c.entries.is_empty() && c.entries.len() < 2 * CHUNK_USERS)
+        );
+    }
+
+    #[test]
+    fn a_match_lies_within_one_users_text() {
+        let snapshot = Snapshot::default()
+            .with_changes(
+                &HashSet::new(),
+                vec![user(1, "ada", "lovelace"), user(2, "bob", "smith")],
+            )
+            .expect("indexed");
+        let chunk = &snapshot.chunks[0];
+        let across = memmem::Finder::new("example.com\nbob");
+        assert!(chunk.matching_rows(&across).is_empty());
+        let within = memmem::Finder::new("bob");
+        assert_eq!(chunk.matching_rows(&within), [1]);
+    }
+
+    #[test]
+    fn on_sqlite_the_log_is_read_through() {
+        let mut log = ChangeLog::default();
+        log.read_above.extend([1, 2, 3]);
+        log.move_past(3, None, None);
+        assert_eq!((log.read_to, log.read_above.len()), (3, 0));
+    }
+
+    #[test]
+    fn a_missing_number_is_waited_for_until_the_transactions_that_could_commit_it_end() {
+        let mut log = ChangeLog::default();
+        log.read_above.extend([1, 2, 4]);
+        log.move_past(4, Some(10), Some(20));
+        assert_eq!(log.read_to, 2);
+        assert_eq!(log.missing, Some((3, 20)));
+        // Transactions from before it was missed still run.
+        log.move_past(4, Some(15), Some(25));
+        assert_eq!((log.read_to, log.missing), (2, Some((3, 20))));
+        // They ended without it: it never will be committed.
+        log.move_past(4, Some(20), Some(30));
+        assert_eq!((log.read_to, log.missing), (4, None));
+
+        // One that arrives is read like any other.
+        log.read_above.extend([6]);
+        log.move_past(6, Some(30), Some(40));
+        assert_eq!((log.read_to, log.missing), (4, Some((5, 40))));
+        log.read_above.insert(5);
+        log.move_past(6, Some(31), Some(41));
+        assert_eq!((log.read_to, log.missing), (6, None));
+    }
+}
