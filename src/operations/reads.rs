@@ -33,7 +33,7 @@ impl Operations {
                     let Some(found) = index.find(conn, &query, &term, now, generation)? else {
                         return Ok::<_, Error>(None);
                     };
-                    let page = list::page_of_ids(conn, &query, &found.ids, now)?;
+                    let page = list::page_of_found(conn, &query, found.rows, now)?;
                     Ok(Some((page, Some(found.counts))))
                 })
                 .await?;

@@ -439,25 +439,48 @@ pub fn page(conn: &mut DbConnection, query: &ListQuery, now: NaiveDateTime) -> Q
     Ok(finish_page(rows, query, backwards, now))
 }
 
-/// The page of the users `ids`, found (by the search index) in `query`'s reading order:
-/// each row read by its id.
-pub fn page_of_ids(
+/// A row of a page the search index found: made from the index, or to be read.
+pub enum FoundRow {
+    Made(Box<UserRow>),
+    /// By its id: a row the index does not hold all of.
+    ToRead(String),
+}
+
+/// The page of the rows the search index found in `query`'s reading order; those it
+/// could not make are read by id.
+pub fn page_of_found(
     conn: &mut DbConnection,
     query: &ListQuery,
-    ids: &[String],
+    found: Vec<FoundRow>,
     now: NaiveDateTime,
 ) -> QueryResult<Page> {
     let (_, backwards, _) = query.reading_order();
-    let mut rows = users_with_live_invitation()
-        .select(UserRow::as_select())
-        .filter(users::id.eq_any(ids))
-        .load::<UserRow>(conn)?;
-    let position: std::collections::HashMap<&str, usize> = ids
+    let to_read: Vec<&String> = found
         .iter()
-        .enumerate()
-        .map(|(n, id)| (id.as_str(), n))
+        .filter_map(|row| match row {
+            FoundRow::ToRead(id) => Some(id),
+            FoundRow::Made(_) => None,
+        })
         .collect();
-    rows.sort_by_key(|row| position.get(row.id.as_str()).copied());
+    let mut read: std::collections::HashMap<String, UserRow> = if to_read.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        users_with_live_invitation()
+            .select(UserRow::as_select())
+            .filter(users::id.eq_any(to_read))
+            .load::<UserRow>(conn)?
+            .into_iter()
+            .map(|row| (row.id.clone(), row))
+            .collect()
+    };
+    let rows = found
+        .into_iter()
+        .filter_map(|row| match row {
+            FoundRow::Made(row) => Some(*row),
+            // Gone since the index last looked: not shown.
+            FoundRow::ToRead(id) => read.remove(&id),
+        })
+        .collect();
     Ok(finish_page(rows, query, backwards, now))
 }
 
