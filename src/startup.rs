@@ -149,9 +149,13 @@ impl Application {
         });
         state.reload_public_url().await;
         readiness.set_ready();
-        // Count users by status now rather than on the first visit to the Users page.
+        // Count users by status, and build the search index, now rather than on the
+        // first visit to the Users page.
         let ops = state.ops.clone();
-        tokio::spawn(async move { ops.count_users_now().await });
+        tokio::spawn(async move {
+            ops.build_search_index_now().await;
+            ops.count_users_now().await;
+        });
         // This instance's lock (which tells the others when it dies) and, on PostgreSQL,
         // what it hears from them.
         let presence =

@@ -71,6 +71,11 @@ impl Operations {
         self.counts.get(&self.db, &self.clock).await
     }
 
+    /// Builds the search index ahead of the first search.
+    pub async fn build_search_index_now(&self) {
+        self.search_index.wait_until_built(&self.db).await;
+    }
+
     /// Counts users by status ahead of the first visit to the Users page.
     pub async fn count_users_now(&self) {
         if let Err(error) = self.counts.get(&self.db, &self.clock).await {
