@@ -1067,7 +1067,7 @@ fn reload(conn: &mut DbConnection, ids: Vec<String>) -> QueryResult<(HashSet<u12
 /// (transactions running while it reads).
 const BUILD_LOOKBACK: i64 = 50_000;
 /// Users read per statement while building.
-const BUILD_BATCH: i64 = 10_000;
+const BUILD_BATCH: i64 = 2_000;
 
 /// Every user and the log's position, read in one snapshot of the database. None when
 /// the users cannot be indexed (an id that is not a UUID's canonical text; an order

@@ -11,7 +11,8 @@ CREATE TRIGGER user_changes_user_insert AFTER INSERT ON users BEGIN
     INSERT INTO user_changes (user_id) VALUES (new.id);
 END;
 CREATE TRIGGER user_changes_user_update
-    AFTER UPDATE OF id, first_name, last_name, email, created_at, enrolled_at, deactivated_at
+    AFTER UPDATE OF id, first_name, last_name, email, created_at, enrolled_at, deactivated_at,
+        provisioned_by
     ON users BEGIN
     INSERT INTO user_changes (user_id) VALUES (old.id);
     INSERT INTO user_changes (user_id) SELECT new.id WHERE new.id <> old.id;
@@ -24,7 +25,8 @@ CREATE TRIGGER user_changes_invitation_insert AFTER INSERT ON invitations BEGIN
     INSERT INTO user_changes (user_id) VALUES (new.user_id);
 END;
 CREATE TRIGGER user_changes_invitation_update
-    AFTER UPDATE OF user_id, expires_at, sent_at, delivery_failed_at, superseded_at
+    AFTER UPDATE OF user_id, expires_at, sent_at, delivery_failed_at, delivery_error,
+        superseded_at
     ON invitations BEGIN
     INSERT INTO user_changes (user_id) VALUES (old.user_id);
     INSERT INTO user_changes (user_id) SELECT new.user_id WHERE new.user_id <> old.user_id;
