@@ -7,10 +7,11 @@
 //! 100,000 users) then sorted every match, and a search with a status filter joined
 //! every match to its invitation, to show 50 rows: milliseconds of work per request.
 //! Here the users are held in name order, in chunks whose texts are searched with
-//! `memchr::memmem` (a few GB/s), so a page stops at its 50th match, and a status is
-//! derived from a few bytes instead of two index look-ups. The database still answers
-//! everything else, and every search while the index is being built: the rows shown
-//! are always read from the database, by id.
+//! `memchr::memmem` (a few GB/s) unless the chunk's trigram filter rules the term out,
+//! so a page stops at its 50th match, and a status is derived from a few bytes instead
+//! of two index look-ups. The page's rows are made from the index too (reading 51 rows
+//! by id was most of a search's cost); a row it cannot make is read by id. The database
+//! still answers tag searches, and every search while the index is being built.
 //!
 //! Freshness: before answering, the index reads the changes logged since it last looked
 //! (a single indexed query) whenever this instance changed users since, or its last look
@@ -40,8 +41,8 @@ use crate::db::{DbConnection, Engine, MaybeStamp, Stamp, engine_of};
 const CHUNK_USERS: usize = 512;
 /// Changes read from the log at a time.
 const CHANGES_PER_READ: i64 = 10_000;
-/// The log keeps at least this many of the latest changes (see the migration's trim,
-/// which keeps 100,000 and runs every 1,024): an index further behind than this reads
+/// The log keeps at least this many of the latest changes (the migrations' trim keeps
+/// 100,000, on SQLite every 1,024 changes): an index further behind than this reads
 /// everyone again.
 const CHANGES_SURELY_KEPT: i64 = 100_000 - 2 * 1024;
 /// How long a search waits for a first build of the index before the database answers it
@@ -787,7 +788,7 @@ struct ChangeLog {
 
 /// What a look at the log found.
 enum LogLook {
-    /// These users changed (their ids), and the log was read up to here.
+    /// These users changed since the last look (their ids).
     Changed(Vec<String>),
     /// The log no longer holds every change since the last look: read everyone again.
     TooFarBehind,
