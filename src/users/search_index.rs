@@ -956,9 +956,15 @@ impl SearchIndex {
                 let db = db.clone();
                 tokio::spawn(async move {
                     let started = Instant::now();
-                    let outcome = db
-                        .run(|conn| Ok::<_, crate::error::Error>(build(conn)?))
-                        .await;
+                    // Not under the write deadline: a million users take longer than
+                    // any one statement may (each of its statements is short).
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        let mut conn = db.get().map_err(|e| e.to_string())?;
+                        build(&mut conn).map_err(|e| e.to_string())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|built| built);
                     let state = match outcome {
                         Ok(Some((snapshot, log))) => {
                             let users: usize =
@@ -1084,27 +1090,35 @@ fn build(conn: &mut DbConnection) -> QueryResult<Option<(Snapshot, ChangeLog)>> 
         };
         let mut run = ChunkRun::default();
         let mut last: Option<Loose> = None;
+        let mut after: Option<(String, String)> = None;
         loop {
-            let mut batch = users_with_live_invitation()
-                .select(UserFacts::as_select())
+            // The batch's users in name order from `users` alone (its name index), then
+            // their rows by id: joined in one ordered query, an unanalysed SQLite sorted
+            // every user for each batch.
+            let mut keys = users::table
+                .select((users::name_key, users::id))
                 .order((users::name_key, users::id))
                 .limit(BUILD_BATCH)
                 .into_boxed();
-            if let Some(last) = &last {
-                let parts = last.parts();
-                let name_key = [parts.last, b" ", parts.first].concat();
-                let name_key = String::from_utf8(name_key).unwrap_or_default();
-                let id = uuid::Uuid::from_u128(last.entry.id)
-                    .hyphenated()
-                    .to_string();
-                batch = batch.filter(
+            if let Some((name_key, id)) = after.take() {
+                keys = keys.filter(
                     users::name_key
                         .ge(name_key.clone())
                         .and(users::name_key.gt(name_key).or(users::id.gt(id))),
                 );
             }
-            let users: Vec<UserFacts> = batch.load(conn)?;
-            let complete = i64::try_from(users.len()).unwrap_or(0) < BUILD_BATCH;
+            let keys: Vec<(String, String)> = keys.load(conn)?;
+            let complete = i64::try_from(keys.len()).unwrap_or(0) < BUILD_BATCH;
+            let position: HashMap<&str, usize> = keys
+                .iter()
+                .enumerate()
+                .map(|(n, (_, id))| (id.as_str(), n))
+                .collect();
+            let mut users: Vec<UserFacts> = users_with_live_invitation()
+                .select(UserFacts::as_select())
+                .filter(users::id.eq_any(keys.iter().map(|(_, id)| id)))
+                .load(conn)?;
+            users.sort_by_key(|user| position.get(user.id.as_str()).copied());
             for user in users {
                 let Some(loose) = Loose::of(user) else {
                     return Ok(None);
@@ -1119,6 +1133,7 @@ fn build(conn: &mut DbConnection) -> QueryResult<Option<(Snapshot, ChangeLog)>> 
                 }
                 last = Some(loose);
             }
+            after = keys.last().cloned();
             if complete {
                 break;
             }
