@@ -176,7 +176,18 @@ struct Parts<'a> {
     email: &'a [u8],
 }
 
-impl Parts<'_> {
+impl<'a> Parts<'a> {
+    /// A user's text ("first last address") cut at the lengths their entry holds.
+    fn of(entry: &'a Entry, text: &'a [u8]) -> Self {
+        let (first_len, last_len) = (usize::from(entry.first_len), usize::from(entry.last_len));
+        Parts {
+            entry,
+            first: &text[..first_len],
+            last: &text[first_len + 1..first_len + 1 + last_len],
+            email: &text[first_len + last_len + 2..],
+        }
+    }
+
     /// `name_key` (last name, a space, first name) against another one.
     fn name_cmp(&self, other: &[u8]) -> Ordering {
         self.last
@@ -224,14 +235,10 @@ impl Chunk {
 
     fn parts(&self, row: usize) -> Parts<'_> {
         let entry = &self.entries[row];
-        let text = &self.text[self.start_of(row)..entry.text_end as usize];
-        let (first_len, last_len) = (usize::from(entry.first_len), usize::from(entry.last_len));
-        Parts {
+        Parts::of(
             entry,
-            first: &text[..first_len],
-            last: &text[first_len + 1..first_len + 1 + last_len],
-            email: &text[first_len + last_len + 2..],
-        }
+            &self.text[self.start_of(row)..entry.text_end as usize],
+        )
     }
 
     /// Appends a user: their text, the positions of its capitals, their entry.
@@ -424,16 +431,7 @@ impl Loose {
     }
 
     fn parts(&self) -> Parts<'_> {
-        let (first_len, last_len) = (
-            usize::from(self.entry.first_len),
-            usize::from(self.entry.last_len),
-        );
-        Parts {
-            entry: &self.entry,
-            first: &self.text[..first_len],
-            last: &self.text[first_len + 1..first_len + 1 + last_len],
-            email: &self.text[first_len + last_len + 2..],
-        }
+        Parts::of(&self.entry, &self.text)
     }
 }
 
@@ -689,9 +687,12 @@ impl Snapshot {
         let wanted = usize::try_from(query.per_page + 1).unwrap_or(1);
         let (cursor, _, direction) = query.reading_order();
         let bound = cursor.and_then(Bound::of);
-        let keep = |parts: &Parts<'_>| {
+        let filtered = |parts: &Parts<'_>| {
             query.status.is_none_or(|s| parts.entry.status(now) == s)
                 && (!query.expiring_soon || parts.entry.expires_soon(now))
+        };
+        let keep = |parts: &Parts<'_>| {
+            filtered(parts)
                 && bound
                     .as_ref()
                     .is_none_or(|b| b.is_passed_by(parts, direction, now))
@@ -708,10 +709,7 @@ impl Snapshot {
             }))
         };
         let page = if capped && query.sort == SortKey::Name {
-            self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, |parts| {
-                query.status.is_none_or(|s| parts.entry.status(now) == s)
-                    && (!query.expiring_soon || parts.entry.expires_soon(now))
-            })
+            self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered)
         } else {
             let mut candidates = if capped {
                 self.matches(&term, usize::MAX)
