@@ -163,7 +163,7 @@ impl Application {
         // The worker's own connections: sends on PostgreSQL hold one each, and must not
         // starve the pages; one more for the watcher.
         tracing::info!(instance = %presence.instance_id(), "this instance's id (its claims on email carry it)");
-        state.ops.session_cache().listen_with(&presence);
+        state.ops.listen_with(&presence);
         let mail_db = db.lazy_pool(worker_settings.threads as u32 + 2)?;
         let _ = state.mail_db.set(mail_db.clone());
         let worker = worker.start(mail_db, clock.clone(), worker_settings, presence.clone());

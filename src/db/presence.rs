@@ -26,6 +26,7 @@ use super::{DatabaseUrl, DbConnection, Engine};
 /// Channels the triggers notify (see the `outbox_instances` migration).
 pub const OUTBOX_CHANNEL: &str = "enroll_outbox";
 pub const SESSIONS_CHANNEL: &str = "enroll_sessions";
+pub const USERS_CHANNEL: &str = "enroll_users";
 
 /// How often the listening connection looks for notifications that arrived. diesel
 /// reads them without blocking (it does not expose the socket to wait on); reading
@@ -43,6 +44,7 @@ type Hook = Arc<dyn Fn() + Send + Sync>;
 struct Hooks {
     outbox: Vec<Hook>,
     sessions: Vec<Hook>,
+    users: Vec<Hook>,
 }
 
 /// Shared between the [`Presence`] and its listening thread.
@@ -176,6 +178,20 @@ impl Presence {
         }
     }
 
+    /// Calls `hook` when users changed anywhere (the `user_changes` log grew), and when
+    /// notifications may have been missed.
+    pub fn on_users(&self, hook: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut hooks) = self.shared.hooks.lock() {
+            hooks.users.push(Arc::new(hook));
+        }
+    }
+
+    /// Whether the database tells this instance of changes made by others (PostgreSQL's
+    /// notifications). On SQLite the command line writes without telling anyone.
+    pub fn hears_other_writers(&self) -> bool {
+        self.engine == Engine::Postgres
+    }
+
     /// Whether every change made elsewhere is heard now (always on SQLite). On
     /// PostgreSQL the notifications that already arrived are handled first (reading
     /// them asks nothing of the server), so that a change another instance committed
@@ -286,7 +302,7 @@ fn sqlite_lock_dir(url: &DatabaseUrl) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A connection that holds the instance's lock and listens on both channels.
+/// A connection that holds the instance's lock and listens on every channel.
 fn listen(url: &DatabaseUrl, key: i64) -> anyhow::Result<diesel::PgConnection> {
     openssl_sys::init();
     let mut conn = diesel::PgConnection::establish(&url.url)?;
@@ -295,19 +311,20 @@ fn listen(url: &DatabaseUrl, key: i64) -> anyhow::Result<diesel::PgConnection> {
     // checking at this very moment whether we are alive (and then sees we are).
     anyhow::ensure!(locked, "this instance's lock is held elsewhere");
     conn.batch_execute(&format!(
-        "LISTEN {OUTBOX_CHANNEL}; LISTEN {SESSIONS_CHANNEL};"
+        "LISTEN {OUTBOX_CHANNEL}; LISTEN {SESSIONS_CHANNEL}; LISTEN {USERS_CHANNEL};"
     ))?;
     Ok(conn)
 }
 
 /// Handles the notifications that arrived on `conn`; an error means the connection is lost.
 fn drain(conn: &mut diesel::PgConnection, shared: &Shared) -> QueryResult<()> {
-    let (mut outbox, mut sessions) = (false, false);
+    let (mut outbox, mut sessions, mut users) = (false, false, false);
     let mut failed = None;
     for notification in conn.notifications_iter() {
         match notification {
             Ok(n) if n.channel == OUTBOX_CHANNEL => outbox = true,
             Ok(n) if n.channel == SESSIONS_CHANNEL => sessions = true,
+            Ok(n) if n.channel == USERS_CHANNEL => users = true,
             Ok(_) => {}
             Err(error) => {
                 failed = Some(error);
@@ -317,6 +334,9 @@ fn drain(conn: &mut diesel::PgConnection, shared: &Shared) -> QueryResult<()> {
     }
     if sessions {
         shared.run_hooks(|h| &h.sessions);
+    }
+    if users {
+        shared.run_hooks(|h| &h.users);
     }
     if outbox {
         shared.run_hooks(|h| &h.outbox);
@@ -356,6 +376,7 @@ fn keep_listening(url: &DatabaseUrl, key: i64, shared: &Shared) {
         };
         tracing::warn!(error = %lost, "lost the database connection that hears other instances; reconnecting");
         shared.run_hooks(|h| &h.sessions);
+        shared.run_hooks(|h| &h.users);
         let again = loop {
             if shared.sleep(RECONNECT_WAIT) {
                 return;
@@ -372,6 +393,7 @@ fn keep_listening(url: &DatabaseUrl, key: i64, shared: &Shared) {
         }
         // Notifications sent meanwhile were missed: forget, then trust again, and look.
         shared.run_hooks(|h| &h.sessions);
+        shared.run_hooks(|h| &h.users);
         shared.listening.store(true, Ordering::SeqCst);
         tracing::info!("listening to the database again");
         shared.run_hooks(|h| &h.outbox);

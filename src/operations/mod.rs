@@ -115,7 +115,8 @@ impl Operations {
 
     /// Pages of the API's SearchUsers are shared for this long (the Users page's
     /// `ENROLL_USERS_PAGE_CACHE_MS`; zero shares none), and the search index looks for
-    /// changes made elsewhere at least this often (zero: before every search).
+    /// changes made elsewhere at least this often (zero: before every search) unless
+    /// the database tells it of them.
     pub fn with_search_pages_shared_for(mut self, fresh_for: std::time::Duration) -> Self {
         self.api_searches = Arc::new(api::SearchCache::new(fresh_for, api::SEARCHES_KEPT));
         self.search_index = Arc::new(crate::users::search_index::SearchIndex::new(fresh_for));
@@ -137,6 +138,13 @@ impl Operations {
     /// The sessions the web layer's store remembers (see [`SessionCache`]).
     pub fn session_cache(&self) -> Arc<SessionCache> {
         self.sessions.clone()
+    }
+
+    /// Hears what other instances, the outbox and the command line change, where the
+    /// database tells: sessions ended, users changed.
+    pub fn listen_with(&self, presence: &Arc<crate::db::presence::Presence>) {
+        self.sessions.listen_with(presence);
+        self.search_index.listen_with(presence);
     }
 
     /// Changes made through this instance so far; caches of the Users page compare it.

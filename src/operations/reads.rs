@@ -20,26 +20,41 @@ impl Operations {
         now: NaiveDateTime,
     ) -> Result<(Page, Option<StatusCounts>)> {
         principal.require(Permission::ViewUsers)?;
-        // A search the index can answer is a cheap read: a bounded scan in memory, then
-        // the page's rows by id.
+        // A search the index can answer is a scan in memory: without the database while
+        // no look at its log is due, else a cheap read; rows it could not make are read
+        // by id.
         if let Some(term) = SearchIndex::term_of(&query.search)
             && self.search_index.wait_until_built(&self.db).await
         {
-            let (index, generation) = (self.search_index.clone(), self.generation());
-            let query = query.clone();
-            let answered = self
-                .db
-                .read(move |conn| {
-                    let Some(found) = index.find(conn, &query, &term, now, generation)? else {
-                        return Ok::<_, Error>(None);
-                    };
-                    let page = list::page_of_found(conn, &query, found.rows, now)?;
-                    Ok(Some((page, Some(found.counts))))
-                })
-                .await?;
-            if let Some(answer) = answered {
+            let generation = self.generation();
+            let found = match self
+                .search_index
+                .find_in_memory(&query, &term, now, generation)
+            {
+                Some(found) => Some(found),
+                None => {
+                    let (index, query) = (self.search_index.clone(), query.clone());
+                    self.db
+                        .read(move |conn| {
+                            Ok::<_, Error>(index.find(conn, &query, &term, now, generation)?)
+                        })
+                        .await?
+                }
+            };
+            if let Some(found) = found {
+                let page = match list::page_if_whole(&query, found.rows, now) {
+                    Ok(page) => page,
+                    Err(rows) => {
+                        let query = query.clone();
+                        self.db
+                            .read(move |conn| {
+                                Ok::<_, Error>(list::page_of_found(conn, &query, rows, now)?)
+                            })
+                            .await?
+                    }
+                };
                 self.db.metrics().count_users_search("index");
-                return Ok(answer);
+                return Ok((page, Some(found.counts)));
             }
         }
         if !query.search.trim().is_empty() {

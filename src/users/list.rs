@@ -448,6 +448,27 @@ pub enum FoundRow {
 
 /// The page of the rows the search index found in `query`'s reading order; those it
 /// could not make are read by id.
+/// The page of what the index found, when it made every row itself; otherwise the rows
+/// back, for [`page_of_found`] to read those it could not make.
+pub fn page_if_whole(
+    query: &ListQuery,
+    found: Vec<FoundRow>,
+    now: NaiveDateTime,
+) -> Result<Page, Vec<FoundRow>> {
+    if found.iter().any(|row| matches!(row, FoundRow::ToRead(_))) {
+        return Err(found);
+    }
+    let (_, backwards, _) = query.reading_order();
+    let rows = found
+        .into_iter()
+        .filter_map(|row| match row {
+            FoundRow::Made(row) => Some(*row),
+            FoundRow::ToRead(_) => None,
+        })
+        .collect();
+    Ok(finish_page(rows, query, backwards, now))
+}
+
 pub fn page_of_found(
     conn: &mut DbConnection,
     query: &ListQuery,

@@ -16,12 +16,15 @@
 //! Freshness: before answering, the index reads the changes logged since it last looked
 //! (a single indexed query) whenever this instance changed users since, or its last look
 //! is older than the page cache's freshness window: the same promise the rendered pages
-//! make (a change made here shows at once; others within the window).
+//! make (a change made here shows at once; others within the window). On PostgreSQL the
+//! log's trigger also notifies every instance; while this one hears notifications it
+//! looks only after one (a change made anywhere shows at once), so a search asks the
+//! database nothing while nobody changes users.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -33,6 +36,7 @@ use super::EnrollmentStatus;
 use super::counts::{COUNT_CAP, StatusCounts};
 use super::list::{Cursor, Direction, FoundRow, ListQuery, SortKey};
 use super::status::{EXPIRING_SOON_DAYS, StatusFacts, users_with_live_invitation};
+use crate::db::presence::Presence;
 use crate::db::schema::{invitations, users};
 use crate::db::{DbConnection, Engine, MaybeStamp, Stamp, engine_of};
 
@@ -903,6 +907,10 @@ pub struct SearchIndex {
     built: tokio::sync::Notify,
     /// Changes made elsewhere show within this (the page cache's freshness window).
     fresh_for: Duration,
+    /// PostgreSQL: the notifications of changed users heard so far, counted, and what
+    /// hears them; while it listens, no look at the log is due until the count moves.
+    heard: Arc<AtomicU64>,
+    presence: OnceLock<Arc<Presence>>,
 }
 
 const NOT_BUILT: u8 = 0;
@@ -915,8 +923,17 @@ const UNINDEXABLE: u8 = 3;
 struct State {
     snapshot: Option<Arc<Snapshot>>,
     log: ChangeLog,
-    /// This instance's generation of changes, and when, at the last look at the log.
-    looked: Option<(u64, Instant)>,
+    looked: Option<Looked>,
+}
+
+/// What was known at the last look at the log.
+#[derive(Clone, Copy)]
+struct Looked {
+    /// This instance's generation of changes.
+    generation: u64,
+    /// Notifications heard before the look began.
+    heard: u64,
+    at: Instant,
 }
 
 impl SearchIndex {
@@ -926,7 +943,61 @@ impl SearchIndex {
             building: AtomicU8::new(NOT_BUILT),
             built: tokio::sync::Notify::new(),
             fresh_for,
+            heard: Arc::default(),
+            presence: OnceLock::new(),
         }
+    }
+
+    /// Hears the changes other instances, the outbox or the command line make, where
+    /// the database tells (PostgreSQL).
+    pub fn listen_with(&self, presence: &Arc<Presence>) {
+        if !presence.hears_other_writers() {
+            return;
+        }
+        let heard = self.heard.clone();
+        presence.on_users(move || {
+            heard.fetch_add(1, AtomicOrdering::SeqCst);
+        });
+        let _ = self.presence.set(presence.clone());
+    }
+
+    /// The notifications heard so far, when every change made elsewhere is heard now.
+    fn heard_while_listening(&self) -> Option<u64> {
+        // Handles the notifications that already arrived first.
+        let listening = self.presence.get().is_some_and(|p| p.is_listening());
+        listening.then(|| self.heard.load(AtomicOrdering::SeqCst))
+    }
+
+    /// Whether the last look still holds: nothing changed here since, and nothing was
+    /// heard from elsewhere (when not listening: the freshness window has not passed).
+    fn is_fresh(&self, looked: Option<Looked>, generation: u64, heard: Option<u64>) -> bool {
+        looked.is_some_and(|looked| {
+            looked.generation == generation
+                && match heard {
+                    Some(heard) => heard == looked.heard,
+                    None => looked.at.elapsed() < self.fresh_for,
+                }
+        })
+    }
+
+    /// The page and counts of a search when the index can give them without the
+    /// database (no look at the log is due); None otherwise.
+    pub fn find_in_memory(
+        &self,
+        query: &ListQuery,
+        term: &str,
+        now: NaiveDateTime,
+        generation: u64,
+    ) -> Option<Found> {
+        let heard = self.heard_while_listening();
+        let snapshot = {
+            let state = self.state.lock().ok()?;
+            if !self.is_fresh(state.looked, generation, heard) {
+                return None;
+            }
+            state.snapshot.clone()?
+        };
+        Some(snapshot.find(query, term, now))
     }
 
     /// The term a search looks for when the index can answer it (a substring of names
@@ -1010,6 +1081,7 @@ impl SearchIndex {
         now: NaiveDateTime,
         generation: u64,
     ) -> QueryResult<Option<Found>> {
+        let heard = self.heard_while_listening();
         let snapshot = {
             let Ok(mut state) = self.state.lock() else {
                 return Ok(None);
@@ -1017,10 +1089,7 @@ impl SearchIndex {
             let Some(snapshot) = state.snapshot.clone() else {
                 return Ok(None);
             };
-            let fresh = state
-                .looked
-                .is_some_and(|(seen, at)| seen == generation && at.elapsed() < self.fresh_for);
-            if fresh {
+            if self.is_fresh(state.looked, generation, heard) {
                 snapshot
             } else {
                 let mut log = state.log.clone();
@@ -1040,7 +1109,12 @@ impl SearchIndex {
                     }
                 }
                 state.log = log;
-                state.looked = Some((generation, Instant::now()));
+                state.looked = Some(Looked {
+                    generation,
+                    // Never a count already seen when not listening: the window decides.
+                    heard: heard.unwrap_or(u64::MAX),
+                    at: Instant::now(),
+                });
                 state.snapshot.clone().unwrap_or(snapshot)
             }
         };

@@ -332,3 +332,67 @@ on_both_engines! {
         assert_eq!(emails(&app.get("/users?q=byron").await), ["byron@example.com"]);
     }
 }
+
+/// On PostgreSQL the log's trigger notifies every instance: a change made elsewhere shows
+/// on the next search even when the freshness window is a minute, and while nothing
+/// changes a search asks the database nothing (the window no longer decides).
+#[tokio::test]
+#[cfg_attr(
+    not(enroll_test_postgres),
+    ignore = "needs PostgreSQL: set ENROLL_TEST_POSTGRES_URL"
+)]
+async fn on_postgresql_a_change_made_elsewhere_shows_at_once_whatever_the_window() {
+    require_postgres();
+    run_on(Engine::Postgres, async {
+        let app = spawn_app_with(AppOptions {
+            tweak: Some(|config| config.users_page_cache_ms = 60_000),
+            ..AppOptions::default()
+        })
+        .await;
+        app.set_up_invitations().await;
+        app.invite(&[("Grace", "Hopper", "grace@example.com")])
+            .await
+            .assert_redirect_to("/users");
+        assert_eq!(
+            emails(&app.get("/users?q=grace").await),
+            ["grace@example.com"]
+        );
+
+        // Renamed straight in the database, as another instance or the command line would.
+        let grace = app.user_id("grace@example.com");
+        diesel::update(users::table.find(&grace))
+            .set((
+                users::first_name.eq("Amazing Grace"),
+                users::name_key.eq(enroll::users::name_key("Amazing Grace", "Hopper")),
+                users::search_key.eq(enroll::users::search_key(
+                    "Amazing Grace",
+                    "Hopper",
+                    "grace@example.com",
+                )),
+            ))
+            .execute(&mut app.conn())
+            .unwrap();
+
+        // A new view each time (no rendered page is shared) while the notification
+        // travels to the instance's listening connection: a few tries, seconds at
+        // most, where the window alone would take a minute.
+        let mut shown = Vec::new();
+        for term in [
+            "amazing", "amazin", "mazing", "amazi", "azing", "mazin", "zing", "amaz",
+        ] {
+            shown = emails(&app.get(&format!("/users?q={term}")).await);
+            if !shown.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert_eq!(shown, ["grace@example.com"]);
+        let metrics = app.get("/metrics").await.body;
+        assert!(
+            metrics.contains(r#"enroll_users_searches_total{by="index"}"#)
+                && !metrics.contains(r#"enroll_users_searches_total{by="database"}"#),
+            "{metrics}"
+        );
+    })
+    .await;
+}
