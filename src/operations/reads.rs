@@ -20,10 +20,10 @@ impl Operations {
         now: NaiveDateTime,
     ) -> Result<(Page, Option<StatusCounts>)> {
         principal.require(Permission::ViewUsers)?;
-        // A search the index can answer is a scan in memory: without the database while
-        // no look at its log is due, else a cheap read; rows it could not make are read
-        // by id.
-        if let Some(term) = SearchIndex::term_of(&query.search)
+        // A search (or the plain list) the index can answer is a scan in memory: without
+        // the database while no look at its log is due, else a cheap read; rows it could
+        // not make are read by id.
+        if let Some(term) = SearchIndex::term_of(&query)
             && self.search_index.wait_until_built(&self.db).await
         {
             let generation = self.generation();
@@ -53,8 +53,10 @@ impl Operations {
                             .await?
                     }
                 };
-                self.db.metrics().count_users_search("index");
-                return Ok((page, Some(found.counts)));
+                if found.counts.is_some() {
+                    self.db.metrics().count_users_search("index");
+                }
+                return Ok((page, found.counts));
             }
         }
         if !query.search.trim().is_empty() {

@@ -321,11 +321,14 @@ impl Chunk {
     /// The rows whose text holds the term, in order. A hit across two users' texts (a
     /// term with a line break in it) is none.
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
+        let finder = &term.finder;
+        if finder.needle().is_empty() {
+            return (0..self.entries.len()).collect();
+        }
         let mut rows = Vec::new();
         if !term.trigrams.iter().all(|&t| filter_has(&self.trigrams, t)) {
             return rows;
         }
-        let finder = &term.finder;
         let mut row = 0;
         for at in finder.find_iter(&self.text) {
             while row < self.entries.len() && (self.entries[row].text_end as usize) < at {
@@ -682,7 +685,8 @@ fn sort_order(sort: SortKey, a: &Parts<'_>, b: &Parts<'_>, now: NaiveDateTime) -
 /// there are more), and its counts.
 pub struct Found {
     pub rows: Vec<FoundRow>,
-    pub counts: StatusCounts,
+    /// By status within the search; None for everyone (the page shows the counts of all).
+    pub counts: Option<StatusCounts>,
 }
 
 impl Snapshot {
@@ -701,6 +705,14 @@ impl Snapshot {
                     .as_ref()
                     .is_none_or(|b| b.is_passed_by(parts, direction, now))
         };
+        if term.finder.needle().is_empty() {
+            // Everyone, in name order: the plain list.
+            let page = self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered);
+            return Found {
+                rows: self.found_rows(page),
+                counts: None,
+            };
+        }
         let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
         let first = self.matches(&term, cap + 1);
         let capped = first.len() > cap;
@@ -732,21 +744,25 @@ impl Snapshot {
             candidates
         };
         Found {
-            rows: page
-                .into_iter()
-                .map(|(chunk, row)| {
-                    let chunk = &self.chunks[chunk];
-                    chunk.row(row).map_or_else(
-                        || {
-                            let id = uuid::Uuid::from_u128(chunk.entries[row].id);
-                            FoundRow::ToRead(id.hyphenated().to_string())
-                        },
-                        |made| FoundRow::Made(Box::new(made)),
-                    )
-                })
-                .collect(),
-            counts,
+            rows: self.found_rows(page),
+            counts: Some(counts),
         }
+    }
+
+    /// The page's rows, made from the index where it holds all of them.
+    fn found_rows(&self, page: Vec<At>) -> Vec<FoundRow> {
+        page.into_iter()
+            .map(|(chunk, row)| {
+                let chunk = &self.chunks[chunk];
+                chunk.row(row).map_or_else(
+                    || {
+                        let id = uuid::Uuid::from_u128(chunk.entries[row].id);
+                        FoundRow::ToRead(id.hyphenated().to_string())
+                    },
+                    |made| FoundRow::Made(Box::new(made)),
+                )
+            })
+            .collect()
     }
 }
 
@@ -1000,13 +1016,20 @@ impl SearchIndex {
         Some(snapshot.find(query, term, now))
     }
 
-    /// The term a search looks for when the index can answer it (a substring of names
-    /// and addresses; a tag search is the database's).
-    pub fn term_of(search: &str) -> Option<String> {
-        if super::tags::Tag::from_search(search).is_some() {
+    /// What the index looks for in this view, when it can answer it: a substring of
+    /// names and addresses, or "" for everyone in name order (the plain list). The
+    /// database answers tag searches, and filters and other orders of everyone (its
+    /// indexes walk those in order; its counts of everyone are cached).
+    pub fn term_of(query: &ListQuery) -> Option<String> {
+        if query.search.trim().is_empty() {
+            let plain =
+                query.status.is_none() && !query.expiring_soon && query.sort == SortKey::Name;
+            return plain.then(String::new);
+        }
+        if super::tags::Tag::from_search(&query.search).is_some() {
             return None;
         }
-        super::list::search_term(search)
+        super::list::search_term(&query.search)
     }
 
     /// Whether the index is built; if not, starts building it and waits a moment.
@@ -1308,6 +1331,43 @@ mod tests {
         assert_eq!(chunk.matching_rows(&Term::new("ada lovelace")), [0]);
         // Not a trigram of any text: the chunk is not scanned at all.
         assert!(chunk.matching_rows(&Term::new("xyz")).is_empty());
+    }
+
+    #[test]
+    fn everyone_is_listed_in_name_order_a_page_at_a_time_without_counts() {
+        let everyone: Vec<Loose> = (0..1500)
+            .map(|n| user(n, &format!("f{n:04}"), "same"))
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        let query = ListQuery {
+            search: String::new(),
+            status: None,
+            expiring_soon: false,
+            sort: SortKey::Name,
+            direction: Direction::Descending,
+            from: super::super::list::PageFrom::Start,
+            per_page: 50,
+        };
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a date");
+        let found = snapshot.find(&query, "", now);
+        assert!(
+            found.counts.is_none(),
+            "the page shows the counts of everyone"
+        );
+        let firsts: Vec<String> = found
+            .rows
+            .iter()
+            .map(|row| match row {
+                FoundRow::Made(row) => row.first_name.clone(),
+                FoundRow::ToRead(id) => panic!("{id} not made from the index"),
+            })
+            .collect();
+        let expected: Vec<String> = (1449..1500).rev().map(|n| format!("f{n:04}")).collect();
+        assert_eq!(firsts, expected, "the page and one more, from the end");
     }
 
     #[test]

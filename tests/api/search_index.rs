@@ -233,8 +233,9 @@ on_both_engines! {
         ];
         // "son": every user (over the count cap); "ann": a first name; "dawson.1": some
         // addresses; "ee e": across first and last name; "élodie": capitals beyond ASCII
-        // (the index finds them, the database shows them); nothing at all.
-        for term in ["son", "ann", "dawson.1", "ee e", "élodie", "zzz"] {
+        // (the index finds them, the database shows them); nothing at all; no search
+        // (everyone: the index lists them in name order, the database the rest).
+        for term in ["son", "ann", "dawson.1", "ee e", "élodie", "zzz", ""] {
             for (status, expiring_soon, status_slug) in statuses {
                 for sort in SortKey::ALL {
                     for direction in [Direction::Ascending, Direction::Descending] {
