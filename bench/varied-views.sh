@@ -17,7 +17,12 @@
 #      "an" (too short: not run, the page says so), a whole name, a number;
 #   4. cached views (the default cache): first page, a filter, a deep page, several
 #      rounds, for the worst p99;
-# and reports the database size, the seed time and the server's peak memory. Needs wrk.
+# and reports the database size, the seed time and the server's peak memory. Before
+# measuring, each server start waits until its search index answers (and says how long
+# that took, and the server's memory then). Needs wrk.
+#
+# BENCH_KEEP=DIR (SQLite): seed into DIR and keep it; a later run with the same DIR and
+# BENCH_USERS measures it again without seeding (a million users take minutes to seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,9 +44,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export ENROLL_DATA_DIR="$work/data"
+data="${BENCH_KEEP:-$work/data}"
+export ENROLL_DATA_DIR="$data"
 case "$engine" in
-    sqlite) export ENROLL_DATABASE_URL="$work/data/enroll.db" ;;
+    sqlite) export ENROLL_DATABASE_URL="$data/enroll.db" ;;
     postgres)
         admin_url="${ENROLL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
         database="enroll_varied_$$"
@@ -54,15 +60,26 @@ case "$engine" in
 esac
 mkdir -p "$ENROLL_DATA_DIR"
 
-echo "== seeding $users users on $engine through the invite code (no ANALYZE afterwards)"
-started=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$work/seed-rss.txt" target/release/examples/seed \
-    --database-url "$ENROLL_DATABASE_URL" --users "$users" --desk-accounts 32 --no-analyze \
-    > "$work/deep-cursor.txt"
-seed_seconds=$(echo "$(date +%s.%N) - $started" | bc)
+if [ "$engine" = sqlite ] && [ -n "${BENCH_KEEP:-}" ] && [ -f "$data/seeded-$users.txt" ]; then
+    echo "== reusing $users users seeded earlier in $data"
+    cp "$data/seeded-$users.txt" "$work/seed-summary.txt"
+    cp "$data/deep-cursor.txt" "$data/seed-rss.txt" "$work/"
+else
+    echo "== seeding $users users on $engine through the invite code (no ANALYZE afterwards)"
+    started=$(date +%s.%N)
+    /usr/bin/time -f "%M" -o "$work/seed-rss.txt" target/release/examples/seed \
+        --database-url "$ENROLL_DATABASE_URL" --users "$users" --desk-accounts 32 --no-analyze \
+        > "$work/deep-cursor.txt"
+    echo "$(date +%s.%N) - $started" | bc > "$work/seed-summary.txt"
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        cp "$work/deep-cursor.txt" "$work/seed-rss.txt" "$data/"
+        cp "$work/seed-summary.txt" "$data/seeded-$users.txt"
+    fi
+fi
+seed_seconds=$(cat "$work/seed-summary.txt")
 deep_cursor="$(cat "$work/deep-cursor.txt")"
 if [ "$engine" = sqlite ]; then
-    size=$(du -b "$work/data/enroll.db" | awk '{ print $1 }')
+    size=$(du -b "$data/enroll.db" | awk '{ print $1 }')
 else
     size=$(psql "$ENROLL_DATABASE_URL" -Atc "SELECT pg_database_size(current_database())")
 fi
@@ -146,6 +163,16 @@ start_server() {
         awk '$6 ~ /^enroll_/ { printf "%s%s=%s", sep, $6, $7; sep = "; " } END { print "" }' "$jar" >> "$work/cookies.txt"
     done
     grep -c enroll_session "$work/cookies.txt" | grep -qx 25 || { echo "could not sign in"; exit 1; }
+    # The search index is built in the background at start; until then the database
+    # answers searches. Measured once it answers (enroll_users_searches_total).
+    local since=$SECONDS
+    until curl -s -o /dev/null -b "$(head -1 "$work/cookies.txt")" "$base/users?q=zqx" \
+        && curl -s "$base/metrics" | grep -q 'enroll_users_searches_total{by="index"}'; do
+        [ $((SECONDS - since)) -lt 600 ] || { echo "the search index was not built in 600 s"; exit 1; }
+        sleep 1
+    done
+    printf '   search index answering %d s after the sign-ins; server RSS then %.1f MB\n' \
+        "$((SECONDS - since))" "$(awk '/VmRSS/ { print $2 / 1024 }' "/proc/$server/status")"
 }
 
 # measure NAME [PATH]: wrk with the mix (or one path), appended to results.tsv.

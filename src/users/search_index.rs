@@ -126,8 +126,9 @@ struct Chunk {
     text: Vec<u8>,
     /// One bit per byte of text: a capital letter (ASCII) in the name or address as typed.
     capitals: Vec<u64>,
-    /// The trigrams of the text, as bits (a Bloom filter, one hash): a term with a
-    /// trigram not in it is not in this chunk, which is then not scanned. Names sorted
+    /// The trigrams of the text (and its runs of four digits, see [`filter_keys`]), as
+    /// bits (a Bloom filter, one hash): a term with a trigram not in it is not in this
+    /// chunk, which is then not scanned. Names sorted
     /// together share most trigrams: 512 users hold a few hundred to a few thousand.
     trigrams: Vec<u64>,
 }
@@ -167,9 +168,20 @@ impl<'a> Term<'a> {
     fn new(term: &'a str) -> Self {
         Self {
             finder: memmem::Finder::new(term.as_bytes()),
-            trigrams: term.as_bytes().windows(3).map(trigram_hash).collect(),
+            trigrams: filter_keys(term.as_bytes()).collect(),
         }
     }
+}
+
+/// What a chunk's filter holds of a text: its trigrams, and its runs of four digits.
+/// Numbers in addresses make nearly every digit trigram common to every chunk (a
+/// thousand of them), so a search for a number would scan them all; four digits (ten
+/// thousand) rule out most chunks. Packed, four bytes never equal three.
+fn filter_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let digits = text
+        .windows(4)
+        .filter(|run| run.iter().all(u8::is_ascii_digit));
+    text.windows(3).chain(digits).map(trigram_hash)
 }
 
 /// A user's parts, borrowed from a chunk.
@@ -215,8 +227,8 @@ impl Chunk {
     /// The chunk with its trigram filter made, sized to its distinct trigrams.
     fn sealed(mut self) -> Self {
         let mut widest = vec![0u64; FILTER_BITS_MAX / 64];
-        for trigram in self.text.windows(3) {
-            let bit = trigram_hash(trigram) as usize & (FILTER_BITS_MAX - 1);
+        for key in filter_keys(&self.text) {
+            let bit = key as usize & (FILTER_BITS_MAX - 1);
             widest[bit / 64] |= 1 << (bit % 64);
         }
         let distinct: usize = widest.iter().map(|w| w.count_ones() as usize).sum();
@@ -229,6 +241,10 @@ impl Chunk {
             widest = low.iter().zip(high).map(|(a, b)| a | b).collect();
         }
         self.trigrams = widest;
+        // Grown by doubling while filled: a third of a chunk's text would be spare.
+        self.entries.shrink_to_fit();
+        self.text.shrink_to_fit();
+        self.capitals.shrink_to_fit();
         self
     }
 
@@ -1331,6 +1347,16 @@ mod tests {
         assert_eq!(chunk.matching_rows(&Term::new("ada lovelace")), [0]);
         // Not a trigram of any text: the chunk is not scanned at all.
         assert!(chunk.matching_rows(&Term::new("xyz")).is_empty());
+
+        // Runs of digits are found whatever part of them is searched for.
+        let numbered = Snapshot::default()
+            .with_changes(&HashSet::new(), vec![user(9_876_543, "cy", "numbers")])
+            .expect("indexed");
+        let chunk = &numbered.chunks[0];
+        for part in ["876", "8765", "98765", "876543", "s.9876543@"] {
+            assert_eq!(chunk.matching_rows(&Term::new(part)), [0], "{part}");
+        }
+        assert!(chunk.matching_rows(&Term::new("1234")).is_empty());
     }
 
     #[test]
