@@ -57,6 +57,10 @@ const FIRST_BUILD_WAIT: Duration = Duration::from_millis(250);
 /// A time the user does not have (never enrolled, never sent...).
 const NEVER: i64 = i64::MIN;
 
+/// [`super::status::not_invited_expiry`], in microseconds.
+static NOT_INVITED_FROM: std::sync::LazyLock<i64> =
+    std::sync::LazyLock::new(|| micros(super::status::not_invited_expiry()));
+
 fn micros(at: NaiveDateTime) -> i64 {
     at.and_utc().timestamp_micros()
 }
@@ -106,8 +110,18 @@ impl Entry {
         }
     }
 
+    /// Derived from the microseconds held, without making dates of them: the index
+    /// derives a status for every match it counts, filters or sorts.
     fn status(&self, now: NaiveDateTime) -> EnrollmentStatus {
-        EnrollmentStatus::derive(&self.facts(), now)
+        let held = |at: i64| (at != NEVER).then_some(at);
+        let facts = StatusFacts {
+            deactivated_at: held(self.deactivated_at),
+            enrolled_at: held(self.enrolled_at),
+            expires_at: self.expires_at,
+            sent_at: held(self.sent_at),
+            delivery_failed_at: held(self.delivery_failed_at),
+        };
+        EnrollmentStatus::derive_at(&facts, &micros(now), &NOT_INVITED_FROM)
     }
 
     /// As [`super::list::UserRow::expires_soon`].
@@ -347,7 +361,13 @@ impl Chunk {
         }
         let mut row = 0;
         for at in finder.find_iter(&self.text) {
-            while row < self.entries.len() && (self.entries[row].text_end as usize) < at {
+            // A walk, not a binary search: the entries are read in order (a binary search
+            // missed the cache at every probe, and was slower).
+            while self
+                .entries
+                .get(row)
+                .is_some_and(|e| (e.text_end as usize) < at)
+            {
                 row += 1;
             }
             let Some(entry) = self.entries.get(row) else {
@@ -749,14 +769,22 @@ impl Snapshot {
                 first
             };
             candidates.retain(|&at| keep(&self.parts(at)));
-            candidates.sort_by(|&a, &b| {
+            let in_order = |&a: &At, &b: &At| {
                 let order = sort_order(query.sort, &self.parts(a), &self.parts(b), now);
                 match direction {
                     Direction::Ascending => order,
                     Direction::Descending => order.reverse(),
                 }
-            });
+            };
+            // The page's rows first, unsorted (linear), then only they are sorted: a
+            // broad search in another order has thousands of matches.
+            if let Some(last) = wanted.checked_sub(1)
+                && candidates.len() > wanted
+            {
+                candidates.select_nth_unstable_by(last, in_order);
+            }
             candidates.truncate(wanted);
+            candidates.sort_by(in_order);
             candidates
         };
         Found {

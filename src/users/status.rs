@@ -37,14 +37,15 @@ pub fn not_invited_expiry() -> NaiveDateTime {
         .unwrap_or(NaiveDateTime::MAX)
 }
 
-/// The facts a status is derived from: the user's and their live invitation's.
+/// The facts a status is derived from: the user's and their live invitation's. Times are
+/// `NaiveDateTime`s, or any other measure of time (the search index keeps microseconds).
 #[derive(Debug, Clone, Copy)]
-pub struct StatusFacts {
-    pub deactivated_at: Option<NaiveDateTime>,
-    pub enrolled_at: Option<NaiveDateTime>,
-    pub expires_at: NaiveDateTime,
-    pub sent_at: Option<NaiveDateTime>,
-    pub delivery_failed_at: Option<NaiveDateTime>,
+pub struct StatusFacts<T = NaiveDateTime> {
+    pub deactivated_at: Option<T>,
+    pub enrolled_at: Option<T>,
+    pub expires_at: T,
+    pub sent_at: Option<T>,
+    pub delivery_failed_at: Option<T>,
 }
 
 type LiveInvitationJoin = diesel::dsl::And<
@@ -116,15 +117,21 @@ impl EnrollmentStatus {
     ];
 
     pub fn derive(facts: &StatusFacts, now: NaiveDateTime) -> Self {
+        Self::derive_at(facts, &now, &not_invited_expiry())
+    }
+
+    /// [`EnrollmentStatus::derive`] over any measure of time: `not_invited_from` is
+    /// [`not_invited_expiry`] in it.
+    pub fn derive_at<T: PartialOrd>(facts: &StatusFacts<T>, now: &T, not_invited_from: &T) -> Self {
         if facts.deactivated_at.is_some() {
             Self::Deactivated
         } else if facts.enrolled_at.is_some() {
             Self::Enrolled
-        } else if facts.expires_at >= not_invited_expiry() {
+        } else if facts.expires_at >= *not_invited_from {
             Self::NotInvited
         } else if facts.delivery_failed_at.is_some() {
             Self::DeliveryFailed
-        } else if facts.expires_at <= now {
+        } else if facts.expires_at <= *now {
             Self::Expired
         } else if facts.sent_at.is_none() {
             Self::Sending
