@@ -1061,14 +1061,12 @@ impl SearchIndex {
     }
 
     /// What the index looks for in this view, when it can answer it: a substring of
-    /// names and addresses, or "" for everyone in name order (the plain list). The
-    /// database answers tag searches, and filters and other orders of everyone (its
+    /// names and addresses, or "" for everyone in name order (the plain list, filtered
+    /// or not). The database answers tag searches, and everyone in another order (its
     /// indexes walk those in order; its counts of everyone are cached).
     pub fn term_of(query: &ListQuery) -> Option<String> {
         if query.search.trim().is_empty() {
-            let plain =
-                query.status.is_none() && !query.expiring_soon && query.sort == SortKey::Name;
-            return plain.then(String::new);
+            return (query.sort == SortKey::Name).then(String::new);
         }
         if super::tags::Tag::from_search(&query.search).is_some() {
             return None;
