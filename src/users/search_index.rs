@@ -991,8 +991,8 @@ struct State {
 struct Looked {
     /// This instance's generation of changes.
     generation: u64,
-    /// Notifications heard before the look began.
-    heard: u64,
+    /// Notifications heard before the look began; None when not listening then.
+    heard: Option<u64>,
     at: Instant,
 }
 
@@ -1034,7 +1034,7 @@ impl SearchIndex {
         looked.is_some_and(|looked| {
             looked.generation == generation
                 && match heard {
-                    Some(heard) => heard == looked.heard,
+                    Some(heard) => looked.heard == Some(heard),
                     None => looked.at.elapsed() < self.fresh_for,
                 }
         })
@@ -1176,8 +1176,7 @@ impl SearchIndex {
                 state.log = log;
                 state.looked = Some(Looked {
                     generation,
-                    // Never a count already seen when not listening: the window decides.
-                    heard: heard.unwrap_or(u64::MAX),
+                    heard,
                     at: Instant::now(),
                 });
                 state.snapshot.clone().unwrap_or(snapshot)

@@ -176,6 +176,24 @@ fn chip_counts(page: &Page) -> HashMap<String, i64> {
         .collect()
 }
 
+/// Grace Hopper renamed "Amazing Grace" straight in the database, as another instance or
+/// the command line would.
+fn rename_grace_in_the_database(app: &TestApp) {
+    let grace = app.user_id("grace@example.com");
+    diesel::update(users::table.find(&grace))
+        .set((
+            users::first_name.eq("Amazing Grace"),
+            users::name_key.eq(enroll::users::name_key("Amazing Grace", "Hopper")),
+            users::search_key.eq(enroll::users::search_key(
+                "Amazing Grace",
+                "Hopper",
+                "grace@example.com",
+            )),
+        ))
+        .execute(&mut app.conn())
+        .unwrap();
+}
+
 /// The database's own answer: the rows of up to `pages` pages of a view.
 fn database_pages(app: &TestApp, query: &ListQuery, pages: usize) -> Vec<Vec<[String; 4]>> {
     let now = app.clock.now();
@@ -300,20 +318,8 @@ on_both_engines! {
 
         // Changed straight in the database, as another instance or the command line
         // would: renamed, removed.
+        rename_grace_in_the_database(&app);
         let mut conn = app.conn();
-        let grace = app.user_id("grace@example.com");
-        diesel::update(users::table.find(&grace))
-            .set((
-                users::first_name.eq("Amazing Grace"),
-                users::name_key.eq(enroll::users::name_key("Amazing Grace", "Hopper")),
-                users::search_key.eq(enroll::users::search_key(
-                    "Amazing Grace",
-                    "Hopper",
-                    "grace@example.com",
-                )),
-            ))
-            .execute(&mut conn)
-            .unwrap();
         let ada = app.user_id("ada@example.com");
         diesel::delete(invitations::table.filter(invitations::user_id.eq(&ada)))
             .execute(&mut conn)
@@ -360,19 +366,7 @@ async fn on_postgresql_a_change_made_elsewhere_shows_at_once_whatever_the_window
         );
 
         // Renamed straight in the database, as another instance or the command line would.
-        let grace = app.user_id("grace@example.com");
-        diesel::update(users::table.find(&grace))
-            .set((
-                users::first_name.eq("Amazing Grace"),
-                users::name_key.eq(enroll::users::name_key("Amazing Grace", "Hopper")),
-                users::search_key.eq(enroll::users::search_key(
-                    "Amazing Grace",
-                    "Hopper",
-                    "grace@example.com",
-                )),
-            ))
-            .execute(&mut app.conn())
-            .unwrap();
+        rename_grace_in_the_database(&app);
 
         // A new view each time (no rendered page is shared) while the notification
         // travels to the instance's listening connection: a few tries, seconds at
