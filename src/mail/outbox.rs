@@ -251,97 +251,100 @@ pub fn load_claimed(
     claim_token: &str,
 ) -> QueryResult<Option<ClaimedEmail>> {
     // Every writer takes row locks in the order user, invitation, email (removal
-    // cascades that way), so the invitation is locked before the email.
-    let invitation_id: Option<Option<String>> = outbound_emails::table
-        .find(id)
-        .select(outbound_emails::invitation_id)
-        .first(conn)
-        .optional()?;
-    if let Some(Some(invitation_id)) = invitation_id {
-        let _: Option<String> = crate::db::locked!(
-            conn,
-            for_update,
-            invitations::table
-                .find(invitation_id)
-                .select(invitations::id),
-            first
-        )
-        .optional()?;
-    }
-    let email = crate::db::locked!(
+    // cascades that way), so the invitation is locked before the email. Each lock is one
+    // statement, and the invitation is read in the second: on PostgreSQL an email's cost
+    // is mostly its round trips to the database.
+    let _: Option<String> = crate::db::locked!(
         conn,
         for_update,
-        outbound_emails::table
-            .filter(outbound_emails::id.eq(id))
-            .filter(outbound_emails::claim_token.eq(claim_token))
-            .filter(outbound_emails::status.eq(status::SENDING))
-            .select(ClaimedEmail::as_select()),
+        invitations::table
+            .filter(invitations::id.nullable().eq(invitation_of(id)))
+            .select(invitations::id),
         first
     )
     .optional()?;
-    match email {
-        Some(email) if !invitation_current(conn, email.invitation_id.as_deref())? => {
+    let claimed: Option<(ClaimedEmail, bool)> = crate::db::locked!(
+        conn,
+        for_update,
+        ours(id, claim_token).select((ClaimedEmail::as_select(), invitation_stands())),
+        first
+    )
+    .optional()?;
+    match claimed {
+        Some((_, false)) => {
             cancel_claimed(conn, id, claim_token)?;
             Ok(None)
         }
-        email => Ok(email),
+        Some((email, true)) => Ok(Some(email)),
+        None => Ok(None),
     }
 }
 
-/// Whether the invitation an email carries still stands: neither replaced nor removed,
-/// and its invitee not yet joined. Replacing and removing also cancel or delete the
-/// email; this catches an email whose row they did not reach.
-fn invitation_current(conn: &mut DbConnection, invitation_id: Option<&str>) -> QueryResult<bool> {
-    let Some(invitation_id) = invitation_id else {
-        return Ok(true);
-    };
-    // Two lookups by key (a subquery, not a join): SQLite scanned both tables for the
-    // join under statistics taken while they were nearly empty, twice per email sent.
+/// Email `id`, if it is claimed with `claim_token` and not yet sent.
+#[diesel::dsl::auto_type]
+fn ours<'a>(id: &'a str, claim_token: &'a str) -> _ {
+    let sending: &'static str = status::SENDING;
+    outbound_emails::table
+        .filter(outbound_emails::id.eq(id))
+        .filter(outbound_emails::claim_token.eq(claim_token))
+        .filter(outbound_emails::status.eq(sending))
+}
+
+/// The invitation email `id` carries, as a subquery.
+#[diesel::dsl::auto_type]
+fn invitation_of<'a>(id: &'a str) -> _ {
+    outbound_emails::table
+        .find(id)
+        .select(outbound_emails::invitation_id)
+        .single_value()
+}
+
+/// Whether the invitation an email carries still stands (or it carries none): neither
+/// replaced nor removed, and its invitee not yet joined. Replacing and removing also
+/// cancel or delete the email; this catches an email whose row they did not reach.
+/// Lookups by key in subqueries, not a join: SQLite scanned both tables for the join
+/// under statistics taken while they were nearly empty.
+#[diesel::dsl::auto_type]
+fn invitation_stands() -> _ {
     let invitee = invitations::table
-        .filter(invitations::id.eq(invitation_id))
+        .filter(
+            invitations::id
+                .nullable()
+                .eq(outbound_emails::invitation_id),
+        )
         .filter(invitations::superseded_at.is_null())
         .select(invitations::user_id)
         .single_value();
-    diesel::select(diesel::dsl::exists(
-        users::table
-            .filter(users::id.nullable().eq(invitee))
-            .filter(users::enrolled_at.is_null()),
-    ))
-    .get_result(conn)
+    outbound_emails::invitation_id
+        .is_null()
+        .or(diesel::dsl::exists(
+            users::table
+                .filter(users::id.nullable().eq(invitee))
+                .filter(users::enrolled_at.is_null()),
+        ))
 }
 
 /// Whether a claimed email may still go out, read just before it is handed to the mail
 /// server (see [`deliver_claimed`]): still ours, and its invitation still standing.
 fn still_to_send(conn: &mut DbConnection, id: &str, claim_token: &str) -> QueryResult<bool> {
-    let ours: Option<Option<String>> = outbound_emails::table
-        .filter(outbound_emails::id.eq(id))
-        .filter(outbound_emails::claim_token.eq(claim_token))
-        .filter(outbound_emails::status.eq(status::SENDING))
-        .select(outbound_emails::invitation_id)
+    let stands: Option<bool> = ours(id, claim_token)
+        .select(invitation_stands())
         .first(conn)
         .optional()?;
-    match ours {
-        Some(invitation_id) => invitation_current(conn, invitation_id.as_deref()),
-        None => Ok(false),
-    }
+    Ok(stands == Some(true))
 }
 
 /// Cancels an email that we hold the claim of, so that it does not come back when the
 /// lease runs out.
 fn cancel_claimed(conn: &mut DbConnection, id: &str, claim_token: &str) -> QueryResult<usize> {
-    diesel::update(
-        outbound_emails::table
-            .filter(outbound_emails::id.eq(id))
-            .filter(outbound_emails::claim_token.eq(claim_token))
-            .filter(outbound_emails::status.eq(status::SENDING)),
-    )
-    .set((
-        outbound_emails::status.eq(status::CANCELLED),
-        outbound_emails::body_text.eq(None::<String>),
-        outbound_emails::body_html.eq(None::<String>),
-        outbound_emails::claim_token.eq(None::<String>),
-    ))
-    .execute(conn)
+    diesel::update(ours(id, claim_token))
+        .set((
+            outbound_emails::status.eq(status::CANCELLED),
+            outbound_emails::body_text.eq(None::<String>),
+            outbound_emails::body_html.eq(None::<String>),
+            outbound_emails::claim_token.eq(None::<String>),
+        ))
+        .execute(conn)
 }
 
 /// What became of one delivery attempt.
