@@ -9,7 +9,7 @@ use diesel::sql_types::Bool;
 use super::EnrollmentStatus;
 use super::status::{StatusFacts, StatusFilter, expiring_soon_filter, users_with_live_invitation};
 use crate::db::schema::{invitations, users};
-use crate::db::{DbConnection, Engine, MaybeStamp, MultiBackend, Stamp, engine_of};
+use crate::db::{DbConnection, Engine, MultiBackend, Stamp, engine_of};
 
 /// Orders a boxed query of users (alone or joined with their invitation) by a sort key,
 /// with the id as tie-break. Within one status (see `page_by_status`), users are in name
@@ -214,19 +214,33 @@ pub struct UserRow {
     pub name_key: String,
     #[diesel(select_expression = users::created_at, deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
-    #[diesel(select_expression = users::enrolled_at, deserialize_as = MaybeStamp)]
-    pub enrolled_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = users::deactivated_at, deserialize_as = MaybeStamp)]
-    pub deactivated_at: Option<NaiveDateTime>,
+    // Whether, not when: no list shows when a user joined, was deactivated, or when the
+    // invitation went out or bounced, and the search index keeps only whether.
+    #[diesel(
+        select_expression = users::enrolled_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<users::enrolled_at>
+    )]
+    pub enrolled: bool,
+    #[diesel(
+        select_expression = users::deactivated_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<users::deactivated_at>
+    )]
+    pub deactivated: bool,
     /// The credential that created the user (an identity provider), by name.
     #[diesel(select_expression = users::provisioned_by)]
     pub provisioned_by: Option<String>,
     #[diesel(select_expression = invitations::expires_at, deserialize_as = Stamp)]
     pub expires_at: NaiveDateTime,
-    #[diesel(select_expression = invitations::sent_at, deserialize_as = MaybeStamp)]
-    pub sent_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = invitations::delivery_failed_at, deserialize_as = MaybeStamp)]
-    pub delivery_failed_at: Option<NaiveDateTime>,
+    #[diesel(
+        select_expression = invitations::sent_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<invitations::sent_at>
+    )]
+    pub sent: bool,
+    #[diesel(
+        select_expression = invitations::delivery_failed_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<invitations::delivery_failed_at>
+    )]
+    pub delivery_failed: bool,
     #[diesel(select_expression = invitations::delivery_error)]
     pub delivery_error: Option<String>,
 }
@@ -235,11 +249,11 @@ impl UserRow {
     pub fn status(&self, now: NaiveDateTime) -> EnrollmentStatus {
         EnrollmentStatus::derive(
             &StatusFacts {
-                deactivated_at: self.deactivated_at,
-                enrolled_at: self.enrolled_at,
+                deactivated: self.deactivated,
+                enrolled: self.enrolled,
                 expires_at: self.expires_at,
-                sent_at: self.sent_at,
-                delivery_failed_at: self.delivery_failed_at,
+                sent: self.sent,
+                delivery_failed: self.delivery_failed,
             },
             now,
         )

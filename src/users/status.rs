@@ -37,15 +37,16 @@ pub fn not_invited_expiry() -> NaiveDateTime {
         .unwrap_or(NaiveDateTime::MAX)
 }
 
-/// The facts a status is derived from: the user's and their live invitation's. Times are
-/// `NaiveDateTime`s, or any other measure of time (the search index keeps microseconds).
+/// The facts a status is derived from: the user's and their live invitation's. Whether
+/// something happened is all the rule needs, except for the expiry, which is a
+/// `NaiveDateTime` or any other measure of time (the search index keeps microseconds).
 #[derive(Debug, Clone, Copy)]
 pub struct StatusFacts<T = NaiveDateTime> {
-    pub deactivated_at: Option<T>,
-    pub enrolled_at: Option<T>,
+    pub deactivated: bool,
+    pub enrolled: bool,
     pub expires_at: T,
-    pub sent_at: Option<T>,
-    pub delivery_failed_at: Option<T>,
+    pub sent: bool,
+    pub delivery_failed: bool,
 }
 
 type LiveInvitationJoin = diesel::dsl::And<
@@ -123,17 +124,17 @@ impl EnrollmentStatus {
     /// [`EnrollmentStatus::derive`] over any measure of time: `not_invited_from` is
     /// [`not_invited_expiry`] in it.
     pub fn derive_at<T: PartialOrd>(facts: &StatusFacts<T>, now: &T, not_invited_from: &T) -> Self {
-        if facts.deactivated_at.is_some() {
+        if facts.deactivated {
             Self::Deactivated
-        } else if facts.enrolled_at.is_some() {
+        } else if facts.enrolled {
             Self::Enrolled
         } else if facts.expires_at >= *not_invited_from {
             Self::NotInvited
-        } else if facts.delivery_failed_at.is_some() {
+        } else if facts.delivery_failed {
             Self::DeliveryFailed
         } else if facts.expires_at <= *now {
             Self::Expired
-        } else if facts.sent_at.is_none() {
+        } else if !facts.sent {
             Self::Sending
         } else {
             Self::Pending
@@ -237,11 +238,11 @@ mod tests {
 
     fn facts() -> StatusFacts {
         StatusFacts {
-            deactivated_at: None,
-            enrolled_at: None,
+            deactivated: false,
+            enrolled: false,
             expires_at: now() + TimeDelta::days(7),
-            sent_at: None,
-            delivery_failed_at: None,
+            sent: false,
+            delivery_failed: false,
         }
     }
 
@@ -253,7 +254,7 @@ mod tests {
             EnrollmentStatus::Sending
         );
         let sent = StatusFacts {
-            sent_at: Some(now),
+            sent: true,
             ..facts()
         };
         assert_eq!(
@@ -269,7 +270,7 @@ mod tests {
             EnrollmentStatus::Expired
         );
         let failed = StatusFacts {
-            delivery_failed_at: Some(now),
+            delivery_failed: true,
             ..expired
         };
         assert_eq!(
@@ -277,7 +278,7 @@ mod tests {
             EnrollmentStatus::DeliveryFailed
         );
         let enrolled = StatusFacts {
-            enrolled_at: Some(now),
+            enrolled: true,
             ..failed
         };
         assert_eq!(
@@ -293,7 +294,7 @@ mod tests {
             EnrollmentStatus::NotInvited
         );
         let deactivated = StatusFacts {
-            deactivated_at: Some(now),
+            deactivated: true,
             ..enrolled
         };
         assert_eq!(

@@ -148,11 +148,11 @@ impl ScimUserRow {
     pub fn status(&self, now: NaiveDateTime) -> crate::users::EnrollmentStatus {
         crate::users::EnrollmentStatus::derive(
             &crate::users::status::StatusFacts {
-                deactivated_at: self.deactivated_at,
-                enrolled_at: self.enrolled_at,
+                deactivated: self.deactivated_at.is_some(),
+                enrolled: self.enrolled_at.is_some(),
                 expires_at: self.expires_at,
-                sent_at: self.sent_at,
-                delivery_failed_at: self.delivery_failed_at,
+                sent: self.sent_at.is_some(),
+                delivery_failed: self.delivery_failed_at.is_some(),
             },
             now,
         )
