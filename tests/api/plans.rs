@@ -145,7 +145,11 @@ fn run_briefly(
     }
     conn.batch_execute("SET statement_timeout = 1").unwrap();
     let _ = work(conn);
-    conn.batch_execute("SET statement_timeout = 0").unwrap();
+    // The reset runs under the millisecond too, and on a busy machine (the whole suite in
+    // parallel) its backend can wait longer than that for a core: then it is stopped as
+    // well, harmlessly, and tried again.
+    let reset = (0..100).find_map(|_| conn.batch_execute("SET statement_timeout = 0").ok());
+    assert!(reset.is_some(), "statement_timeout could not be reset");
 }
 
 /// Seeds 100,000 users and invitations with SQL alone, and makes sure no statistics
