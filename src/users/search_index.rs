@@ -70,38 +70,94 @@ fn time_of(micros: i64) -> Option<NaiveDateTime> {
 /// found and sorted by. The text (`search_key`: first name, last name, address,
 /// lower-cased) is in the chunk's buffer, with the capitals of the names as typed beside
 /// it; the name order is last name, then first name (`name_key`), then id, compared as
-/// bytes like the database does. Times are microseconds since the epoch. The status
-/// facts lie in the entry itself, not in a [`StatusFacts`]: that would pad it from 48
-/// bytes to 64 (at a million users, 16 MB).
+/// bytes like the database does. Times are microseconds since the epoch.
+///
+/// 40 bytes: the id is held as two halves (a `u128` would align the entry to 16 bytes and
+/// pad it to 48), and the names' lengths and the status flags share one word.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    id: u128,
+    id_halves: [u64; 2],
     created_at: i64,
     expires_at: i64,
     /// Where this user's text ends in the chunk's buffer (a separator follows).
     text_end: u32,
-    first_len: u16,
-    last_len: u16,
-    deactivated: bool,
-    enrolled: bool,
-    sent: bool,
-    delivery_failed: bool,
-    /// Whether the row can be shown from the index alone: nothing it shows is missing
-    /// (an identity provider's name, a delivery error, capitals beyond ASCII).
-    shown_from_index: bool,
+    /// The lengths in the text of the first name (bits 0–10) and the last name (11–21),
+    /// then one bit per [`Flag`].
+    shape: u32,
 }
 
-// A million users' entries are 48 MB: a field added here costs another 16 MB.
-const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+// A million users' entries are 40 MB: a field added here costs another 8 MB.
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
+
+/// A name's length in the text, lower-cased, fits in 11 bits: names are at most 100
+/// characters, and none lower-cases to more than 20 bytes a character.
+const NAME_LENGTH_BITS: u32 = 11;
+
+#[derive(Debug, Clone, Copy)]
+enum Flag {
+    Deactivated = 22,
+    Enrolled,
+    Sent,
+    DeliveryFailed,
+    /// The row can be shown from the index alone: nothing it shows is missing (an
+    /// identity provider's name, a delivery error, capitals beyond ASCII).
+    ShownFromIndex,
+}
 
 impl Entry {
+    /// None for names too long to hold (see [`NAME_LENGTH_BITS`]).
+    fn new(
+        id: u128,
+        created_at: i64,
+        facts: StatusFacts<i64>,
+        (first_len, last_len): (usize, usize),
+        shown_from_index: bool,
+    ) -> Option<Self> {
+        let length = |len: usize| {
+            u32::try_from(len)
+                .ok()
+                .filter(|l| *l >> NAME_LENGTH_BITS == 0)
+        };
+        let flag = |set: bool, flag: Flag| u32::from(set) << flag as u32;
+        Some(Self {
+            // Truncating on purpose: the low and the high half.
+            id_halves: [id as u64, (id >> 64) as u64],
+            created_at,
+            expires_at: facts.expires_at,
+            text_end: 0,
+            shape: length(first_len)?
+                | length(last_len)? << NAME_LENGTH_BITS
+                | flag(facts.deactivated, Flag::Deactivated)
+                | flag(facts.enrolled, Flag::Enrolled)
+                | flag(facts.sent, Flag::Sent)
+                | flag(facts.delivery_failed, Flag::DeliveryFailed)
+                | flag(shown_from_index, Flag::ShownFromIndex),
+        })
+    }
+
+    fn id(&self) -> u128 {
+        u128::from(self.id_halves[1]) << 64 | u128::from(self.id_halves[0])
+    }
+
+    fn first_len(&self) -> usize {
+        (self.shape & ((1 << NAME_LENGTH_BITS) - 1)) as usize
+    }
+
+    fn last_len(&self) -> usize {
+        (self.shape >> NAME_LENGTH_BITS & ((1 << NAME_LENGTH_BITS) - 1)) as usize
+    }
+
+    fn has(&self, flag: Flag) -> bool {
+        self.shape >> flag as u32 & 1 == 1
+    }
+
     fn facts(&self) -> StatusFacts<i64> {
         StatusFacts {
-            deactivated: self.deactivated,
-            enrolled: self.enrolled,
+            deactivated: self.has(Flag::Deactivated),
+            enrolled: self.has(Flag::Enrolled),
             expires_at: self.expires_at,
-            sent: self.sent,
-            delivery_failed: self.delivery_failed,
+            sent: self.has(Flag::Sent),
+            delivery_failed: self.has(Flag::DeliveryFailed),
         }
     }
 
@@ -196,7 +252,7 @@ struct Parts<'a> {
 impl<'a> Parts<'a> {
     /// A user's text ("first last address") cut at the lengths their entry holds.
     fn of(entry: &'a Entry, text: &'a [u8]) -> Self {
-        let (first_len, last_len) = (usize::from(entry.first_len), usize::from(entry.last_len));
+        let (first_len, last_len) = (entry.first_len(), entry.last_len());
         Parts {
             entry,
             first: &text[..first_len],
@@ -220,7 +276,7 @@ impl<'a> Parts<'a> {
             .chain(b" ")
             .chain(self.first)
             .cmp(other.last.iter().chain(b" ").chain(other.first))
-            .then(self.entry.id.cmp(&other.entry.id))
+            .then(self.entry.id().cmp(&other.entry.id()))
     }
 }
 
@@ -293,7 +349,7 @@ impl Chunk {
     /// The user's row as the page shows it, when the index holds all of it.
     fn row(&self, row: usize) -> Option<super::list::UserRow> {
         let entry = &self.entries[row];
-        if !entry.shown_from_index {
+        if !entry.has(Flag::ShownFromIndex) {
             return None;
         }
         let start = self.start_of(row);
@@ -310,26 +366,26 @@ impl Chunk {
             })
             .collect();
         let typed = String::from_utf8(typed).ok()?;
-        let (first_len, last_len) = (usize::from(entry.first_len), usize::from(entry.last_len));
+        let (first_len, last_len) = (entry.first_len(), entry.last_len());
         let first_name = typed.get(..first_len)?.to_owned();
         let last_name = typed
             .get(first_len + 1..first_len + 1 + last_len)?
             .to_owned();
         let email = typed.get(first_len + last_len + 2..)?.to_owned();
         Some(super::list::UserRow {
-            id: uuid::Uuid::from_u128(entry.id).hyphenated().to_string(),
+            id: uuid::Uuid::from_u128(entry.id()).hyphenated().to_string(),
             email_key: email.to_ascii_lowercase(),
             name_key: super::name_key(&first_name, &last_name),
             first_name,
             last_name,
             email,
             created_at: time_of(entry.created_at)?,
-            enrolled: entry.enrolled,
-            deactivated: entry.deactivated,
+            enrolled: entry.has(Flag::Enrolled),
+            deactivated: entry.has(Flag::Deactivated),
             provisioned_by: None,
             expires_at: time_of(entry.expires_at)?,
-            sent: entry.sent,
-            delivery_failed: entry.delivery_failed,
+            sent: entry.has(Flag::Sent),
+            delivery_failed: entry.has(Flag::DeliveryFailed),
             delivery_error: None,
         })
     }
@@ -448,21 +504,19 @@ impl Loose {
             .map(|(at, _)| at)
             .collect();
         Some(Self {
-            entry: Entry {
-                id: id.as_u128(),
-                text_end: 0,
-                first_len: u16::try_from(first.len()).ok()?,
-                last_len: u16::try_from(last.len()).ok()?,
-                created_at: micros(user.created_at),
-                expires_at: micros(user.expires_at),
-                deactivated: user.deactivated,
-                enrolled: user.enrolled,
-                sent: user.sent,
-                delivery_failed: user.delivery_failed,
-                shown_from_index: same_but_capitals
-                    && user.provisioned_by.is_none()
-                    && user.delivery_error.is_none(),
-            },
+            entry: Entry::new(
+                id.as_u128(),
+                micros(user.created_at),
+                StatusFacts {
+                    deactivated: user.deactivated,
+                    enrolled: user.enrolled,
+                    expires_at: micros(user.expires_at),
+                    sent: user.sent,
+                    delivery_failed: user.delivery_failed,
+                },
+                (first.len(), last.len()),
+                same_but_capitals && user.provisioned_by.is_none() && user.delivery_error.is_none(),
+            )?,
             capitals: if same_but_capitals {
                 capitals
             } else {
@@ -598,14 +652,14 @@ impl Snapshot {
         let mut chunks = Vec::with_capacity(self.chunks.len() + 1);
         for (c, chunk) in self.chunks.iter().enumerate() {
             let incoming = arriving.remove(&c);
-            if incoming.is_none() && !chunk.entries.iter().any(|e| changed.contains(&e.id)) {
+            if incoming.is_none() && !chunk.entries.iter().any(|e| changed.contains(&e.id())) {
                 chunks.push(chunk.clone());
                 continue;
             }
             let mut run = ChunkRun::default();
             let mut incoming = incoming.unwrap_or_default().into_iter().peekable();
             for row in 0..chunk.entries.len() {
-                if changed.contains(&chunk.entries[row].id) {
+                if changed.contains(&chunk.entries[row].id()) {
                     continue;
                 }
                 let parts = chunk.parts(row);
@@ -680,17 +734,17 @@ impl Bound {
     /// status as it is at `now`, as the cursor's was when its page was read).
     fn is_passed_by(&self, parts: &Parts<'_>, direction: Direction, now: NaiveDateTime) -> bool {
         let order = match self {
-            Self::Name(name, id) => parts.name_cmp(name).then(parts.entry.id.cmp(id)),
+            Self::Name(name, id) => parts.name_cmp(name).then(parts.entry.id().cmp(id)),
             Self::Email(email) => parts.email.cmp(email.as_slice()),
             Self::Invited(micros, id) => parts
                 .entry
                 .created_at
                 .cmp(micros)
-                .then(parts.entry.id.cmp(id)),
+                .then(parts.entry.id().cmp(id)),
             Self::Status(rank, name, id) => status_rank(parts.entry.status(now))
                 .cmp(rank)
                 .then_with(|| parts.name_cmp(name))
-                .then(parts.entry.id.cmp(id)),
+                .then(parts.entry.id().cmp(id)),
         };
         match direction {
             Direction::Ascending => order == Ordering::Greater,
@@ -709,7 +763,7 @@ fn sort_order(sort: SortKey, a: &Parts<'_>, b: &Parts<'_>, now: NaiveDateTime) -
             .entry
             .created_at
             .cmp(&b.entry.created_at)
-            .then(a.entry.id.cmp(&b.entry.id)),
+            .then(a.entry.id().cmp(&b.entry.id())),
         SortKey::Status => status_rank(a.entry.status(now))
             .cmp(&status_rank(b.entry.status(now)))
             .then_with(|| a.name_order(b)),
@@ -799,7 +853,7 @@ impl Snapshot {
                 let chunk = &self.chunks[chunk];
                 chunk.row(row).map_or_else(
                     || {
-                        let id = uuid::Uuid::from_u128(chunk.entries[row].id);
+                        let id = uuid::Uuid::from_u128(chunk.entries[row].id());
                         FoundRow::ToRead(id.hyphenated().to_string())
                     },
                     |made| FoundRow::Made(Box::new(made)),
@@ -1339,7 +1393,7 @@ mod tests {
         let everyone: Vec<Loose> = (0..3000)
             .map(|n| user(n, &format!("f{:04}", (n * 7919) % 3000), "same"))
             .collect();
-        let ids: HashSet<u128> = everyone.iter().map(|l| l.entry.id).collect();
+        let ids: HashSet<u128> = everyone.iter().map(|l| l.entry.id()).collect();
         snapshot = snapshot.with_changes(&ids, everyone).expect("indexed");
         let mut expected: Vec<String> = (0..3000).map(|n| format!("same f{n:04}")).collect();
         assert_eq!(names(&snapshot), expected);
@@ -1364,6 +1418,39 @@ mod tests {
                 .iter()
                 .all(|c| !c.entries.is_empty() && c.entries.len() < 2 * CHUNK_USERS)
         );
+    }
+
+    #[test]
+    fn an_entry_gives_back_what_it_was_made_of() {
+        let id = u128::MAX - 12_345;
+        let facts = StatusFacts {
+            deactivated: false,
+            enrolled: true,
+            expires_at: -7,
+            sent: true,
+            delivery_failed: false,
+        };
+        let entry = Entry::new(id, 42, facts, (2047, 1), true).expect("names that fit");
+        assert_eq!(entry.id(), id);
+        assert_eq!((entry.first_len(), entry.last_len()), (2047, 1));
+        let back = entry.facts();
+        assert_eq!(
+            (
+                back.deactivated,
+                back.enrolled,
+                back.expires_at,
+                back.sent,
+                back.delivery_failed
+            ),
+            (false, true, -7, true, false)
+        );
+        assert!(entry.has(Flag::ShownFromIndex));
+        assert!(
+            !Entry::new(id, 42, facts, (1, 0), false).is_some_and(|e| e.has(Flag::ShownFromIndex))
+        );
+        // A name too long to hold: the user is not indexed (the database answers).
+        assert!(Entry::new(id, 42, facts, (2048, 1), true).is_none());
+        assert!(Entry::new(id, 42, facts, (1, 2048), true).is_none());
     }
 
     #[test]
