@@ -252,8 +252,10 @@ pub fn load_claimed(
 ) -> QueryResult<Option<ClaimedEmail>> {
     // Every writer takes row locks in the order user, invitation, email (removal
     // cascades that way), so the invitation is locked before the email. Each lock is one
-    // statement, and the invitation is read in the second: on PostgreSQL an email's cost
-    // is mostly its round trips to the database.
+    // statement, and whether the invitation stands is read in the second: on PostgreSQL
+    // an email's cost is mostly its round trips to the database. Whatever ends an
+    // invitation (replacing, removing, joining) writes its row, which the first statement
+    // locked, so the second one sees it.
     let _: Option<String> = crate::db::locked!(
         conn,
         for_update,
