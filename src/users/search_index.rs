@@ -578,16 +578,13 @@ impl Snapshot {
     }
 
     /// Matches in name order, at most `at_most`.
-    fn matches(&self, term: &Term<'_>, at_most: usize) -> Vec<At> {
-        let mut found = Vec::new();
-        for (c, chunk) in self.chunks.iter().enumerate() {
-            found.extend(chunk.matching_rows(term).into_iter().map(|row| (c, row)));
-            if found.len() >= at_most {
-                found.truncate(at_most);
-                break;
-            }
-        }
-        found
+    fn matches<'s>(&'s self, term: &'s Term<'_>) -> impl Iterator<Item = At> + 's {
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            chunk
+                .matching_rows(term)
+                .into_iter()
+                .map(move |row| (c, row))
+        })
     }
 
     /// Matches past `bound` in name order (or its reverse), each kept by `keep`, until
@@ -803,7 +800,7 @@ impl Snapshot {
             };
         }
         let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
-        let first = self.matches(&term, cap + 1);
+        let first: Vec<At> = self.matches(&term).take(cap + 1).collect();
         let capped = first.len() > cap;
         let counts = if capped {
             StatusCounts::capped()
@@ -816,12 +813,6 @@ impl Snapshot {
         let page = if capped && query.sort == SortKey::Name {
             self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered)
         } else {
-            let mut candidates = if capped {
-                self.matches(&term, usize::MAX)
-            } else {
-                first
-            };
-            candidates.retain(|&at| keep(&self.parts(at)));
             let in_order = |&a: &At, &b: &At| {
                 let order = sort_order(query.sort, &self.parts(a), &self.parts(b), now);
                 match direction {
@@ -829,14 +820,32 @@ impl Snapshot {
                     Direction::Descending => order.reverse(),
                 }
             };
-            // The page's rows first, unsorted (linear), then only they are sorted: a
-            // broad search in another order has thousands of matches.
-            if let Some(last) = wanted.checked_sub(1)
-                && candidates.len() > wanted
-            {
-                candidates.select_nth_unstable_by(last, in_order);
+            // Cut back to the page's rows, unsorted (linear), whenever the buffer fills,
+            // then only they are sorted: a broad search in another order has tens of
+            // thousands of matches, which the searches running at once would otherwise
+            // each gather whole (megabytes of them at a million users).
+            let cut_back = |candidates: &mut Vec<At>| {
+                if let Some(last) = wanted.checked_sub(1)
+                    && candidates.len() > wanted
+                {
+                    candidates.select_nth_unstable_by(last, in_order);
+                }
+                candidates.truncate(wanted);
+            };
+            let matches: Box<dyn Iterator<Item = At>> = if capped {
+                Box::new(self.matches(&term))
+            } else {
+                Box::new(first.into_iter())
+            };
+            let buffer = (2 * wanted).max(1024);
+            let mut candidates = Vec::with_capacity(buffer);
+            for at in matches.filter(|&at| keep(&self.parts(at))) {
+                candidates.push(at);
+                if candidates.len() == buffer {
+                    cut_back(&mut candidates);
+                }
             }
-            candidates.truncate(wanted);
+            cut_back(&mut candidates);
             candidates.sort_by(in_order);
             candidates
         };
@@ -1522,6 +1531,41 @@ mod tests {
             .collect();
         let expected: Vec<String> = (1449..1500).rev().map(|n| format!("f{n:04}")).collect();
         assert_eq!(firsts, expected, "the page and one more, from the end");
+    }
+
+    #[test]
+    fn a_broad_search_in_another_order_keeps_only_its_page_and_finds_the_first_rows() {
+        // Ids (the order of "invited" on one day) run against the name order, and every
+        // user matches: the page is cut back to its rows many times over.
+        let everyone: Vec<Loose> = (0..5000)
+            .map(|n| user(n, &format!("f{:04}", 4999 - n), "same"))
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        let query = ListQuery {
+            search: "example".to_owned(),
+            status: None,
+            expiring_soon: false,
+            sort: SortKey::Invited,
+            direction: Direction::Ascending,
+            from: super::super::list::PageFrom::Start,
+            per_page: 50,
+        };
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a date");
+        let found = snapshot.find(&query, "example", now);
+        let firsts: Vec<String> = found
+            .rows
+            .iter()
+            .map(|row| match row {
+                FoundRow::Made(row) => row.first_name.clone(),
+                FoundRow::ToRead(id) => panic!("{id} not made from the index"),
+            })
+            .collect();
+        let expected: Vec<String> = (0..51).map(|n| format!("f{:04}", 4999 - n)).collect();
+        assert_eq!(firsts, expected, "the first invited, and one more");
     }
 
     #[test]
