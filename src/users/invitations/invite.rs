@@ -67,6 +67,13 @@ pub fn invite(
         }
         let existing = existing_email_keys(conn, &keys)?;
         if !existing.is_empty() {
+            // The same form may have been saved between the two reads (on PostgreSQL each
+            // statement sees what committed before it): its key came with the addresses.
+            if let Some(key) = submission_key
+                && was_submitted(conn, key)?
+            {
+                return Ok(InviteOutcome::AlreadySubmitted);
+            }
             return Ok(InviteOutcome::AlreadyInvited(existing));
         }
         if let Some(key) = submission_key {
