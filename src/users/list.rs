@@ -7,7 +7,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::EnrollmentStatus;
-use super::status::{StatusFacts, StatusFilter, expiring_soon_filter, users_with_live_invitation};
+use super::status::{
+    StatusFacts, StatusFilter, StatusFlags, expiring_soon_filter, users_with_live_invitation,
+};
 use crate::db::schema::{invitations, users};
 use crate::db::{DbConnection, Engine, MultiBackend, Stamp, engine_of};
 
@@ -216,31 +218,13 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
     // Whether, not when: no list shows when a user joined, was deactivated, or when the
     // invitation went out or bounced, and the search index keeps only whether.
-    #[diesel(
-        select_expression = users::enrolled_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<users::enrolled_at>
-    )]
-    pub enrolled: bool,
-    #[diesel(
-        select_expression = users::deactivated_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<users::deactivated_at>
-    )]
-    pub deactivated: bool,
+    #[diesel(embed)]
+    pub flags: StatusFlags,
     /// The credential that created the user (an identity provider), by name.
     #[diesel(select_expression = users::provisioned_by)]
     pub provisioned_by: Option<String>,
     #[diesel(select_expression = invitations::expires_at, deserialize_as = Stamp)]
     pub expires_at: NaiveDateTime,
-    #[diesel(
-        select_expression = invitations::sent_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<invitations::sent_at>
-    )]
-    pub sent: bool,
-    #[diesel(
-        select_expression = invitations::delivery_failed_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<invitations::delivery_failed_at>
-    )]
-    pub delivery_failed: bool,
     #[diesel(select_expression = invitations::delivery_error)]
     pub delivery_error: Option<String>,
 }
@@ -249,11 +233,8 @@ impl UserRow {
     pub fn status(&self, now: NaiveDateTime) -> EnrollmentStatus {
         EnrollmentStatus::derive(
             &StatusFacts {
-                deactivated: self.deactivated,
-                enrolled: self.enrolled,
+                flags: self.flags,
                 expires_at: self.expires_at,
-                sent: self.sent,
-                delivery_failed: self.delivery_failed,
             },
             now,
         )

@@ -35,7 +35,7 @@ use memchr::memmem;
 use super::EnrollmentStatus;
 use super::counts::{COUNT_CAP, StatusCounts};
 use super::list::{Cursor, Direction, FoundRow, ListQuery, SortKey};
-use super::status::{EXPIRING_SOON_DAYS, StatusFacts, users_with_live_invitation};
+use super::status::{EXPIRING_SOON_DAYS, StatusFacts, StatusFlags, users_with_live_invitation};
 use crate::db::presence::Presence;
 use crate::db::schema::{invitations, users};
 use crate::db::{DbConnection, Engine, Stamp, engine_of};
@@ -127,10 +127,10 @@ impl Entry {
             text_end: 0,
             shape: length(first_len)?
                 | length(last_len)? << NAME_LENGTH_BITS
-                | flag(facts.deactivated, Flag::Deactivated)
-                | flag(facts.enrolled, Flag::Enrolled)
-                | flag(facts.sent, Flag::Sent)
-                | flag(facts.delivery_failed, Flag::DeliveryFailed)
+                | flag(facts.flags.deactivated, Flag::Deactivated)
+                | flag(facts.flags.enrolled, Flag::Enrolled)
+                | flag(facts.flags.sent, Flag::Sent)
+                | flag(facts.flags.delivery_failed, Flag::DeliveryFailed)
                 | flag(shown_from_index, Flag::ShownFromIndex),
         })
     }
@@ -153,11 +153,13 @@ impl Entry {
 
     fn facts(&self) -> StatusFacts<i64> {
         StatusFacts {
-            deactivated: self.has(Flag::Deactivated),
-            enrolled: self.has(Flag::Enrolled),
+            flags: StatusFlags {
+                deactivated: self.has(Flag::Deactivated),
+                enrolled: self.has(Flag::Enrolled),
+                sent: self.has(Flag::Sent),
+                delivery_failed: self.has(Flag::DeliveryFailed),
+            },
             expires_at: self.expires_at,
-            sent: self.has(Flag::Sent),
-            delivery_failed: self.has(Flag::DeliveryFailed),
         }
     }
 
@@ -380,12 +382,9 @@ impl Chunk {
             last_name,
             email,
             created_at: time_of(entry.created_at)?,
-            enrolled: entry.has(Flag::Enrolled),
-            deactivated: entry.has(Flag::Deactivated),
+            flags: entry.facts().flags,
             provisioned_by: None,
             expires_at: time_of(entry.expires_at)?,
-            sent: entry.has(Flag::Sent),
-            delivery_failed: entry.has(Flag::DeliveryFailed),
             delivery_error: None,
         })
     }
@@ -436,28 +435,10 @@ struct UserFacts {
     email: String,
     #[diesel(select_expression = users::created_at, deserialize_as = Stamp)]
     created_at: NaiveDateTime,
-    #[diesel(
-        select_expression = users::enrolled_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<users::enrolled_at>
-    )]
-    enrolled: bool,
-    #[diesel(
-        select_expression = users::deactivated_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<users::deactivated_at>
-    )]
-    deactivated: bool,
+    #[diesel(embed)]
+    flags: StatusFlags,
     #[diesel(select_expression = invitations::expires_at, deserialize_as = Stamp)]
     expires_at: NaiveDateTime,
-    #[diesel(
-        select_expression = invitations::sent_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<invitations::sent_at>
-    )]
-    sent: bool,
-    #[diesel(
-        select_expression = invitations::delivery_failed_at.is_not_null(),
-        select_expression_type = diesel::dsl::IsNotNull<invitations::delivery_failed_at>
-    )]
-    delivery_failed: bool,
     #[diesel(select_expression = users::provisioned_by)]
     provisioned_by: Option<String>,
     #[diesel(select_expression = invitations::delivery_error)]
@@ -508,11 +489,8 @@ impl Loose {
                 id.as_u128(),
                 micros(user.created_at),
                 StatusFacts {
-                    deactivated: user.deactivated,
-                    enrolled: user.enrolled,
+                    flags: user.flags,
                     expires_at: micros(user.expires_at),
-                    sent: user.sent,
-                    delivery_failed: user.delivery_failed,
                 },
                 (first.len(), last.len()),
                 same_but_capitals && user.provisioned_by.is_none() && user.delivery_error.is_none(),
@@ -1373,11 +1351,11 @@ mod tests {
             last_name: last.to_owned(),
             email: format!("{first}.{last}.{n}@example.com"),
             created_at: day,
-            enrolled: false,
-            deactivated: false,
+            flags: StatusFlags {
+                sent: true,
+                ..StatusFlags::default()
+            },
             expires_at: day,
-            sent: true,
-            delivery_failed: false,
             provisioned_by: None,
             delivery_error: None,
         }
@@ -1433,11 +1411,12 @@ mod tests {
     fn an_entry_gives_back_what_it_was_made_of() {
         let id = u128::MAX - 12_345;
         let facts = StatusFacts {
-            deactivated: false,
-            enrolled: true,
+            flags: StatusFlags {
+                enrolled: true,
+                sent: true,
+                ..StatusFlags::default()
+            },
             expires_at: -7,
-            sent: true,
-            delivery_failed: false,
         };
         let entry = Entry::new(id, 42, facts, (2047, 1), true).expect("names that fit");
         assert_eq!(entry.id(), id);
@@ -1445,11 +1424,11 @@ mod tests {
         let back = entry.facts();
         assert_eq!(
             (
-                back.deactivated,
-                back.enrolled,
+                back.flags.deactivated,
+                back.flags.enrolled,
                 back.expires_at,
-                back.sent,
-                back.delivery_failed
+                back.flags.sent,
+                back.flags.delivery_failed
             ),
             (false, true, -7, true, false)
         );

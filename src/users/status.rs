@@ -37,16 +37,40 @@ pub fn not_invited_expiry() -> NaiveDateTime {
         .unwrap_or(NaiveDateTime::MAX)
 }
 
-/// The facts a status is derived from: the user's and their live invitation's. Whether
-/// something happened is all the rule needs, except for the expiry, which is a
-/// `NaiveDateTime` or any other measure of time (the search index keeps microseconds).
+/// Whether the user joined or was deactivated, and whether their live invitation went out
+/// or bounced: all the status rule needs to know of those, besides the expiry. Selected as
+/// such (`IS NOT NULL`) wherever users are listed.
+#[derive(Debug, Clone, Copy, Default, Queryable, Selectable)]
+#[diesel(check_for_backend(MultiBackend))]
+pub struct StatusFlags {
+    #[diesel(
+        select_expression = users::deactivated_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<users::deactivated_at>
+    )]
+    pub deactivated: bool,
+    #[diesel(
+        select_expression = users::enrolled_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<users::enrolled_at>
+    )]
+    pub enrolled: bool,
+    #[diesel(
+        select_expression = invitations::sent_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<invitations::sent_at>
+    )]
+    pub sent: bool,
+    #[diesel(
+        select_expression = invitations::delivery_failed_at.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<invitations::delivery_failed_at>
+    )]
+    pub delivery_failed: bool,
+}
+
+/// The facts a status is derived from: the user's and their live invitation's. The expiry
+/// is a `NaiveDateTime` or any other measure of time (the search index keeps microseconds).
 #[derive(Debug, Clone, Copy)]
 pub struct StatusFacts<T = NaiveDateTime> {
-    pub deactivated: bool,
-    pub enrolled: bool,
+    pub flags: StatusFlags,
     pub expires_at: T,
-    pub sent: bool,
-    pub delivery_failed: bool,
 }
 
 type LiveInvitationJoin = diesel::dsl::And<
@@ -124,17 +148,18 @@ impl EnrollmentStatus {
     /// [`EnrollmentStatus::derive`] over any measure of time: `not_invited_from` is
     /// [`not_invited_expiry`] in it.
     pub fn derive_at<T: PartialOrd>(facts: &StatusFacts<T>, now: &T, not_invited_from: &T) -> Self {
-        if facts.deactivated {
+        let flags = &facts.flags;
+        if flags.deactivated {
             Self::Deactivated
-        } else if facts.enrolled {
+        } else if flags.enrolled {
             Self::Enrolled
         } else if facts.expires_at >= *not_invited_from {
             Self::NotInvited
-        } else if facts.delivery_failed {
+        } else if flags.delivery_failed {
             Self::DeliveryFailed
         } else if facts.expires_at <= *now {
             Self::Expired
-        } else if !facts.sent {
+        } else if !flags.sent {
             Self::Sending
         } else {
             Self::Pending
@@ -238,11 +263,8 @@ mod tests {
 
     fn facts() -> StatusFacts {
         StatusFacts {
-            deactivated: false,
-            enrolled: false,
+            flags: StatusFlags::default(),
             expires_at: now() + TimeDelta::days(7),
-            sent: false,
-            delivery_failed: false,
         }
     }
 
@@ -253,9 +275,13 @@ mod tests {
             EnrollmentStatus::derive(&facts(), now),
             EnrollmentStatus::Sending
         );
+        let base = facts();
         let sent = StatusFacts {
-            sent: true,
-            ..facts()
+            flags: StatusFlags {
+                sent: true,
+                ..base.flags
+            },
+            ..base
         };
         assert_eq!(
             EnrollmentStatus::derive(&sent, now),
@@ -270,7 +296,10 @@ mod tests {
             EnrollmentStatus::Expired
         );
         let failed = StatusFacts {
-            delivery_failed: true,
+            flags: StatusFlags {
+                delivery_failed: true,
+                ..expired.flags
+            },
             ..expired
         };
         assert_eq!(
@@ -278,7 +307,10 @@ mod tests {
             EnrollmentStatus::DeliveryFailed
         );
         let enrolled = StatusFacts {
-            enrolled: true,
+            flags: StatusFlags {
+                enrolled: true,
+                ..failed.flags
+            },
             ..failed
         };
         assert_eq!(
@@ -294,7 +326,10 @@ mod tests {
             EnrollmentStatus::NotInvited
         );
         let deactivated = StatusFacts {
-            deactivated: true,
+            flags: StatusFlags {
+                deactivated: true,
+                ..enrolled.flags
+            },
             ..enrolled
         };
         assert_eq!(

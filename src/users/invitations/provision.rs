@@ -148,11 +148,13 @@ impl ScimUserRow {
     pub fn status(&self, now: NaiveDateTime) -> crate::users::EnrollmentStatus {
         crate::users::EnrollmentStatus::derive(
             &crate::users::status::StatusFacts {
-                deactivated: self.deactivated_at.is_some(),
-                enrolled: self.enrolled_at.is_some(),
+                flags: crate::users::status::StatusFlags {
+                    deactivated: self.deactivated_at.is_some(),
+                    enrolled: self.enrolled_at.is_some(),
+                    sent: self.sent_at.is_some(),
+                    delivery_failed: self.delivery_failed_at.is_some(),
+                },
                 expires_at: self.expires_at,
-                sent: self.sent_at.is_some(),
-                delivery_failed: self.delivery_failed_at.is_some(),
             },
             now,
         )
