@@ -185,25 +185,18 @@ struct Chunk {
     text: Vec<u8>,
     /// One bit per byte of text: a capital letter (ASCII) in the name or address as typed.
     capitals: Vec<u64>,
-    /// The trigrams of the text (and its runs of four digits, see [`filter_keys`]), as a
-    /// Bloom filter (one hash) sliced by block: bit `b` of a position is set by the keys
-    /// of the `b`th eighth of the rows ([`Chunk::block_rows`]). A term with a key that
-    /// no block holds is not in this chunk, and only the blocks that hold all its keys
-    /// are scanned; one load per key answers for all eight. Names sorted together share
-    /// most trigrams, numbers in addresses do not: a four-digit run is in one chunk in
-    /// seven at a million users, in one block in fifty.
-    trigrams: Vec<u8>,
+    /// The trigrams of the text (and its runs of four digits, see [`filter_keys`]), as
+    /// bits (a Bloom filter, one hash): a term with a trigram not in it is not in this
+    /// chunk, which is then not scanned. Names sorted
+    /// together share most trigrams: 512 users hold a few hundred to a few thousand.
+    trigrams: Vec<u64>,
 }
 
-/// Positions per distinct key of the block with the most (about 12% of them set), within
-/// these bounds.
-const FILTER_POSITIONS_PER_KEY: usize = 8;
-const FILTER_POSITIONS_MIN: usize = 256;
-const FILTER_POSITIONS_MAX: usize = 8192;
-/// The blocks of a chunk, one per bit of a filter position.
-const BLOCKS: usize = u8::BITS as usize;
-/// Chunks whose filters are read together (see [`Snapshot::chunks_holding`]).
-const FILTER_BATCH: usize = 16;
+/// Bits per distinct trigram in a chunk's filter (about 12% of them set), within these
+/// bounds (power-of-two sizes, so that a filter folds in half).
+const FILTER_BITS_PER_TRIGRAM: usize = 8;
+const FILTER_BITS_MIN: usize = 2048;
+const FILTER_BITS_MAX: usize = 65_536;
 
 fn trigram_hash(trigram: &[u8]) -> u32 {
     let packed = trigram
@@ -215,10 +208,13 @@ fn trigram_hash(trigram: &[u8]) -> u32 {
     h ^ (h >> 13)
 }
 
-/// A key's position in a filter of `positions` (any size: the hash's high bits, scaled).
-fn filter_position(key: u32, positions: usize) -> usize {
-    // At most `positions - 1`, which is a usize.
-    ((u64::from(key) * positions as u64) >> u32::BITS) as usize
+fn filter_has(filter: &[u64], hash: u32) -> bool {
+    let bits = filter.len() * 64;
+    if bits == 0 {
+        return true;
+    }
+    let bit = hash as usize & (bits - 1);
+    filter[bit / 64] >> (bit % 64) & 1 == 1
 }
 
 /// What a search looks for: the substring, and its trigrams for the chunks' filters.
@@ -287,47 +283,28 @@ impl<'a> Parts<'a> {
 }
 
 impl Chunk {
-    /// The chunk with its filter made, sized to the block with the most distinct keys.
+    /// The chunk with its trigram filter made, sized to its distinct trigrams.
     fn sealed(mut self) -> Self {
-        let block_rows = self.block_rows();
-        let blocks: Vec<&[u8]> = (0..self.entries.len())
-            .step_by(block_rows)
-            .map(|first| {
-                let last = (first + block_rows).min(self.entries.len()) - 1;
-                &self.text[self.start_of(first)..self.entries[last].text_end as usize]
-            })
-            .collect();
-        // Distinct keys counted in the widest filter (a few collide: a slightly smaller
-        // filter).
-        let mut widest = vec![0u8; FILTER_POSITIONS_MAX];
-        for (block, text) in blocks.iter().enumerate() {
-            for key in filter_keys(text) {
-                widest[filter_position(key, FILTER_POSITIONS_MAX)] |= 1 << block;
-            }
+        let mut widest = vec![0u64; FILTER_BITS_MAX / 64];
+        for key in filter_keys(&self.text) {
+            let bit = key as usize & (FILTER_BITS_MAX - 1);
+            widest[bit / 64] |= 1 << (bit % 64);
         }
-        let most_distinct = (0..BLOCKS)
-            .map(|block| widest.iter().filter(|p| *p >> block & 1 == 1).count())
-            .max()
-            .unwrap_or(0);
-        let positions = (most_distinct * FILTER_POSITIONS_PER_KEY)
-            .clamp(FILTER_POSITIONS_MIN, FILTER_POSITIONS_MAX);
-        let mut filter = vec![0u8; positions];
-        for (block, text) in blocks.iter().enumerate() {
-            for key in filter_keys(text) {
-                filter[filter_position(key, positions)] |= 1 << block;
-            }
+        let distinct: usize = widest.iter().map(|w| w.count_ones() as usize).sum();
+        let bits = (distinct * FILTER_BITS_PER_TRIGRAM)
+            .next_power_of_two()
+            .clamp(FILTER_BITS_MIN, FILTER_BITS_MAX);
+        // Folded: bit b of the narrower filter is bit b of any half.
+        while widest.len() * 64 > bits {
+            let (low, high) = widest.split_at(widest.len() / 2);
+            widest = low.iter().zip(high).map(|(a, b)| a | b).collect();
         }
-        self.trigrams = filter;
+        self.trigrams = widest;
         // Grown by doubling while filled: a third of a chunk's text would be spare.
         self.entries.shrink_to_fit();
         self.text.shrink_to_fit();
         self.capitals.shrink_to_fit();
         self
-    }
-
-    /// Rows per block of the filter: an eighth of the chunk's.
-    fn block_rows(&self) -> usize {
-        self.entries.len().div_ceil(BLOCKS).max(1)
     }
 
     fn start_of(&self, row: usize) -> usize {
@@ -412,71 +389,35 @@ impl Chunk {
         })
     }
 
-    /// The blocks that may hold the key (bit `b`: block `b`).
-    fn blocks_with(&self, key: u32) -> u8 {
-        if self.trigrams.is_empty() {
-            return u8::MAX;
-        }
-        self.trigrams[filter_position(key, self.trigrams.len())]
-    }
-
-    #[cfg(test)]
+    /// The rows whose text holds the term, in order. A hit across two users' texts (a
+    /// term with a line break in it) is none.
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
-        let blocks = term
-            .trigrams
-            .iter()
-            .fold(u8::MAX, |blocks, &key| blocks & self.blocks_with(key));
-        self.matching_rows_in(&term.finder, blocks)
-    }
-
-    /// The rows of these blocks whose text holds the term, in order. A hit across two
-    /// users' texts (a term with a line break in it) is none.
-    fn matching_rows_in(&self, finder: &memmem::Finder<'_>, mut blocks: u8) -> Vec<usize> {
+        let finder = &term.finder;
         if finder.needle().is_empty() {
             return (0..self.entries.len()).collect();
         }
         let mut rows = Vec::new();
-        let block_rows = self.block_rows();
-        while blocks != 0 {
-            // A run of neighbouring blocks is one scan.
-            let first = blocks.trailing_zeros() as usize;
-            let run = (blocks >> first).trailing_ones() as usize;
-            blocks &= !(((1u16 << run) - 1) << first) as u8;
-            let start = (first * block_rows).min(self.entries.len());
-            let end = ((first + run) * block_rows).min(self.entries.len());
-            if start < end {
-                self.matching_rows_within(finder, start..end, &mut rows);
-            }
+        if !term.trigrams.iter().all(|&t| filter_has(&self.trigrams, t)) {
+            return rows;
         }
-        rows
-    }
-
-    /// [`Chunk::matching_rows_in`] among some neighbouring rows.
-    fn matching_rows_within(
-        &self,
-        finder: &memmem::Finder<'_>,
-        within: std::ops::Range<usize>,
-        rows: &mut Vec<usize>,
-    ) {
-        let from = self.start_of(within.start);
-        let text = &self.text[from..self.entries[within.end - 1].text_end as usize];
-        let (mut row, mut counted_to) = (within.start, 0);
-        for at in finder.find_iter(text) {
+        let (mut row, mut counted_to) = (0, 0);
+        for at in finder.find_iter(&self.text) {
             // A user's row is the number of line breaks before the match (each text is
             // followed by one, and holds none: see `Loose::of`), counted on from the last
             // match through text the search has just read. Walking the entries instead
             // read 48 bytes of each, and a binary search missed the cache at every probe.
-            row += memchr::memchr_iter(b'\n', &text[counted_to..at]).count();
+            row += memchr::memchr_iter(b'\n', &self.text[counted_to..at]).count();
             counted_to = at;
             let Some(entry) = self.entries.get(row) else {
                 break;
             };
-            let fits = self.start_of(row) <= from + at
-                && from + at + finder.needle().len() <= entry.text_end as usize;
+            let fits =
+                self.start_of(row) <= at && at + finder.needle().len() <= entry.text_end as usize;
             if fits && rows.last() != Some(&row) {
                 rows.push(row);
             }
         }
+        rows
     }
 }
 
@@ -614,52 +555,14 @@ impl Snapshot {
         self.chunks[chunk].parts(row)
     }
 
-    /// The chunks, in the order given, whose filters let the term through, with the blocks
-    /// that do. The filters are read a batch of chunks at a time, key by key: each load
-    /// misses the cache (a million users have 2,000 chunks), and the loads of a batch do
-    /// not wait for one another as they would chunk by chunk.
-    fn chunks_holding<'s>(
-        &'s self,
-        term: &'s Term<'_>,
-        mut order: impl Iterator<Item = usize> + 's,
-    ) -> impl Iterator<Item = (usize, u8)> + 's {
-        let mut passed = std::collections::VecDeque::with_capacity(FILTER_BATCH);
-        std::iter::from_fn(move || {
-            loop {
-                if let Some(next) = passed.pop_front() {
-                    return Some(next);
-                }
-                let batch: Vec<usize> = order.by_ref().take(FILTER_BATCH).collect();
-                if batch.is_empty() {
-                    return None;
-                }
-                let mut blocks = [u8::MAX; FILTER_BATCH];
-                for &key in &term.trigrams {
-                    let mut any = 0;
-                    for (blocks, &c) in blocks.iter_mut().zip(&batch) {
-                        if *blocks != 0 {
-                            *blocks &= self.chunks[c].blocks_with(key);
-                        }
-                        any |= *blocks;
-                    }
-                    if any == 0 {
-                        break;
-                    }
-                }
-                passed.extend(batch.into_iter().zip(blocks).filter(|(_, b)| *b != 0));
-            }
-        })
-    }
-
-    /// Matches in name order.
+    /// Matches in name order, at most `at_most`.
     fn matches<'s>(&'s self, term: &'s Term<'_>) -> impl Iterator<Item = At> + 's {
-        self.chunks_holding(term, 0..self.chunks.len())
-            .flat_map(move |(c, blocks)| {
-                self.chunks[c]
-                    .matching_rows_in(&term.finder, blocks)
-                    .into_iter()
-                    .map(move |row| (c, row))
-            })
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            chunk
+                .matching_rows(term)
+                .into_iter()
+                .map(move |row| (c, row))
+        })
     }
 
     /// Matches past `bound` in name order (or its reverse), each kept by `keep`, until
@@ -688,9 +591,9 @@ impl Snapshot {
             }
         };
         let mut found = Vec::with_capacity(wanted);
-        for (c, blocks) in self.chunks_holding(term, chunks) {
+        for c in chunks {
             let chunk = &self.chunks[c];
-            let mut rows = chunk.matching_rows_in(&term.finder, blocks);
+            let mut rows = chunk.matching_rows(term);
             if direction == Direction::Descending {
                 rows.reverse();
             }
@@ -1570,50 +1473,6 @@ mod tests {
             assert_eq!(chunk.matching_rows(&Term::new(part)), [0], "{part}");
         }
         assert!(chunk.matching_rows(&Term::new("1234")).is_empty());
-    }
-
-    #[test]
-    fn a_chunks_filter_narrows_a_search_to_the_blocks_that_hold_the_term() {
-        // 64 users (blocks of 8), the same name; numbers 1000 + n, and one 777777.
-        let everyone: Vec<Loose> = (0..64)
-            .map(|n| user(if n == 42 { 777_777 } else { 1000 + n }, "same", "name"))
-            .collect();
-        let snapshot = Snapshot::default()
-            .with_changes(&HashSet::new(), everyone)
-            .expect("indexed");
-        let chunk = &snapshot.chunks[0];
-        assert_eq!(chunk.block_rows(), 8);
-        let row_of = |number: &str| {
-            (0..64)
-                .find(|&row| String::from_utf8_lossy(chunk.parts(row).email).contains(number))
-                .expect("a row")
-        };
-        let rare = Term::new("777777");
-        let blocks = rare
-            .trigrams
-            .iter()
-            .fold(u8::MAX, |blocks, &key| blocks & chunk.blocks_with(key));
-        // Its block, and at most a false positive or two besides.
-        assert_ne!(blocks & 1 << (row_of("777777") / 8), 0);
-        assert!(blocks.count_ones() <= 3, "{blocks:08b}");
-        assert_eq!(chunk.matching_rows(&rare), [row_of("777777")]);
-        // Neighbouring blocks scanned as one, and every block: all rows, in order.
-        assert_eq!(
-            chunk.matching_rows_in(&rare.finder, u8::MAX),
-            [row_of("777777")]
-        );
-        let everywhere = Term::new("same.name.");
-        assert_eq!(
-            chunk.matching_rows(&everywhere),
-            (0..64).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            chunk.matching_rows_in(&everywhere.finder, 0b1010_0001),
-            (0..8).chain(40..48).chain(56..64).collect::<Vec<_>>()
-        );
-        // Through the snapshot, a batch of chunks at a time.
-        let found: Vec<At> = snapshot.matches(&rare).collect();
-        assert_eq!(found, [(0, row_of("777777"))]);
     }
 
     #[test]
