@@ -102,6 +102,11 @@ enum Flag {
     /// The row can be shown from the index alone: nothing it shows is missing (an
     /// identity provider's name, a delivery error, capitals beyond ASCII).
     ShownFromIndex,
+    /// The first name as typed begins with a capital (ASCII), as nearly every one does:
+    /// held here rather than among the chunk's other capitals.
+    FirstNameCapital,
+    /// The same of the last name.
+    LastNameCapital,
 }
 
 impl Entry {
@@ -112,6 +117,7 @@ impl Entry {
         facts: StatusFacts<i64>,
         (first_len, last_len): (usize, usize),
         shown_from_index: bool,
+        (first_capital, last_capital): (bool, bool),
     ) -> Option<Self> {
         let length = |len: usize| {
             u32::try_from(len)
@@ -131,7 +137,9 @@ impl Entry {
                 | flag(facts.flags.enrolled, Flag::Enrolled)
                 | flag(facts.flags.sent, Flag::Sent)
                 | flag(facts.flags.delivery_failed, Flag::DeliveryFailed)
-                | flag(shown_from_index, Flag::ShownFromIndex),
+                | flag(shown_from_index, Flag::ShownFromIndex)
+                | flag(first_capital, Flag::FirstNameCapital)
+                | flag(last_capital, Flag::LastNameCapital),
         })
     }
 
@@ -183,8 +191,10 @@ impl Entry {
 struct Chunk {
     entries: Vec<Entry>,
     text: Vec<u8>,
-    /// One bit per byte of text: a capital letter (ASCII) in the name or address as typed.
-    capitals: Vec<u64>,
+    /// Where the text has a capital letter (ASCII) in the name or address as typed, in
+    /// order, but for the names' initials (see [`Flag::FirstNameCapital`]): few users
+    /// have any other, and a bit for every byte of text was 6 MB at a million users.
+    capitals: Vec<u32>,
     /// The trigrams of the text (and its runs of four digits, see [`filter_keys`]), as
     /// bits (a Bloom filter, one hash): a term with a trigram not in it is not in this
     /// chunk, which is then not scanned. Names sorted
@@ -331,21 +341,31 @@ impl Chunk {
         self.text.extend_from_slice(text);
         entry.text_end = u32::try_from(self.text.len()).ok()?;
         self.text.push(b'\n');
-        self.capitals.resize(self.text.len().div_ceil(64), 0);
         for at in capitals {
-            let bit = start + at;
-            self.capitals[bit / 64] |= 1 << (bit % 64);
+            self.capitals.push(u32::try_from(start + at).ok()?);
         }
         self.entries.push(entry);
         Some(())
     }
 
+    /// The capitals held of a row's text, as positions in it.
+    fn capitals_of(&self, row: usize) -> impl Iterator<Item = usize> + '_ {
+        let (start, end) = (self.start_of(row), self.entries[row].text_end as usize);
+        let from = self.capitals.partition_point(|&at| (at as usize) < start);
+        self.capitals[from..]
+            .iter()
+            .map(|&at| at as usize)
+            .take_while(move |&at| at < end)
+            .map(move |at| at - start)
+    }
+
     fn push_from(&mut self, other: &Chunk, row: usize) -> Option<()> {
         let (start, end) = (other.start_of(row), other.entries[row].text_end as usize);
-        let capitals = (start..end)
-            .filter(|bit| other.capitals[bit / 64] >> (bit % 64) & 1 == 1)
-            .map(|bit| bit - start);
-        self.push(&other.text[start..end], capitals, other.entries[row])
+        self.push(
+            &other.text[start..end],
+            other.capitals_of(row),
+            other.entries[row],
+        )
     }
 
     /// The user's row as the page shows it, when the index holds all of it.
@@ -354,21 +374,22 @@ impl Chunk {
         if !entry.has(Flag::ShownFromIndex) {
             return None;
         }
-        let start = self.start_of(row);
-        let typed: Vec<u8> = self.text[start..entry.text_end as usize]
-            .iter()
-            .enumerate()
-            .map(|(at, byte)| {
-                let bit = start + at;
-                if self.capitals[bit / 64] >> (bit % 64) & 1 == 1 {
-                    byte.to_ascii_uppercase()
-                } else {
-                    *byte
-                }
-            })
-            .collect();
-        let typed = String::from_utf8(typed).ok()?;
         let (first_len, last_len) = (entry.first_len(), entry.last_len());
+        let mut typed = self.text[self.start_of(row)..entry.text_end as usize].to_vec();
+        let initials = [
+            (entry.has(Flag::FirstNameCapital), 0),
+            (entry.has(Flag::LastNameCapital), first_len + 1),
+        ];
+        let capitals = initials
+            .into_iter()
+            .filter_map(|(capital, at)| capital.then_some(at))
+            .chain(self.capitals_of(row));
+        for at in capitals {
+            if let Some(byte) = typed.get_mut(at) {
+                byte.make_ascii_uppercase();
+            }
+        }
+        let typed = String::from_utf8(typed).ok()?;
         let first_name = typed.get(..first_len)?.to_owned();
         let last_name = typed
             .get(first_len + 1..first_len + 1 + last_len)?
@@ -477,13 +498,17 @@ impl Loose {
                 .bytes()
                 .zip(text.bytes())
                 .all(|(typed, small)| typed == small || typed.to_ascii_lowercase() == small);
-        let capitals = typed
+        let mut capitals: Vec<usize> = typed
             .bytes()
             .zip(text.bytes())
             .enumerate()
             .filter(|(_, (typed, small))| typed != small)
             .map(|(at, _)| at)
             .collect();
+        let initials = (0, first.len() + 1);
+        let first_capital = same_but_capitals && capitals.contains(&initials.0);
+        let last_capital = same_but_capitals && capitals.contains(&initials.1);
+        capitals.retain(|at| *at != initials.0 && *at != initials.1);
         Some(Self {
             entry: Entry::new(
                 id.as_u128(),
@@ -494,6 +519,7 @@ impl Loose {
                 },
                 (first.len(), last.len()),
                 same_but_capitals && user.provisioned_by.is_none() && user.delivery_error.is_none(),
+                (first_capital, last_capital),
             )?,
             capitals: if same_but_capitals {
                 capitals
@@ -1418,9 +1444,11 @@ mod tests {
             },
             expires_at: -7,
         };
-        let entry = Entry::new(id, 42, facts, (2047, 1), true).expect("names that fit");
+        let entry =
+            Entry::new(id, 42, facts, (2047, 1), true, (false, true)).expect("names that fit");
         assert_eq!(entry.id(), id);
         assert_eq!((entry.first_len(), entry.last_len()), (2047, 1));
+        assert!(!entry.has(Flag::FirstNameCapital) && entry.has(Flag::LastNameCapital));
         let back = entry.facts();
         assert_eq!(
             (
@@ -1434,11 +1462,12 @@ mod tests {
         );
         assert!(entry.has(Flag::ShownFromIndex));
         assert!(
-            !Entry::new(id, 42, facts, (1, 0), false).is_some_and(|e| e.has(Flag::ShownFromIndex))
+            !Entry::new(id, 42, facts, (1, 0), false, (true, true))
+                .is_some_and(|e| e.has(Flag::ShownFromIndex) || e.first_len() != 1)
         );
         // A name too long to hold: the user is not indexed (the database answers).
-        assert!(Entry::new(id, 42, facts, (2048, 1), true).is_none());
-        assert!(Entry::new(id, 42, facts, (1, 2048), true).is_none());
+        assert!(Entry::new(id, 42, facts, (2048, 1), true, (true, true)).is_none());
+        assert!(Entry::new(id, 42, facts, (1, 2048), true, (true, true)).is_none());
     }
 
     #[test]
@@ -1570,6 +1599,24 @@ mod tests {
         assert_eq!(ada.id, uuid::Uuid::from_u128(1).hyphenated().to_string());
         // Capitals beyond ASCII: the index searches the text, the database shows it.
         assert!(chunk.row(1).is_none());
+        // Initials are flags; the chunk holds the other capitals (McCarthy's C and the
+        // address's three), and they follow the row when its chunk is copied.
+        assert_eq!(chunk.capitals.len(), 4);
+        let changed = snapshot
+            .with_changes(&HashSet::new(), vec![user(3, "al", "adams")])
+            .expect("indexed");
+        let chunk = &changed.chunks[0];
+        let shown = |row: usize| {
+            chunk
+                .row(row)
+                .map(|r| format!("{} {} {}", r.first_name, r.last_name, r.email))
+        };
+        assert_eq!(shown(0).as_deref(), Some("al adams al.adams.3@example.com"));
+        assert_eq!(
+            shown(1).as_deref(),
+            Some("Ada McCarthy Ada.McCarthy.1@example.com")
+        );
+        assert!(shown(2).is_none());
     }
 
     #[test]
