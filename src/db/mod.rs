@@ -517,11 +517,39 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    transaction_begun_by(conn, "BEGIN", work)
+}
+
+/// [`write_transaction`], whose commit on PostgreSQL does not wait for the WAL flush
+/// (`synchronous_commit = off`, set in the same round trip as `BEGIN`). For records that
+/// may be lost if the database server itself crashes within about half a second of the
+/// commit, because what they record is safe to do again (see the outbox's delivery).
+pub fn unflushed_write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    transaction_begun_by(conn, "BEGIN; SET LOCAL synchronous_commit = off", work)
+}
+
+/// A write transaction begun on PostgreSQL by `postgres_begin` (on SQLite always by
+/// `BEGIN IMMEDIATE`).
+fn transaction_begun_by<T, E, F>(
+    conn: &mut DbConnection,
+    postgres_begin: &str,
+    work: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     match conn {
         DbConnection::Sqlite(inner) => {
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
         }
-        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction(inner)?,
+        DbConnection::Postgresql(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, postgres_begin)?
+        }
     }
     type Manager = <DbConnection as Connection>::TransactionManager;
     match work(conn) {
