@@ -13,9 +13,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{
-    AnsiTransactionManager, Connection, SimpleConnection, TransactionManager,
-};
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::r2d2::ManageConnection;
 use libsqlite3_sys as ffi;
 
@@ -219,26 +217,21 @@ where
 {
     let query = |e: diesel::result::Error| E::from(DbError::Query(e));
     match conn {
-        DbConnection::Postgresql(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN READ ONLY")
-                .map_err(query)?;
-        }
+        // The deadline set in the same round trip as `BEGIN`.
+        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            &format!(
+                "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+                timeout.as_millis().max(1)
+            ),
+        )
+        .map_err(query)?,
         DbConnection::Sqlite(inner) => {
             AnsiTransactionManager::begin_transaction(inner).map_err(query)?;
         }
     }
     type Manager = <DbConnection as Connection>::TransactionManager;
-    let result = match conn {
-        DbConnection::Postgresql(inner) => inner
-            .batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}",
-                timeout.as_millis().max(1)
-            ))
-            .map_err(query),
-        DbConnection::Sqlite(_) => Ok(()),
-    }
-    .and_then(|()| work(conn));
-    match result {
+    match work(conn) {
         Ok(value) => {
             Manager::commit_transaction(conn).map_err(query)?;
             Ok(value)
@@ -255,6 +248,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::connection::SimpleConnection;
 
     #[test]
     fn a_sqlite_statement_past_its_deadline_is_interrupted() {
