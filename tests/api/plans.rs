@@ -45,6 +45,56 @@ on_both_engines! {
     }
 }
 
+on_both_engines! {
+    async fn a_large_invite_refreshes_the_statistics_of_the_tables_it_grew() {
+        let app = spawn_app().await;
+        app.set_up_invitations().await;
+        let people: Vec<(String, String, String)> = (0..600)
+            .map(|n| ("Bulk".into(), format!("Person{n}"), format!("bulk{n}@example.com")))
+            .collect();
+        let people: Vec<(&str, &str, &str)> = people
+            .iter()
+            .map(|(first, last, email)| (first.as_str(), last.as_str(), email.as_str()))
+            .collect();
+        let page = app.invite(&people).await;
+        assert_eq!(page.status, 303, "the invite failed: {}", page.text());
+        assert_eq!(app.count("users"), 600);
+        // Refreshed in the background: wait for it.
+        let grown = ["users", "invitations", "outbound_emails"];
+        let mut analysed = Vec::new();
+        for _ in 0..100 {
+            analysed = tables_with_statistics(&mut app.conn(), current_engine());
+            if grown.iter().all(|table| analysed.iter().any(|t| t == table)) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("statistics of {grown:?} expected after a 600-row invite; only {analysed:?} have them");
+    }
+}
+
+/// The tables the planner has statistics for, gathered by an ANALYZE (not autovacuum).
+fn tables_with_statistics(conn: &mut DbConnection, engine: Engine) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let query = match engine {
+        Engine::Sqlite => {
+            // An error until the first ANALYZE makes the table: none then.
+            "SELECT DISTINCT tbl AS name FROM sqlite_stat1"
+        }
+        Engine::Postgres => {
+            "SELECT relname::text AS name FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+        }
+    };
+    diesel::sql_query(query)
+        .load::<Table>(conn)
+        .map(|tables| tables.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default()
+}
+
 fn check_every_view(db: &Db, engine: Engine) {
     let mut conn = db.get().unwrap();
     enroll::db::run_migrations(&mut conn).unwrap();
