@@ -502,13 +502,16 @@ pub fn settle(
 /// Sends one claimed email and records the outcome: `prepare` builds the message
 /// (opening its sealed body, signing it), `send` hands it to the mail server. A final
 /// outcome that could not be recorded is handed back (see [`record_again`]), not dropped.
+/// `conn` is the sender's for its whole batch: taking one from the pool for each email
+/// cost PostgreSQL a round trip more (the pool's check that it is alive), as much as one
+/// of the email's own statements.
 ///
 /// On PostgreSQL the row is locked for the whole attempt, so that two instances never
 /// send it and a concurrent removal or resend either waits for it or stops it first.
 /// On SQLite (one instance) a transaction held across the SMTP conversation would block
-/// every other writer, so the claim is re-checked and its lease renewed, the connection
-/// returned while the message is prepared, the claim and the invitation read once more
-/// just before the message is handed over, and the outcome recorded in a short
+/// every other writer, so the claim is re-checked and its lease renewed, no transaction
+/// is open while the message is prepared, the claim and the invitation are read once
+/// more just before the message is handed over, and the outcome is recorded in a short
 /// transaction of its own. Renewing per email matters: the batch was claimed under one
 /// lease, and the sends before this one may have used most of it, after which another
 /// mail thread would claim this email again and send it twice.
@@ -519,7 +522,7 @@ pub fn settle(
 /// removed) or used (joined), so the invitee gets a link that no longer works, never
 /// one that does.
 pub fn deliver_claimed<M>(
-    db: &Db,
+    conn: &mut DbConnection,
     id: &str,
     claim_token: &str,
     lease: TimeDelta,
@@ -529,26 +532,24 @@ pub fn deliver_claimed<M>(
 ) -> anyhow::Result<Option<Unrecorded>> {
     // Set once the attempt is made: from then on a failure is a failure to record.
     let mut attempted = None;
-    let result: anyhow::Result<()> = match db.engine() {
-        Engine::Postgres => db.get().map_err(anyhow::Error::from).and_then(|mut conn| {
-            // Not waiting for the WAL flush halves the cost of an email (the flush was
-            // most of it). What this gives up: if the database server itself crashes (not
-            // enroll) within about half a second of an outcome's commit, that outcome is
-            // lost and the email goes out again once its lease ends; like SQLite's
-            // `synchronous = NORMAL` on a power cut. The claim stays durable.
-            unflushed_write_transaction(&mut conn, |conn| {
-                let Some(email) = load_claimed(conn, id, claim_token)? else {
-                    return Ok(());
-                };
-                let outcome = prepare(&email).map_or_else(|failed| failed, |m| send(&email, m));
-                let settled = settle(conn, &email, claim_token, &outcome, clock.now());
-                attempted = Some((email, outcome));
-                settled
-            })
-            .map_err(anyhow::Error::from)
-        }),
+    let result: anyhow::Result<()> = match engine_of(conn) {
+        // Not waiting for the WAL flush halves the cost of an email (the flush was most
+        // of it). What this gives up: if the database server itself crashes (not enroll)
+        // within about half a second of an outcome's commit, that outcome is lost and the
+        // email goes out again once its lease ends; like SQLite's `synchronous = NORMAL`
+        // on a power cut. The claim stays durable.
+        Engine::Postgres => unflushed_write_transaction(conn, |conn| {
+            let Some(email) = load_claimed(conn, id, claim_token)? else {
+                return Ok(());
+            };
+            let outcome = prepare(&email).map_or_else(|failed| failed, |m| send(&email, m));
+            let settled = settle(conn, &email, claim_token, &outcome, clock.now());
+            attempted = Some((email, outcome));
+            settled
+        })
+        .map_err(anyhow::Error::from),
         Engine::Sqlite => {
-            let claimed = write_transaction(&mut *db.get()?, |conn| {
+            let claimed = write_transaction(conn, |conn| {
                 renew_lease(conn, id, claim_token, clock.now() + lease)?;
                 load_claimed(conn, id, claim_token)
             })?;
@@ -560,21 +561,17 @@ pub fn deliver_claimed<M>(
                 Ok(message) => {
                     // A removal, resend or joining may have committed since the claim was
                     // read; reading needs no write lock.
-                    let mut conn = db.get()?;
-                    if !still_to_send(&mut conn, id, claim_token)? {
-                        write_transaction(&mut conn, |conn| cancel_claimed(conn, id, claim_token))?;
+                    if !still_to_send(conn, id, claim_token)? {
+                        write_transaction(conn, |conn| cancel_claimed(conn, id, claim_token))?;
                         return Ok(None);
                     }
-                    drop(conn);
                     send(&email, message)
                 }
             };
-            let settled = db.get().map_err(anyhow::Error::from).and_then(|mut conn| {
-                write_transaction(&mut conn, |conn| {
-                    settle(conn, &email, claim_token, &outcome, clock.now())
-                })
-                .map_err(anyhow::Error::from)
-            });
+            let settled = write_transaction(conn, |conn| {
+                settle(conn, &email, claim_token, &outcome, clock.now())
+            })
+            .map_err(anyhow::Error::from);
             attempted = Some((email, outcome));
             settled
         }

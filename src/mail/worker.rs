@@ -15,8 +15,8 @@ use super::seal::MailKey;
 use super::transport::{Mailer, SendError};
 use super::watcher::{Signal, Watcher};
 use crate::clock::Clock;
-use crate::db::Db;
 use crate::db::presence::Presence;
+use crate::db::{Db, DbConnection, PooledConnection};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -208,9 +208,10 @@ impl MailWorker {
     /// without threads (the integration tests), this is how mail goes out.
     pub fn deliver_due(&self) -> anyhow::Result<usize> {
         let mut attempted = std::collections::HashSet::new();
+        let mut held = None;
         loop {
             let claim_token = uuid::Uuid::new_v4().to_string();
-            let ids = self.sender.claim(&claim_token)?;
+            let ids = self.sender.claim(&mut held, &claim_token)?;
             let fresh: Vec<String> = ids
                 .into_iter()
                 .filter(|id| attempted.insert(id.clone()))
@@ -220,7 +221,7 @@ impl MailWorker {
                 return Ok(attempted.len());
             }
             for id in &fresh {
-                self.sender.deliver(id, &claim_token)?;
+                self.sender.deliver(&mut held, id, &claim_token)?;
             }
         }
     }
@@ -289,7 +290,9 @@ impl Worker {
     /// Claims and sends one batch; returns how many emails were claimed.
     fn work_once(&self) -> anyhow::Result<usize> {
         let claim_token = uuid::Uuid::new_v4().to_string();
-        let ids = self.claim(&claim_token)?;
+        // One connection for the batch (see `outbox::deliver_claimed`).
+        let mut held = None;
+        let ids = self.claim(&mut held, &claim_token)?;
         if !ids.is_empty() {
             // There may be more: another idle sender joins in (and so on, while it finds some).
             self.signal.notify();
@@ -299,15 +302,31 @@ impl Worker {
                 // The rest become due again when the lease runs out.
                 break;
             }
-            self.deliver(id, &claim_token)?;
+            self.deliver(&mut held, id, &claim_token)?;
         }
         Ok(ids.len())
     }
 
+    /// The connection held for the batch, taken from the pool if there is none.
+    fn held<'c>(
+        &self,
+        held: &'c mut Option<PooledConnection>,
+    ) -> anyhow::Result<&'c mut DbConnection> {
+        let conn = match held {
+            Some(conn) => conn,
+            None => held.insert(self.db.get()?),
+        };
+        Ok(conn)
+    }
+
     /// Claims a batch of due emails under `claim_token`.
-    fn claim(&self, claim_token: &str) -> anyhow::Result<Vec<String>> {
+    fn claim(
+        &self,
+        held: &mut Option<PooledConnection>,
+        claim_token: &str,
+    ) -> anyhow::Result<Vec<String>> {
         Ok(outbox::claim_due(
-            &mut *self.db.get()?,
+            self.held(held)?,
             self.clock.now(),
             Claim {
                 token: claim_token,
@@ -319,9 +338,14 @@ impl Worker {
     }
 
     /// Sends one claimed email and records what happened, however long that takes.
-    fn deliver(&self, id: &str, claim_token: &str) -> anyhow::Result<()> {
+    fn deliver(
+        &self,
+        held: &mut Option<PooledConnection>,
+        id: &str,
+        claim_token: &str,
+    ) -> anyhow::Result<()> {
         let unrecorded = outbox::deliver_claimed(
-            &self.db,
+            self.held(held)?,
             id,
             claim_token,
             self.settings.lease,
@@ -330,6 +354,9 @@ impl Worker {
             |email, message| self.send(email, message),
         )?;
         if let Some(unrecorded) = unrecorded {
+            // It may be what refused the record: back to the pool (which drops it if it
+            // is broken) while the retries take others.
+            *held = None;
             self.record_until_done(unrecorded, claim_token);
         }
         Ok(())

@@ -260,7 +260,7 @@ on_both_engines! {
                     change(&recipient);
                 }
                 outbox::deliver_claimed(
-                    &db,
+                    &mut db.get().unwrap(),
                     id,
                     claim,
                     lease,
