@@ -804,7 +804,10 @@ impl Snapshot {
             };
         }
         let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
-        let first: Vec<At> = self.matches(&term).take(cap + 1).collect();
+        // The first matches decide the counts; the page reads on from them rather than
+        // searching the same chunks again.
+        let mut later = self.matches(&term);
+        let first: Vec<At> = later.by_ref().take(cap + 1).collect();
         let capped = first.len() > cap;
         let counts = if capped {
             StatusCounts::capped()
@@ -815,7 +818,17 @@ impl Snapshot {
             }))
         };
         let page = if capped && query.sort == SortKey::Name {
-            self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered)
+            if direction == Direction::Ascending && bound.is_none() {
+                // The first page in name order: the matches read so far, then on.
+                first
+                    .into_iter()
+                    .chain(later)
+                    .filter(|&at| filtered(&self.parts(at)))
+                    .take(wanted)
+                    .collect()
+            } else {
+                self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered)
+            }
         } else {
             let in_order = |&a: &At, &b: &At| {
                 let order = sort_order(query.sort, &self.parts(a), &self.parts(b), now);
@@ -836,14 +849,14 @@ impl Snapshot {
                 }
                 candidates.truncate(wanted);
             };
-            let matches: Box<dyn Iterator<Item = At>> = if capped {
-                Box::new(self.matches(&term))
-            } else {
-                Box::new(first.into_iter())
-            };
             let buffer = (2 * wanted).max(1024);
             let mut candidates = Vec::with_capacity(buffer);
-            for at in matches.filter(|&at| keep(&self.parts(at))) {
+            // Every match: those read so far, then the rest (none when not capped).
+            for at in first
+                .into_iter()
+                .chain(later)
+                .filter(|&at| keep(&self.parts(at)))
+            {
                 candidates.push(at);
                 if candidates.len() == buffer {
                     cut_back(&mut candidates);
@@ -1574,6 +1587,58 @@ mod tests {
             .collect();
         let expected: Vec<String> = (0..51).map(|n| format!("f{:04}", 4999 - n)).collect();
         assert_eq!(firsts, expected, "the first invited, and one more");
+    }
+
+    #[test]
+    fn a_broad_search_reads_its_page_on_from_the_matches_that_decided_its_counts() {
+        // Everyone matches (more than the counts' cap); the last thousand have joined.
+        let everyone: Vec<Loose> = (0..3000)
+            .map(|n| {
+                let mut facts = facts(n, &format!("f{n:04}"), "same");
+                facts.flags.enrolled = n >= 2000;
+                Loose::of(facts).expect("a canonical id")
+            })
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a date");
+        let firsts = |status: Option<EnrollmentStatus>, sort: SortKey| -> Vec<String> {
+            let query = ListQuery {
+                search: "example".to_owned(),
+                status,
+                expiring_soon: false,
+                sort,
+                direction: Direction::Ascending,
+                from: super::super::list::PageFrom::Start,
+                per_page: 50,
+            };
+            let found = snapshot.find(&query, "example", now);
+            assert!(
+                found.counts.is_some_and(|c| c.capped),
+                "counted past the cap"
+            );
+            found
+                .rows
+                .iter()
+                .map(|row| match row {
+                    FoundRow::Made(row) => row.first_name.clone(),
+                    FoundRow::ToRead(id) => panic!("{id} not made from the index"),
+                })
+                .collect()
+        };
+        // None of the joined is among the matches that decided the counts.
+        let joined: Vec<String> = (2000..2051).map(|n| format!("f{n:04}")).collect();
+        assert_eq!(
+            firsts(Some(EnrollmentStatus::Enrolled), SortKey::Name),
+            joined
+        );
+        // All of the first invited are, once each.
+        let invited: Vec<String> = (0..51).map(|n| format!("f{n:04}")).collect();
+        assert_eq!(firsts(None, SortKey::Invited), invited);
+        assert_eq!(firsts(None, SortKey::Name), invited);
     }
 
     #[test]
