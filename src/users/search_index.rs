@@ -196,13 +196,43 @@ struct Chunk {
     /// have any other, and a bit for every byte of text was 6 MB at a million users.
     capitals: Vec<u32>,
     /// The trigrams of the text (and its runs of four digits, see [`filter_keys`]), as
-    /// bits (a Bloom filter, one hash): a term with a trigram not in it is not in this
-    /// chunk, which is then not scanned. Names sorted
+    /// bits (a Bloom filter, see [`FilterBlock`]): a term with a trigram not in it is not
+    /// in this chunk, which is then not scanned. Names sorted
     /// together share most trigrams: 512 users hold a few hundred to a few thousand.
-    trigrams: Vec<u64>,
+    trigrams: Vec<FilterBlock>,
 }
 
-/// Bits per distinct trigram in a chunk's filter (about 12% of them set), within these
+/// A block of a chunk's filter: a trigram sets two bits of one block, which is one cache
+/// line, so that asking for it costs one memory read, as a single bit did. In the same
+/// space, fewer trigrams a chunk lacks pass its filter (3.4% against 9.4% with one bit,
+/// in `a_chunks_filter_holds_every_trigram_of_its_text_and_few_others`), and each that
+/// passes costs a search through the chunk's text.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct FilterBlock([u64; 8]);
+
+const FILTER_BLOCK_BITS: usize = 512;
+
+impl FilterBlock {
+    /// The two bits of a trigram within its block (from bits the block number leaves).
+    fn bits_of(hash: u32) -> [usize; 2] {
+        [(hash >> 14) as usize & 511, (hash >> 23) as usize & 511]
+    }
+
+    fn set(&mut self, hash: u32) {
+        for bit in Self::bits_of(hash) {
+            self.0[bit / 64] |= 1 << (bit % 64);
+        }
+    }
+
+    fn has(&self, hash: u32) -> bool {
+        Self::bits_of(hash)
+            .into_iter()
+            .all(|bit| self.0[bit / 64] >> (bit % 64) & 1 == 1)
+    }
+}
+
+/// Bits per distinct trigram in a chunk's filter (about a fifth of them set), within these
 /// bounds (power-of-two sizes, so that a filter folds in half).
 const FILTER_BITS_PER_TRIGRAM: usize = 8;
 const FILTER_BITS_MIN: usize = 2048;
@@ -218,13 +248,13 @@ fn trigram_hash(trigram: &[u8]) -> u32 {
     h ^ (h >> 13)
 }
 
-fn filter_has(filter: &[u64], hash: u32) -> bool {
-    let bits = filter.len() * 64;
-    if bits == 0 {
+/// A trigram's block is chosen by the low bits of its hash: folding a filter in half
+/// keeps every trigram in the block it then picks.
+fn filter_has(filter: &[FilterBlock], hash: u32) -> bool {
+    if filter.is_empty() {
         return true;
     }
-    let bit = hash as usize & (bits - 1);
-    filter[bit / 64] >> (bit % 64) & 1 == 1
+    filter[hash as usize & (filter.len() - 1)].has(hash)
 }
 
 /// What a search looks for: the substring, and its trigrams for the chunks' filters.
@@ -295,19 +325,28 @@ impl<'a> Parts<'a> {
 impl Chunk {
     /// The chunk with its trigram filter made, sized to its distinct trigrams.
     fn sealed(mut self) -> Self {
-        let mut widest = vec![0u64; FILTER_BITS_MAX / 64];
+        let mut widest = vec![FilterBlock::default(); FILTER_BITS_MAX / FILTER_BLOCK_BITS];
+        let blocks = widest.len();
         for key in filter_keys(&self.text) {
-            let bit = key as usize & (FILTER_BITS_MAX - 1);
-            widest[bit / 64] |= 1 << (bit % 64);
+            widest[key as usize & (blocks - 1)].set(key);
         }
-        let distinct: usize = widest.iter().map(|w| w.count_ones() as usize).sum();
-        let bits = (distinct * FILTER_BITS_PER_TRIGRAM)
+        // Two bits a trigram; few share one at this width.
+        let set: usize = widest
+            .iter()
+            .flat_map(|block| block.0)
+            .map(|word| word.count_ones() as usize)
+            .sum();
+        let bits = (set / 2 * FILTER_BITS_PER_TRIGRAM)
             .next_power_of_two()
             .clamp(FILTER_BITS_MIN, FILTER_BITS_MAX);
-        // Folded: bit b of the narrower filter is bit b of any half.
-        while widest.len() * 64 > bits {
+        // Folded: block b of the narrower filter is block b of either half.
+        while widest.len() * FILTER_BLOCK_BITS > bits {
             let (low, high) = widest.split_at(widest.len() / 2);
-            widest = low.iter().zip(high).map(|(a, b)| a | b).collect();
+            widest = low
+                .iter()
+                .zip(high)
+                .map(|(a, b)| FilterBlock(std::array::from_fn(|w| a.0[w] | b.0[w])))
+                .collect();
         }
         self.trigrams = widest;
         // Grown by doubling while filled: a third of a chunk's text would be spare.
@@ -1481,6 +1520,36 @@ mod tests {
         // A name too long to hold: the user is not indexed (the database answers).
         assert!(Entry::new(id, 42, facts, (2048, 1), true, (true, true)).is_none());
         assert!(Entry::new(id, 42, facts, (1, 2048), true, (true, true)).is_none());
+    }
+
+    #[test]
+    fn a_chunks_filter_holds_every_trigram_of_its_text_and_few_others() {
+        let snapshot = Snapshot::default()
+            .with_changes(
+                &HashSet::new(),
+                (0..CHUNK_USERS)
+                    .map(|n| user(n * 7919, &format!("first{n}"), &format!("last{}", n % 37)))
+                    .collect(),
+            )
+            .expect("indexed");
+        let chunk = &snapshot.chunks[0];
+        let held: HashSet<u32> = filter_keys(&chunk.text).collect();
+        assert!(held.iter().all(|&key| filter_has(&chunk.trigrams, key)));
+        // Trigrams of no text here (capitals are never indexed: the text is lowercased).
+        let absent: Vec<u32> = (0..20_000u32)
+            .map(|n| trigram_hash(&[b'A' + (n % 26) as u8, b'A' + (n / 26 % 26) as u8, n as u8]))
+            .filter(|key| !held.contains(key))
+            .collect();
+        let passed = absent
+            .iter()
+            .filter(|&&key| filter_has(&chunk.trigrams, key))
+            .count();
+        let rate = passed as f64 / absent.len() as f64;
+        assert!(
+            rate < 0.08,
+            "{passed} of {} absent trigrams passed",
+            absent.len()
+        );
     }
 
     #[test]
