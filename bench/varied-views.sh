@@ -23,6 +23,9 @@
 #
 # BENCH_KEEP=DIR (SQLite): seed into DIR and keep it; a later run with the same DIR and
 # BENCH_USERS measures it again without seeding (a million users take minutes to seed).
+# BENCH_CLASSES=1: also each kind of view of the mix on its own, uncached (name parts,
+# whole names, a name with a number, numbers of 3, 4 and 5 digits; each also sorted
+# otherwise than by name), to see which of them a larger database slows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,7 +96,7 @@ random.seed(13)
 first = "Ada Alan Grace Edsger Barbara Donald Frances John Margaret Dennis Ken Radia Tim Vint Hedy Katherine Dorothy Mary Linus Guido Bjarne James Anders Yukihiro Larry Rasmus Brendan Sophie Ruth Karen Leslie Niklaus Tony Robin Shafi Silvio Whitfield Martin Adi Ron".split()
 last = "Lovelace Turing Hopper Dijkstra Liskov Knuth Allen McCarthy Hamilton Ritchie Thompson Perlman Berners-Lee Cerf Lamarr Johnson Vaughan Jackson Torvalds Rossum Stroustrup Gosling Hejlsberg Matsumoto Wall Lerdorf Eich Wilson Teitelman Jones Lamport Wirth Hoare Milner Goldwasser Micali Diffie Hellman Shamir Rivest Adleman Kay Engelbart Sutherland Backus Codd Gray Stonebraker Cook Karp".split()
 statuses = ["pending", "expired", "delivery_failed", "sending", "enrolled", "expiring_soon"]
-urls = set()
+urls = {}  # URL: its kind (for BENCH_CLASSES)
 while len(urls) < 20000:
     kind = random.random()
     if kind < 0.4:    # part of a name, 3 to 6 letters
@@ -101,21 +104,33 @@ while len(urls) < 20000:
         n = random.randint(3, min(6, len(name)))
         start = random.randint(0, len(name) - n)
         q = name[start:start + n]
+        what = "name part"
     elif kind < 0.7:  # a number in an address
         q = str(random.randint(0, 99999))[: random.randint(3, 5)]
+        what = f"number of {len(q)} digits"
     else:             # a whole name, or a name and part of the address
         q = f"{random.choice(first)} {random.choice(last)}".lower()
+        what = "whole name"
         if random.random() < 0.3:
             q = f"{q.split()[0]}.{q.split()[1]}.{random.randint(0, 999)}"
+            what = "name and number"
     params = [("q", q)]
     if random.random() < 0.3:
         params.append(("status", random.choice(statuses)))
     if random.random() < 0.1:
         params.append(("sort", random.choice(["email", "invited", "status"])))
+        what += ", sorted otherwise"
     if random.random() < 0.1:
         params.append(("per_page", random.choice(["25", "100"])))
-    urls.add("/users?" + "&".join(f"{k}={v.replace(' ', '+')}" for k, v in params))
+    urls["/users?" + "&".join(f"{k}={v.replace(' ', '+')}" for k, v in params)] = what
 open(sys.argv[1], "w").write("\n".join(sorted(urls)) + "\n")
+kinds = {}
+for url, what in urls.items():
+    kinds.setdefault(what, []).append(url)
+with open(sys.argv[1] + ".kinds", "w") as out:
+    for what in sorted(kinds):
+        if len(kinds[what]) >= 100:  # numbers of one or two digits are a handful
+            out.write(f"{what}\t{len(kinds[what])}\t{' '.join(sorted(kinds[what]))}\n")
 EOF
 
 cat > "$work/mix.lua" <<'EOF'
@@ -175,10 +190,12 @@ start_server() {
         "$((SECONDS - since))" "$(awk '/VmRSS/ { print $2 / 1024 }' "/proc/$server/status")"
 }
 
-# measure NAME [PATH]: wrk with the mix (or one path), appended to results.tsv.
+# measure NAME [PATH]: wrk with the mix (or one path), appended to results.tsv; the mix
+# is $urls_file's.
+urls_file="$work/urls.txt"
 measure() {
     local name="$1" path="${2:-}" out
-    out=$(BENCH_URLS="$work/urls.txt" BENCH_COOKIES="$work/cookies.txt" BENCH_PATH="$path" \
+    out=$(BENCH_URLS="$urls_file" BENCH_COOKIES="$work/cookies.txt" BENCH_PATH="$path" \
         wrk -t2 -c"$connections" -d"$duration" -s "$work/mix.lua" "$base" | grep '^STATS')
     # shellcheck disable=SC2086
     set -- $out
@@ -227,6 +244,14 @@ measure "uncached search \"grace hopper\"" "/users?q=grace+hopper"
 measure "uncached search \"123\"" "/users?q=123"
 measure "uncached search \"ove\" + Pending" "/users?q=ove&status=pending"
 measure "uncached first page" /users
+if [ -n "${BENCH_CLASSES:-}" ]; then
+    while IFS=$'\t' read -r what count list; do
+        urls_file="$work/kind.txt"
+        tr ' ' '\n' <<<"$list" > "$urls_file"
+        measure "uncached mix: $what ($count views)"
+    done < "$work/urls.txt.kinds"
+    urls_file="$work/urls.txt"
+fi
 unset ENROLL_USERS_PAGE_CACHE_MS
 awk '/VmHWM/ { print $2 }' "/proc/$server/status" >> "$work/rss.txt"
 
