@@ -160,8 +160,8 @@ impl Application {
         // what it hears from them.
         let presence =
             Arc::new(Presence::start(&database_url).context("cannot register this instance")?);
-        // The worker's own connections: sends on PostgreSQL hold one each, and must not
-        // starve the pages; one more for the watcher.
+        // The worker's own connections: each mail thread holds one through its batch, and
+        // must not starve the pages; one more for the watcher, and one spare.
         tracing::info!(instance = %presence.instance_id(), "this instance's id (its claims on email carry it)");
         state.ops.listen_with(&presence);
         let mail_db = db.lazy_pool(worker_settings.threads as u32 + 2)?;

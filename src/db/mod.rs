@@ -632,7 +632,8 @@ pub fn has_pending_migrations(conn: &mut DbConnection) -> anyhow::Result<bool> {
 /// Refreshes the query planner's statistics after bulk changes. SQLite samples a bounded
 /// number of rows per index (`analysis_limit`), so that this takes milliseconds at a
 /// million users instead of reading every index whole. On PostgreSQL only the tables a
-/// bulk change grows by a row per user: a bare `ANALYZE` also read the system catalogs,
+/// bulk change grows by a row per user and whose plans depend on it (`user_changes` grows
+/// too, but is only read by its key): a bare `ANALYZE` also read the system catalogs,
 /// two thirds of its time on a young database (60 ms against 20), paid after every
 /// large invite while the outbox sends it.
 pub fn optimize(conn: &mut DbConnection) -> QueryResult<()> {

@@ -238,7 +238,7 @@ impl FilterBlock {
     }
 }
 
-/// Bits per distinct trigram in a chunk's filter (about a fifth of them set), within these
+/// Bits per distinct trigram in a chunk's filter (12–22% of them set), within these
 /// bounds (power-of-two sizes, so that a filter folds in half).
 const FILTER_BITS_PER_TRIGRAM: usize = 8;
 const FILTER_BITS_MIN: usize = 2048;
