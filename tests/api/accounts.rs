@@ -268,8 +268,7 @@ on_both_engines! {
         let people: Vec<(String, String, String)> = (0..60)
             .map(|n| (format!("P{n}"), "Example".to_owned(), format!("p{n:02}@example.com")))
             .collect();
-        let refs: Vec<(&str, &str, &str)> = people.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
-        app.invite(&refs).await.assert_redirect_to("/users");
+        app.invite(&people).await.assert_redirect_to("/users");
         let first = app.get("/audit?action=invite").await;
         let count = |page: &Page| page.html().select(&scraper::Selector::parse("tbody tr").unwrap()).count();
         assert_eq!(count(&first), 50);

@@ -254,7 +254,7 @@ on_both_engines! {
         let mut accepted = Vec::new();
         for (n, name) in names.iter().enumerate() {
             let email = format!("name{n}@example.com");
-            let page = app.invite(&[(name, "Tester", email.as_str())]).await;
+            let page = app.invite(&[(*name, "Tester", email.as_str())]).await;
             assert!([303, 422].contains(&page.status), "{name:?}: {}", page.status);
             if page.status == 303 {
                 accepted.push((name.to_string(), email));

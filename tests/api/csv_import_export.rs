@@ -214,8 +214,7 @@ on_both_engines! {
             .map(|n| ("Person".to_owned(), format!("N{n:04}"), format!("p{n:04}@example.com")))
             .collect();
         for chunk in people.chunks(550) {
-            let refs: Vec<(&str, &str, &str)> = chunk.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
-            app.invite(&refs).await.assert_redirect_to("/users");
+            app.invite(chunk).await.assert_redirect_to("/users");
         }
         let page = app.get("/users/export.csv?sort=email&dir=desc").await;
         let body = page.body.trim_start_matches('\u{feff}');

@@ -469,7 +469,6 @@ on_both_engines! {
         app.set_up_invitations().await;
         let people: Vec<(String, String, String)> =
             (0..5).map(|n| (format!("Person{n}"), "Slow".to_owned(), format!("slow{n}@example.com"))).collect();
-        let people: Vec<(&str, &str, &str)> = people.iter().map(|(f, l, e)| (f.as_str(), l.as_str(), e.as_str())).collect();
         app.invite(&people).await.assert_redirect_to("/users");
         for (_, _, email) in &people {
             app.wait_for_status(email, "Pending").await;

@@ -246,11 +246,7 @@ on_both_engines! {
                 )
             })
             .collect();
-        let refs: Vec<(&str, &str, &str)> = people
-            .iter()
-            .map(|(f, l, e)| (f.as_str(), l.as_str(), e.as_str()))
-            .collect();
-        let page = app.invite(&refs).await;
+        let page = app.invite(&people).await;
         page.assert_redirect_to("/users");
         assert_eq!(app.count("users"), 50);
         assert_eq!(app.count("invitations"), 50);

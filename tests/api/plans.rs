@@ -52,10 +52,6 @@ on_both_engines! {
         let people: Vec<(String, String, String)> = (0..600)
             .map(|n| ("Bulk".into(), format!("Person{n}"), format!("bulk{n}@example.com")))
             .collect();
-        let people: Vec<(&str, &str, &str)> = people
-            .iter()
-            .map(|(first, last, email)| (first.as_str(), last.as_str(), email.as_str()))
-            .collect();
         let page = app.invite(&people).await;
         assert_eq!(page.status, 303, "the invite failed: {}", page.text());
         assert_eq!(app.count("users"), 600);

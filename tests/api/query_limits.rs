@@ -183,9 +183,7 @@ on_both_engines! {
                     ("Broad".to_owned(), format!("Person{n}"), format!("broad.person.{n}@example.com"))
                 })
                 .collect();
-            let rows: Vec<(&str, &str, &str)> =
-                people.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
-            app.invite(&rows).await.assert_redirect_to("/users");
+            app.invite(&people).await.assert_redirect_to("/users");
         }
         let broad = app.get("/users?q=broad").await;
         assert_eq!(broad.status, 200);

@@ -50,11 +50,7 @@ async fn sixty_people(app: &TestApp) -> Vec<(String, String, String)> {
         })
         .collect();
     for chunk in people.chunks(20) {
-        let refs: Vec<(&str, &str, &str)> = chunk
-            .iter()
-            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
-            .collect();
-        app.invite(&refs).await.assert_redirect_to("/users");
+        app.invite(chunk).await.assert_redirect_to("/users");
     }
     people
 }
@@ -270,9 +266,7 @@ on_both_engines! {
                 ("Tally".to_owned(), format!("Person{n:02}"), format!("{mailbox}.{n}@example.com"))
             })
             .collect();
-        let rows: Vec<(&str, &str, &str)> =
-            people.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
-        app.invite(&rows).await.assert_redirect_to("/users");
+        app.invite(&people).await.assert_redirect_to("/users");
         app.invite(&[("Other", "Someone", "other@example.com")]).await;
         app.delivered(28).await;
         for bounced in ["bounce.3@example.com", "bounce.13@example.com", "bounce.23@example.com"] {

@@ -114,12 +114,12 @@ impl TestApp {
     }
 
     /// Invites people (first, last, email) through the form; returns the response.
-    pub async fn invite(&self, people: &[(&str, &str, &str)]) -> Page {
+    pub async fn invite<S: AsRef<str>>(&self, people: &[(S, S, S)]) -> Page {
         let mut form: Fields = Vec::new();
         for (first, last, email) in people {
-            form.push(("first_name".into(), (*first).into()));
-            form.push(("last_name".into(), (*last).into()));
-            form.push(("email".into(), (*email).into()));
+            form.push(("first_name".into(), first.as_ref().into()));
+            form.push(("last_name".into(), last.as_ref().into()));
+            form.push(("email".into(), email.as_ref().into()));
         }
         form.push(("action".into(), "send".into()));
         self.submit("/users/invite", "/users/invite", &form).await
