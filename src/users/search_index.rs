@@ -245,10 +245,16 @@ const FILTER_BITS_MIN: usize = 2048;
 const FILTER_BITS_MAX: usize = 65_536;
 
 fn trigram_hash(trigram: &[u8]) -> u32 {
-    let packed = trigram
-        .iter()
-        .fold(0u32, |packed, byte| packed << 8 | u32::from(*byte));
-    let mut h = packed.wrapping_mul(0x9E37_79B1);
+    mixed(
+        trigram
+            .iter()
+            .fold(0u32, |packed, byte| packed << 8 | u32::from(*byte)),
+    )
+}
+
+/// Spreads a value's bits over all 32 (multiply and shift, as hash finalisers do).
+fn mixed(value: u32) -> u32 {
+    let mut h = value.wrapping_mul(0x9E37_79B1);
     h ^= h >> 15;
     h = h.wrapping_mul(0x85EB_CA77);
     h ^ (h >> 13)
@@ -265,10 +271,7 @@ fn filter_has(filter: &[FilterBlock], hash: u32) -> bool {
 
 /// A key as one chunk's filter holds it (see [`Chunk::filter_seed`]).
 fn salted(key: u32, seed: u32) -> u32 {
-    let mut h = (key ^ seed).wrapping_mul(0x9E37_79B1);
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA77);
-    h ^ (h >> 13)
+    mixed(key ^ seed)
 }
 
 /// What a search looks for: the substring, and its trigrams for the chunks' filters.
