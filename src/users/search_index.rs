@@ -43,6 +43,10 @@ use crate::db::{DbConnection, Engine, Stamp, engine_of};
 /// Users per chunk: a chunk is copied whole when one of its users changes, and searched
 /// whole (about 25 KB of text) when any of its users may be on the page.
 const CHUNK_USERS: usize = 512;
+/// Chunks whose filters are asked at once (see [`Snapshot::may_hold`]).
+const FILTER_BATCH: usize = 32;
+/// Chunks asked how many of them hold each of a term's keys (see [`Snapshot::rank_keys`]).
+const KEY_SAMPLE: usize = 32;
 /// Changes read from the log at a time.
 const CHANGES_PER_READ: i64 = 10_000;
 /// The log keeps at least this many of the latest changes (the migrations' trim keeps
@@ -206,6 +210,112 @@ struct Chunk {
     /// none ("ove" passed 273 of 1,954 chunks at a million users, 40 of them holding
     /// it): salted, each term passes about the filter's rate of the chunks lacking it.
     filter_seed: u32,
+    /// Which statuses its users may have (see [`StatusSpan`]).
+    statuses: Vec<StatusSpan>,
+}
+
+/// The users of a chunk who share one set of status flags, by the span of their
+/// invitations' expiry: enough to tell which statuses the chunk may hold at any moment,
+/// so that a search filtered by a status none of its users has does not search its text.
+/// Such a search, broad, read every chunk at a million users to fill a page it could not.
+#[derive(Debug, Clone, Copy)]
+struct StatusSpan {
+    /// The flag bits of [`Entry::shape`] the users share.
+    flags: u32,
+    earliest: i64,
+    latest: i64,
+}
+
+/// The bits of [`Entry::shape`] a status is derived from, beside the expiry.
+const STATUS_FLAG_BITS: u32 = 0b1111 << Flag::Deactivated as u32;
+const _: () = assert!(
+    Flag::Enrolled as u32 == Flag::Deactivated as u32 + 1
+        && Flag::Sent as u32 == Flag::Deactivated as u32 + 2
+        && Flag::DeliveryFailed as u32 == Flag::Deactivated as u32 + 3
+);
+
+impl StatusSpan {
+    /// One span per set of flags among these entries.
+    fn of(entries: &[Entry]) -> Vec<Self> {
+        let mut spans: Vec<Self> = Vec::new();
+        for entry in entries {
+            let flags = entry.shape & STATUS_FLAG_BITS;
+            match spans.iter_mut().find(|span| span.flags == flags) {
+                Some(span) => {
+                    span.earliest = span.earliest.min(entry.expires_at);
+                    span.latest = span.latest.max(entry.expires_at);
+                }
+                None => spans.push(Self {
+                    flags,
+                    earliest: entry.expires_at,
+                    latest: entry.expires_at,
+                }),
+            }
+        }
+        spans.shrink_to_fit();
+        spans
+    }
+
+    /// A user of the span with this expiry, as an entry (for its status).
+    fn expiring_at(&self, expires_at: i64) -> Entry {
+        Entry {
+            id_halves: [0; 2],
+            created_at: 0,
+            expires_at,
+            text_end: 0,
+            shape: self.flags,
+        }
+    }
+
+    /// Whether some user of the span may pass the filter. With its flags, a status
+    /// changes with the expiry only at `now` and at the moment from which nobody is
+    /// invited yet, so the span's ends and its first moment after `now` stand for all.
+    fn may_pass(&self, filter: &Filter) -> bool {
+        let after_now = filter
+            .now_micros
+            .saturating_add(1)
+            .clamp(self.earliest, self.latest);
+        let status_passes = filter.status.is_none_or(|status| {
+            [self.earliest, after_now, self.latest]
+                .into_iter()
+                .any(|at| self.expiring_at(at).status(filter.now) == status)
+        });
+        let expiry_passes = !filter.expiring_soon
+            || (after_now > filter.now_micros
+                && self.expiring_at(after_now).expires_soon(filter.now));
+        status_passes && expiry_passes
+    }
+}
+
+/// A page's filter (a status, expiring soon) as the index applies it: to a user, and to
+/// a chunk, which it passes over when none of its users can pass.
+#[derive(Clone, Copy)]
+struct Filter {
+    status: Option<EnrollmentStatus>,
+    expiring_soon: bool,
+    now: NaiveDateTime,
+    now_micros: i64,
+}
+
+impl Filter {
+    fn of(query: &ListQuery, now: NaiveDateTime) -> Self {
+        Self {
+            status: query.status,
+            expiring_soon: query.expiring_soon,
+            now,
+            now_micros: micros(now),
+        }
+    }
+
+    fn passes(&self, entry: &Entry) -> bool {
+        self.status.is_none_or(|s| entry.status(self.now) == s)
+            && (!self.expiring_soon || entry.expires_soon(self.now))
+    }
+
+    fn may_pass(&self, chunk: &Chunk) -> bool {
+        (self.status.is_none() && !self.expiring_soon)
+            || chunk.statuses.iter().any(|span| span.may_pass(self))
+    }
 }
 
 /// A block of a chunk's filter: a trigram sets two bits of one block, which is one cache
@@ -231,10 +341,10 @@ impl FilterBlock {
         }
     }
 
+    /// Without a branch on the bits read (see [`Snapshot::may_hold`]).
     fn has(&self, hash: u32) -> bool {
-        Self::bits_of(hash)
-            .into_iter()
-            .all(|bit| self.0[bit / 64] >> (bit % 64) & 1 == 1)
+        let [a, b] = Self::bits_of(hash);
+        self.0[a / 64] >> (a % 64) & self.0[b / 64] >> (b % 64) & 1 == 1
     }
 }
 
@@ -293,11 +403,15 @@ impl<'a> Term<'a> {
 /// Numbers in addresses make nearly every digit trigram common to every chunk (a
 /// thousand of them), so a search for a number would scan them all; four digits (ten
 /// thousand) rule out most chunks. Packed, four bytes never equal three.
+///
+/// The runs come first: a search asks a chunk's filter for its term's keys in this order
+/// and stops at the first one missing, each asked at the cost of a memory read, and a
+/// run of four digits is missing from most chunks where its trigrams are not.
 fn filter_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
     let digits = text
         .windows(4)
         .filter(|run| run.iter().all(u8::is_ascii_digit));
-    text.windows(3).chain(digits).map(trigram_hash)
+    digits.chain(text.windows(3)).map(trigram_hash)
 }
 
 /// A user's parts, borrowed from a chunk.
@@ -369,6 +483,7 @@ impl Chunk {
                 .collect();
         }
         self.trigrams = widest;
+        self.statuses = StatusSpan::of(&self.entries);
         // Grown by doubling while filled: a third of a chunk's text would be spare.
         self.entries.shrink_to_fit();
         self.text.shrink_to_fit();
@@ -379,6 +494,11 @@ impl Chunk {
     /// Whether the text may hold a key of [`filter_keys`] (surely not when false).
     fn may_hold(&self, key: u32) -> bool {
         filter_has(&self.trigrams, salted(key, self.filter_seed))
+    }
+
+    /// Whether the text may hold the term (surely not when false).
+    fn may_hold_term(&self, term: &Term<'_>) -> bool {
+        term.trigrams.iter().all(|&key| self.may_hold(key))
     }
 
     fn start_of(&self, row: usize) -> usize {
@@ -482,7 +602,7 @@ impl Chunk {
             return (0..self.entries.len()).collect();
         }
         let mut rows = Vec::new();
-        if !term.trigrams.iter().all(|&t| self.may_hold(t)) {
+        if !self.may_hold_term(term) {
             return rows;
         }
         let (mut row, mut counted_to) = (0, 0);
@@ -645,17 +765,114 @@ impl Snapshot {
         self.chunks[chunk].parts(row)
     }
 
-    /// Matches in name order, at most `at_most`.
-    fn matches<'s>(&'s self, term: &'s Term<'_>) -> impl Iterator<Item = At> + 's {
-        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
-            chunk
-                .matching_rows(term)
-                .into_iter()
-                .map(move |row| (c, row))
+    /// Those of the chunks in `order` that may hold the term, by their filters, in that
+    /// order. Their filters are asked a batch at a time, each of the term's keys of every
+    /// chunk of the batch still in question before the next key: each read misses the cache (a
+    /// million users' filters are 8 MB), and so they overlap instead of each waiting for
+    /// the one before (asked one chunk at a time, it was a fifth of the server's time
+    /// under the million-user mix, nearly all of it waiting for memory).
+    fn may_hold<'s>(
+        &'s self,
+        term: &'s Term<'_>,
+        mut order: impl Iterator<Item = usize> + 's,
+    ) -> impl Iterator<Item = usize> + 's {
+        let mut passed: Vec<usize> = Vec::with_capacity(FILTER_BATCH);
+        let mut next = 0;
+        std::iter::from_fn(move || {
+            loop {
+                if let Some(&c) = passed.get(next) {
+                    next += 1;
+                    return Some(c);
+                }
+                let mut batch = [0; FILTER_BATCH];
+                let size = batch
+                    .iter_mut()
+                    .zip(order.by_ref())
+                    .map(|(slot, c)| *slot = c)
+                    .count();
+                if size == 0 {
+                    return None;
+                }
+                let batch = &batch[..size];
+                let mut may: [bool; FILTER_BATCH] = std::array::from_fn(|i| i < size);
+                for &key in &term.trigrams {
+                    for (may, &c) in may.iter_mut().zip(batch) {
+                        *may = *may && self.chunks[c].may_hold(key);
+                    }
+                    if !may.contains(&true) {
+                        break;
+                    }
+                }
+                passed.clear();
+                next = 0;
+                passed.extend(
+                    batch
+                        .iter()
+                        .zip(may)
+                        .filter(|(_, may)| *may)
+                        .map(|(&c, _)| c),
+                );
+            }
         })
     }
 
-    /// Matches past `bound` in name order (or its reverse), each kept by `keep`, until
+    /// Puts the term's keys in the order of how few chunks hold them, as a sample of the
+    /// chunks says: a chunk is ruled out at the first key its filter lacks, and each key
+    /// asked is a memory read. The keys of a whole name are mostly those of a first name,
+    /// in every chunk ("gra", "rac", "ace" of "grace hopper"); one across the space is in
+    /// few ("e h"), and asked first it rules out nearly every chunk alone.
+    fn rank_keys(&self, term: &mut Term<'_>) {
+        if term.trigrams.len() < 2 || self.chunks.len() < 2 * KEY_SAMPLE {
+            return;
+        }
+        let step = self.chunks.len() / KEY_SAMPLE;
+        let sample: Vec<&Chunk> = self
+            .chunks
+            .iter()
+            .step_by(step)
+            .map(|c| c.as_ref())
+            .collect();
+        term.trigrams
+            .sort_by_cached_key(|&key| sample.iter().filter(|chunk| chunk.may_hold(key)).count());
+    }
+
+    /// The matches of the first chunks, each read whole, until there are more than
+    /// `enough`: those matches in name order, and the chunk the search stopped before.
+    fn first_matches(&self, term: &Term<'_>, enough: usize) -> (Vec<At>, usize) {
+        let mut found = Vec::new();
+        for c in self.may_hold(term, 0..self.chunks.len()) {
+            if found.len() > enough {
+                return (found, c);
+            }
+            found.extend(
+                self.chunks[c]
+                    .matching_rows(term)
+                    .into_iter()
+                    .map(|row| (c, row)),
+            );
+        }
+        (found, self.chunks.len())
+    }
+
+    /// The matches in name order from chunk `from` on, in the chunks where some user may
+    /// pass `filter`.
+    fn matches_from<'s>(
+        &'s self,
+        from: usize,
+        term: &'s Term<'_>,
+        filter: &'s Filter,
+    ) -> impl Iterator<Item = At> + 's {
+        self.may_hold(term, from..self.chunks.len())
+            .filter(|&c| filter.may_pass(&self.chunks[c]))
+            .flat_map(move |c| {
+                self.chunks[c]
+                    .matching_rows(term)
+                    .into_iter()
+                    .map(move |row| (c, row))
+            })
+    }
+
+    /// Matches past `bound` in name order (or its reverse) that pass `filter`, until
     /// `wanted`: only the chunks the page reaches are searched.
     fn walk_by_name(
         &self,
@@ -663,11 +880,10 @@ impl Snapshot {
         direction: Direction,
         bound: Option<&Bound>,
         wanted: usize,
-        now: NaiveDateTime,
-        keep: impl Fn(&Parts<'_>) -> bool,
+        filter: &Filter,
     ) -> Vec<At> {
         let beyond =
-            |parts: &Parts<'_>| bound.is_none_or(|b| b.is_passed_by(parts, direction, now));
+            |parts: &Parts<'_>| bound.is_none_or(|b| b.is_passed_by(parts, direction, filter.now));
         let chunks: Box<dyn Iterator<Item = usize>> = match direction {
             Direction::Ascending => {
                 let start = self
@@ -681,20 +897,68 @@ impl Snapshot {
             }
         };
         let mut found = Vec::with_capacity(wanted);
-        for c in chunks {
+        for c in self.may_hold(term, chunks) {
             let chunk = &self.chunks[c];
+            if !filter.may_pass(chunk) {
+                continue;
+            }
             let mut rows = chunk.matching_rows(term);
             if direction == Direction::Descending {
                 rows.reverse();
             }
             for row in rows {
                 let parts = chunk.parts(row);
-                if beyond(&parts) && keep(&parts) {
+                if beyond(&parts) && filter.passes(parts.entry) {
                     found.push((c, row));
                     if found.len() >= wanted {
                         return found;
                     }
                 }
+            }
+        }
+        found
+    }
+
+    /// Matches in status order past `bound` (a position in that order: a cursor of the
+    /// status sort) that pass `filter`, until `wanted`: one status after another, each a
+    /// walk in name order through the chunks that may hold it, rather than every match
+    /// sorted.
+    fn walk_by_status(
+        &self,
+        term: &Term<'_>,
+        direction: Direction,
+        bound: Option<&Bound>,
+        wanted: usize,
+        filter: &Filter,
+    ) -> Vec<At> {
+        let mut ranks: Vec<usize> = (0..EnrollmentStatus::ALL.len()).collect();
+        if direction == Direction::Descending {
+            ranks.reverse();
+        }
+        let mut found = Vec::with_capacity(wanted);
+        for (rank, status) in ranks.into_iter().map(|r| (r, EnrollmentStatus::ALL[r])) {
+            if filter.status.is_some_and(|s| s != status) {
+                continue;
+            }
+            let within = match bound {
+                Some(Bound::Status(bound_rank, name, id)) => {
+                    match (rank.cmp(bound_rank), direction) {
+                        (Ordering::Equal, _) => Some(Bound::Name(name.clone(), *id)),
+                        (Ordering::Less, Direction::Ascending)
+                        | (Ordering::Greater, Direction::Descending) => continue,
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let of_status = Filter {
+                status: Some(status),
+                ..*filter
+            };
+            let rest = wanted - found.len();
+            found.extend(self.walk_by_name(term, direction, within.as_ref(), rest, &of_status));
+            if found.len() >= wanted {
+                break;
             }
         }
         found
@@ -845,23 +1109,21 @@ pub struct Found {
 
 impl Snapshot {
     fn find(&self, query: &ListQuery, term: &str, now: NaiveDateTime) -> Found {
-        let term = Term::new(term);
+        let mut term = Term::new(term);
+        self.rank_keys(&mut term);
         let wanted = usize::try_from(query.per_page + 1).unwrap_or(1);
         let (cursor, _, direction) = query.reading_order();
         let bound = cursor.and_then(Bound::of);
-        let filtered = |parts: &Parts<'_>| {
-            query.status.is_none_or(|s| parts.entry.status(now) == s)
-                && (!query.expiring_soon || parts.entry.expires_soon(now))
-        };
+        let filter = Filter::of(query, now);
         let keep = |parts: &Parts<'_>| {
-            filtered(parts)
+            filter.passes(parts.entry)
                 && bound
                     .as_ref()
                     .is_none_or(|b| b.is_passed_by(parts, direction, now))
         };
         if term.finder.needle().is_empty() {
             // Everyone, in name order: the plain list.
-            let page = self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered);
+            let page = self.walk_by_name(&term, direction, bound.as_ref(), wanted, &filter);
             return Found {
                 rows: self.found_rows(page),
                 counts: None,
@@ -870,8 +1132,7 @@ impl Snapshot {
         let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
         // The first matches decide the counts; the page reads on from them rather than
         // searching the same chunks again.
-        let mut later = self.matches(&term);
-        let first: Vec<At> = later.by_ref().take(cap + 1).collect();
+        let (first, resume) = self.first_matches(&term, cap);
         let capped = first.len() > cap;
         let counts = if capped {
             StatusCounts::capped()
@@ -881,18 +1142,21 @@ impl Snapshot {
                 (entry.status(now), entry.expires_soon(now))
             }))
         };
+        let later = self.matches_from(resume, &term, &filter);
         let page = if capped && query.sort == SortKey::Name {
             if direction == Direction::Ascending && bound.is_none() {
                 // The first page in name order: the matches read so far, then on.
                 first
                     .into_iter()
                     .chain(later)
-                    .filter(|&at| filtered(&self.parts(at)))
+                    .filter(|&at| filter.passes(self.parts(at).entry))
                     .take(wanted)
                     .collect()
             } else {
-                self.walk_by_name(&term, direction, bound.as_ref(), wanted, now, filtered)
+                self.walk_by_name(&term, direction, bound.as_ref(), wanted, &filter)
             }
+        } else if capped && query.sort == SortKey::Status {
+            self.walk_by_status(&term, direction, bound.as_ref(), wanted, &filter)
         } else {
             let in_order = |&a: &At, &b: &At| {
                 let order = sort_order(query.sort, &self.parts(a), &self.parts(b), now);
@@ -1730,6 +1994,211 @@ mod tests {
         let invited: Vec<String> = (0..51).map(|n| format!("f{n:04}")).collect();
         assert_eq!(firsts(None, SortKey::Invited), invited);
         assert_eq!(firsts(None, SortKey::Name), invited);
+    }
+
+    #[test]
+    fn a_search_finds_its_matches_in_every_batch_of_chunks_and_asks_its_rarest_key_first() {
+        // 80 chunks of one last name each, with Graces in all but the Hoppers', whose one
+        // Grace is the only match of "grace hopper".
+        let last_of = |n: usize| match n / CHUNK_USERS {
+            33 => "hopper".to_owned(),
+            chunk => format!("l{chunk:02}x"),
+        };
+        let first_of = |n: usize| match (n / CHUNK_USERS, n % CHUNK_USERS) {
+            (33, 7) => "grace",
+            (33, _) => "ada",
+            _ => ["ada", "grace", "edsger"][n % 3],
+        };
+        let everyone: Vec<Loose> = (0..80 * CHUNK_USERS)
+            .map(|n| user(n, first_of(n), &last_of(n)))
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        assert_eq!(snapshot.chunks.len(), 80);
+        let mut term = Term::new("grace hopper");
+        snapshot.rank_keys(&mut term);
+        let in_every_chunk = [b"gra", b"rac", b"ace", b"ce "].map(|key| trigram_hash(key));
+        assert!(
+            !in_every_chunk.contains(&term.trigrams[0]),
+            "a key of few chunks asked first"
+        );
+        let found = snapshot.find(&ListQuery::default(), "grace hopper", november_30());
+        assert_eq!(found.rows.len(), 1);
+        // A third of the users are Edsgers: every batch of chunks, the last one part
+        // full, finds them in order.
+        let (first, resume) = snapshot.first_matches(&Term::new("edsger"), usize::MAX);
+        assert_eq!(resume, 80);
+        let edsgers = (0..80 * CHUNK_USERS)
+            .filter(|&n| first_of(n) == "edsger")
+            .count();
+        assert_eq!(first.len(), edsgers);
+        assert!(
+            first.windows(2).all(|pair| pair[0] < pair[1]),
+            "in name order"
+        );
+        assert_eq!(
+            first.iter().map(|&(c, _)| c).collect::<BTreeSet<_>>().len(),
+            79,
+            "in every chunk but the Hoppers'"
+        );
+    }
+
+    /// Users of every status: the nth by `n % 6` (sending, pending, expired, delivery
+    /// failed, enrolled, deactivated), expiring over two weeks from 30 November 2026.
+    fn of_every_status(n: usize, first: &str, last: &str) -> Loose {
+        let mut facts = facts(n, first, last);
+        let kind = n % 6;
+        facts.flags.sent = kind != 0;
+        facts.flags.delivery_failed = kind == 3;
+        facts.flags.enrolled = kind == 4;
+        facts.flags.deactivated = kind == 5;
+        facts.expires_at =
+            november_30() + chrono::TimeDelta::hours(if kind == 2 { -1 } else { (n % 300) as i64 });
+        Loose::of(facts).expect("a canonical id")
+    }
+
+    fn november_30() -> NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("a date")
+    }
+
+    #[test]
+    fn a_chunk_is_passed_over_only_when_none_of_its_users_can_pass_the_filter() {
+        // Chunks of one status each, and chunks of all; expiries spread over two weeks.
+        let everyone: Vec<Loose> = (0..6 * CHUNK_USERS)
+            .map(|n| of_every_status(n, "same", &format!("l{:01}", n % 6)))
+            .chain((0..CHUNK_USERS).map(|n| of_every_status(n + 10_000, "all", "mixed")))
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        let mut passed_over = 0;
+        for hours in [-48, 0, 1, 100, 200, 299, 400] {
+            let now = november_30() + chrono::TimeDelta::hours(hours);
+            for status in EnrollmentStatus::ALL.map(Some).into_iter().chain([None]) {
+                for expiring_soon in [false, true] {
+                    let query = ListQuery {
+                        status,
+                        expiring_soon,
+                        ..ListQuery::default()
+                    };
+                    let filter = Filter::of(&query, now);
+                    for chunk in &snapshot.chunks {
+                        let some_pass = chunk.entries.iter().any(|e| filter.passes(e));
+                        if some_pass {
+                            assert!(
+                                filter.may_pass(chunk),
+                                "{status:?} {expiring_soon} at {now}"
+                            );
+                        } else if !filter.may_pass(chunk) {
+                            passed_over += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            passed_over > 200,
+            "chunks of other statuses passed over: {passed_over}"
+        );
+    }
+
+    #[test]
+    fn a_broad_search_in_status_order_is_the_sorted_matches_from_its_cursor_on() {
+        let everyone: Vec<Loose> = (0..4000)
+            .map(|n| of_every_status(n, &format!("f{:04}", (n * 7919) % 4000), "same"))
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        let now = november_30();
+        let all: Vec<At> = snapshot
+            .chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(c, chunk)| (0..chunk.entries.len()).map(move |row| (c, row)))
+            .collect();
+        let ids = |page: &[At]| -> Vec<u128> {
+            page.iter()
+                .map(|&at| snapshot.parts(at).entry.id())
+                .collect()
+        };
+        for direction in [Direction::Ascending, Direction::Descending] {
+            let mut sorted = all.clone();
+            sorted.sort_by(|&a, &b| {
+                let order =
+                    sort_order(SortKey::Status, &snapshot.parts(a), &snapshot.parts(b), now);
+                match direction {
+                    Direction::Ascending => order,
+                    Direction::Descending => order.reverse(),
+                }
+            });
+            for status in [None, Some(EnrollmentStatus::Expired)] {
+                let filter = Filter::of(
+                    &ListQuery {
+                        status,
+                        ..ListQuery::default()
+                    },
+                    now,
+                );
+                let matching: Vec<At> = sorted
+                    .iter()
+                    .copied()
+                    .filter(|&at| filter.passes(snapshot.parts(at).entry))
+                    .collect();
+                // From the start, and from cursors at each status's boundary and within.
+                let starts = [None, Some(1), Some(640), Some(665), Some(667), Some(1333)];
+                for start in starts
+                    .into_iter()
+                    .filter(|s| s.is_none_or(|s| s < matching.len()))
+                {
+                    let bound = start.map(|s| {
+                        let parts = snapshot.parts(matching[s]);
+                        Bound::Status(
+                            status_rank(parts.entry.status(now)),
+                            [parts.last, b" ", parts.first].concat(),
+                            parts.entry.id(),
+                        )
+                    });
+                    let term = Term::new("example");
+                    let page =
+                        snapshot.walk_by_status(&term, direction, bound.as_ref(), 51, &filter);
+                    let from = start.map_or(0, |s| s + 1);
+                    let expected = &matching[from..(from + 51).min(matching.len())];
+                    assert_eq!(
+                        ids(&page),
+                        ids(expected),
+                        "{direction:?} {status:?} from {start:?}"
+                    );
+                }
+            }
+        }
+        // The page of the Users page sorted by status is that walk's.
+        let query = ListQuery {
+            search: "example".to_owned(),
+            sort: SortKey::Status,
+            ..ListQuery::default()
+        };
+        let found = snapshot.find(&query, "example", now);
+        let mut expected = all;
+        expected.sort_by(|&a, &b| {
+            sort_order(SortKey::Status, &snapshot.parts(a), &snapshot.parts(b), now)
+        });
+        let shown: Vec<String> = found
+            .rows
+            .iter()
+            .map(|row| match row {
+                FoundRow::Made(row) => row.id.clone(),
+                FoundRow::ToRead(id) => id.clone(),
+            })
+            .collect();
+        let expected: Vec<String> = ids(&expected[..51])
+            .into_iter()
+            .map(|id| uuid::Uuid::from_u128(id).hyphenated().to_string())
+            .collect();
+        assert_eq!(shown, expected);
     }
 
     #[test]
