@@ -199,7 +199,8 @@ struct Chunk {
     /// order, but for the names' initials (see [`Flag::FirstNameCapital`]): few users
     /// have any other, and a bit for every byte of text was 6 MB at a million users.
     capitals: Vec<u32>,
-    /// The trigrams of the text (and its runs of four digits, see [`filter_keys`]), as
+    /// The trigrams of the text but those of three digits, and its runs of four digits
+    /// (see [`chunk_keys`]), as
     /// bits (a Bloom filter, see [`FilterBlock`]): a term with a trigram not in it is not
     /// in this chunk, which is then not scanned. Names sorted
     /// together share most trigrams: 512 users hold a few hundred to a few thousand.
@@ -212,7 +213,18 @@ struct Chunk {
     filter_seed: u32,
     /// Which statuses its users may have (see [`StatusSpan`]).
     statuses: Vec<StatusSpan>,
+    /// The trigrams of three digits of each segment of [`SEGMENT_USERS`] users, as one
+    /// filter of `segment_blocks` blocks per segment, one segment after another. Numbers
+    /// in addresses put nearly every such trigram in every chunk, so the chunk's filter
+    /// could not rule a chunk out for them, and a search for a number read a quarter of
+    /// the text at a million users to find its first 1,001 matches; a segment holds a
+    /// quarter of them, and only its text is searched when it may hold the term's.
+    digit_trigrams: Vec<FilterBlock>,
+    segment_blocks: usize,
 }
+
+/// Users per segment of a chunk (see [`Chunk::digit_trigrams`]).
+const SEGMENT_USERS: usize = 64;
 
 /// The users of a chunk who share one set of status flags, by the span of their
 /// invitations' expiry: enough to tell which statuses the chunk may hold at any moment,
@@ -384,22 +396,26 @@ fn salted(key: u32, seed: u32) -> u32 {
     mixed(key ^ seed)
 }
 
-/// What a search looks for: the substring, and its trigrams for the chunks' filters.
+/// What a search looks for: the substring, and its keys for the chunks' filters and for
+/// their segments'.
 struct Term<'a> {
     finder: memmem::Finder<'a>,
     trigrams: Vec<u32>,
+    digit_trigrams: Vec<u32>,
 }
 
 impl<'a> Term<'a> {
     fn new(term: &'a str) -> Self {
         Self {
             finder: memmem::Finder::new(term.as_bytes()),
-            trigrams: filter_keys(term.as_bytes()).collect(),
+            trigrams: chunk_keys(term.as_bytes()).collect(),
+            digit_trigrams: digit_keys(term.as_bytes()).collect(),
         }
     }
 }
 
-/// What a chunk's filter holds of a text: its trigrams, and its runs of four digits.
+/// What a chunk's filter holds of a text: its trigrams but those of three digits (see
+/// [`Chunk::digit_trigrams`]), and its runs of four digits.
 /// Numbers in addresses make nearly every digit trigram common to every chunk (a
 /// thousand of them), so a search for a number would scan them all; four digits (ten
 /// thousand) rule out most chunks. Packed, four bytes never equal three.
@@ -407,11 +423,21 @@ impl<'a> Term<'a> {
 /// The runs come first: a search asks a chunk's filter for its term's keys in this order
 /// and stops at the first one missing, each asked at the cost of a memory read, and a
 /// run of four digits is missing from most chunks where its trigrams are not.
-fn filter_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    let digits = text
-        .windows(4)
-        .filter(|run| run.iter().all(u8::is_ascii_digit));
-    digits.chain(text.windows(3)).map(trigram_hash)
+fn chunk_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let runs = text.windows(4).filter(|run| all_digits(run));
+    let trigrams = text.windows(3).filter(|trigram| !all_digits(trigram));
+    runs.chain(trigrams).map(trigram_hash)
+}
+
+/// What the filter of a chunk's segment holds of a text: its trigrams of three digits.
+fn digit_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    text.windows(3)
+        .filter(|trigram| all_digits(trigram))
+        .map(trigram_hash)
+}
+
+fn all_digits(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_digit)
 }
 
 /// A user's parts, borrowed from a chunk.
@@ -460,7 +486,7 @@ impl Chunk {
         self.filter_seed = self.entries.first().map_or(0, |entry| entry.id() as u32);
         let mut widest = vec![FilterBlock::default(); FILTER_BITS_MAX / FILTER_BLOCK_BITS];
         let blocks = widest.len();
-        for key in filter_keys(&self.text) {
+        for key in chunk_keys(&self.text) {
             let key = salted(key, self.filter_seed);
             widest[key as usize & (blocks - 1)].set(key);
         }
@@ -484,6 +510,7 @@ impl Chunk {
         }
         self.trigrams = widest;
         self.statuses = StatusSpan::of(&self.entries);
+        self.seal_segments();
         // Grown by doubling while filled: a third of a chunk's text would be spare.
         self.entries.shrink_to_fit();
         self.text.shrink_to_fit();
@@ -491,7 +518,62 @@ impl Chunk {
         self
     }
 
-    /// Whether the text may hold a key of [`filter_keys`] (surely not when false).
+    /// The filters of the segments' trigrams of three digits, all of one size: enough
+    /// for the segment holding most, at [`FILTER_BITS_PER_TRIGRAM`].
+    fn seal_segments(&mut self) {
+        let segments: Vec<Vec<u32>> = (0..self.entries.len())
+            .step_by(SEGMENT_USERS)
+            .map(|first| {
+                let last = (first + SEGMENT_USERS).min(self.entries.len()) - 1;
+                let text = &self.text[self.start_of(first)..self.entries[last].text_end as usize];
+                let mut keys: Vec<u32> = digit_keys(text).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            })
+            .collect();
+        let most = segments.iter().map(Vec::len).max().unwrap_or(0);
+        self.segment_blocks = if most == 0 {
+            0
+        } else {
+            (most * FILTER_BITS_PER_TRIGRAM)
+                .div_ceil(FILTER_BLOCK_BITS)
+                .next_power_of_two()
+        };
+        self.digit_trigrams = vec![FilterBlock::default(); segments.len() * self.segment_blocks];
+        if self.segment_blocks == 0 {
+            return;
+        }
+        for (segment, keys) in segments.iter().enumerate() {
+            let seed = self.segment_seed(segment);
+            let blocks =
+                &mut self.digit_trigrams[segment * self.segment_blocks..][..self.segment_blocks];
+            for &key in keys {
+                let key = salted(key, seed);
+                blocks[key as usize & (blocks.len() - 1)].set(key);
+            }
+        }
+    }
+
+    fn segment_seed(&self, segment: usize) -> u32 {
+        self.filter_seed ^ mixed(segment as u32 + 1)
+    }
+
+    /// Whether a segment's text may hold every one of these keys of [`digit_keys`]
+    /// (surely not when false).
+    fn segment_may_hold(&self, segment: usize, keys: &[u32]) -> bool {
+        if keys.is_empty() {
+            return true;
+        }
+        if self.segment_blocks == 0 {
+            return false;
+        }
+        let blocks = &self.digit_trigrams[segment * self.segment_blocks..][..self.segment_blocks];
+        keys.iter()
+            .all(|&key| filter_has(blocks, salted(key, self.segment_seed(segment))))
+    }
+
+    /// Whether the text may hold a key of [`chunk_keys`] (surely not when false).
     fn may_hold(&self, key: u32) -> bool {
         filter_has(&self.trigrams, salted(key, self.filter_seed))
     }
@@ -597,32 +679,51 @@ impl Chunk {
     /// The rows whose text holds the term, in order. A hit across two users' texts (a
     /// term with a line break in it) is none.
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
-        let finder = &term.finder;
-        if finder.needle().is_empty() {
+        if term.finder.needle().is_empty() {
             return (0..self.entries.len()).collect();
         }
         let mut rows = Vec::new();
         if !self.may_hold_term(term) {
             return rows;
         }
-        let (mut row, mut counted_to) = (0, 0);
-        for at in finder.find_iter(&self.text) {
+        if term.digit_trigrams.is_empty() {
+            self.search_rows(term, 0..self.entries.len(), &mut rows);
+            return rows;
+        }
+        for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
+            if self.segment_may_hold(segment, &term.digit_trigrams) {
+                let end = (first + SEGMENT_USERS).min(self.entries.len());
+                self.search_rows(term, first..end, &mut rows);
+            }
+        }
+        rows
+    }
+
+    /// Appends those of these rows whose text holds the term.
+    fn search_rows(&self, term: &Term<'_>, range: std::ops::Range<usize>, rows: &mut Vec<usize>) {
+        let Some(last) = range.end.checked_sub(1) else {
+            return;
+        };
+        let finder = &term.finder;
+        let from = self.start_of(range.start);
+        let text = &self.text[from..self.entries[last].text_end as usize];
+        let (mut row, mut counted_to) = (range.start, 0);
+        for at in finder.find_iter(text) {
             // A user's row is the number of line breaks before the match (each text is
             // followed by one, and holds none: see `Loose::of`), counted on from the last
             // match through text the search has just read. Walking the entries instead
             // read 48 bytes of each, and a binary search missed the cache at every probe.
-            row += memchr::memchr_iter(b'\n', &self.text[counted_to..at]).count();
+            row += memchr::memchr_iter(b'\n', &text[counted_to..at]).count();
             counted_to = at;
             let Some(entry) = self.entries.get(row) else {
                 break;
             };
-            let fits =
-                self.start_of(row) <= at && at + finder.needle().len() <= entry.text_end as usize;
+            let (at, end) = (from + at, from + at + finder.needle().len());
+            let fits = self.start_of(row) <= at && end <= entry.text_end as usize;
             if fits && rows.last() != Some(&row) {
                 rows.push(row);
             }
         }
-        rows
     }
 }
 
@@ -1822,7 +1923,7 @@ mod tests {
             )
             .expect("indexed");
         let chunk = &snapshot.chunks[0];
-        let held: HashSet<u32> = filter_keys(&chunk.text).collect();
+        let held: HashSet<u32> = chunk_keys(&chunk.text).collect();
         assert!(held.iter().all(|&key| chunk.may_hold(key)));
         // Trigrams of no text here (capitals are never indexed: the text is lowercased).
         let absent: Vec<u32> = (0..20_000u32)
@@ -1836,6 +1937,49 @@ mod tests {
             "{passed} of {} absent trigrams passed",
             absent.len()
         );
+    }
+
+    #[test]
+    fn a_number_is_found_in_every_segment_that_holds_it_and_searched_in_few() {
+        // Two chunks, the second's last segment part full; numbers of every length.
+        let everyone: Vec<Loose> = (0..CHUNK_USERS + 3 * SEGMENT_USERS + 5)
+            .map(|n| user(n * 7919 % 100_003, "ada", &format!("l{n:04}")))
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        assert_eq!(snapshot.chunks.len(), 2);
+        let mut searched_segments = 0;
+        for number in (0..1000).map(|n| format!("{n:03}")).chain([
+            "4821".into(),
+            "0007".into(),
+            "7919".into(),
+        ]) {
+            let term = Term::new(&number);
+            for chunk in &snapshot.chunks {
+                let holding: Vec<usize> = (0..chunk.entries.len())
+                    .filter(|&row| {
+                        let parts = chunk.parts(row);
+                        [parts.first, b" ", parts.last, b" ", parts.email]
+                            .concat()
+                            .windows(number.len())
+                            .any(|window| window == number.as_bytes())
+                    })
+                    .collect();
+                assert_eq!(chunk.matching_rows(&term), holding, "{number}");
+                searched_segments += (0..chunk.entries.len().div_ceil(SEGMENT_USERS))
+                    .filter(|&segment| chunk.segment_may_hold(segment, &term.digit_trigrams))
+                    .count();
+            }
+        }
+        // Each segment holds about 300 of the thousand trigrams of three digits.
+        let segments = snapshot
+            .chunks
+            .iter()
+            .map(|c| c.entries.len().div_ceil(SEGMENT_USERS))
+            .sum::<usize>();
+        let share = searched_segments as f64 / (1003 * segments) as f64;
+        assert!(share < 0.5, "{share:.2} of the segments searched");
     }
 
     #[test]
