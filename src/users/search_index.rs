@@ -707,6 +707,9 @@ impl Chunk {
         let finder = &term.finder;
         let from = self.start_of(range.start);
         let text = &self.text[from..self.entries[last].text_end as usize];
+        // Only a term with a line break can match across two users' texts; the row of
+        // any other match is known without reading the entries (a memory read each).
+        let may_cross = finder.needle().contains(&b'\n');
         let (mut row, mut counted_to) = (range.start, 0);
         for at in finder.find_iter(text) {
             // A user's row is the number of line breaks before the match (each text is
@@ -715,12 +718,16 @@ impl Chunk {
             // read 48 bytes of each, and a binary search missed the cache at every probe.
             row += memchr::memchr_iter(b'\n', &text[counted_to..at]).count();
             counted_to = at;
-            let Some(entry) = self.entries.get(row) else {
-                break;
-            };
-            let (at, end) = (from + at, from + at + finder.needle().len());
-            let fits = self.start_of(row) <= at && end <= entry.text_end as usize;
-            if fits && rows.last() != Some(&row) {
+            if may_cross {
+                let Some(entry) = self.entries.get(row) else {
+                    break;
+                };
+                let (at, end) = (from + at, from + at + finder.needle().len());
+                if self.start_of(row) > at || end > entry.text_end as usize {
+                    continue;
+                }
+            }
+            if rows.last() != Some(&row) {
                 rows.push(row);
             }
         }
@@ -862,6 +869,10 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    fn entry(&self, (chunk, row): At) -> &Entry {
+        &self.chunks[chunk].entries[row]
+    }
+
     fn parts(&self, (chunk, row): At) -> Parts<'_> {
         self.chunks[chunk].parts(row)
     }
@@ -1239,7 +1250,7 @@ impl Snapshot {
             StatusCounts::capped()
         } else {
             StatusCounts::tally(first.iter().map(|&at| {
-                let entry = self.parts(at).entry;
+                let entry = self.entry(at);
                 (entry.status(now), entry.expires_soon(now))
             }))
         };
@@ -1250,7 +1261,7 @@ impl Snapshot {
                 first
                     .into_iter()
                     .chain(later)
-                    .filter(|&at| filter.passes(self.parts(at).entry))
+                    .filter(|&at| filter.passes(self.entry(at)))
                     .take(wanted)
                     .collect()
             } else {
