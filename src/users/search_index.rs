@@ -221,7 +221,13 @@ struct Chunk {
     /// quarter of them, and only its text is searched when it may hold the term's.
     digit_trigrams: Vec<FilterBlock>,
     segment_blocks: usize,
+    /// Where each segment's text ends (that of its last user): a segment is searched
+    /// without reading the entries at its ends, a memory read each.
+    segment_ends: [u32; MOST_SEGMENTS],
 }
+
+/// Segments in a chunk at its largest (a chunk is split at twice [`CHUNK_USERS`]).
+const MOST_SEGMENTS: usize = 2 * CHUNK_USERS / SEGMENT_USERS;
 
 /// Users per segment of a chunk (see [`Chunk::digit_trigrams`]).
 const SEGMENT_USERS: usize = 64;
@@ -526,6 +532,9 @@ impl Chunk {
             .map(|first| {
                 let last = (first + SEGMENT_USERS).min(self.entries.len()) - 1;
                 let text = &self.text[self.start_of(first)..self.entries[last].text_end as usize];
+                if let Some(end) = self.segment_ends.get_mut(first / SEGMENT_USERS) {
+                    *end = self.entries[last].text_end;
+                }
                 let mut keys: Vec<u32> = digit_keys(text).collect();
                 keys.sort_unstable();
                 keys.dedup();
@@ -687,30 +696,45 @@ impl Chunk {
             return rows;
         }
         if term.digit_trigrams.is_empty() {
-            self.search_rows(term, 0..self.entries.len(), &mut rows);
+            // Every user's text, and the line breaks between them.
+            let text = 0..self.text.len().saturating_sub(1);
+            self.search_rows(term, 0, text, &mut rows);
             return rows;
         }
         for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
             if self.segment_may_hold(segment, &term.digit_trigrams) {
-                let end = (first + SEGMENT_USERS).min(self.entries.len());
-                self.search_rows(term, first..end, &mut rows);
+                let last = (first + SEGMENT_USERS).min(self.entries.len()) - 1;
+                let end_of = |segment: usize, last: usize| {
+                    self.segment_ends
+                        .get(segment)
+                        .map_or(self.entries[last].text_end, |&end| end)
+                        as usize
+                };
+                let start = segment
+                    .checked_sub(1)
+                    .map_or(0, |before| end_of(before, first - 1) + 1);
+                self.search_rows(term, first, start..end_of(segment, last), &mut rows);
             }
         }
         rows
     }
 
-    /// Appends those of these rows whose text holds the term.
-    fn search_rows(&self, term: &Term<'_>, range: std::ops::Range<usize>, rows: &mut Vec<usize>) {
-        let Some(last) = range.end.checked_sub(1) else {
-            return;
-        };
+    /// Appends the rows whose text holds the term, of those whose texts are in `text`
+    /// (from row `first` on).
+    fn search_rows(
+        &self,
+        term: &Term<'_>,
+        first: usize,
+        text: std::ops::Range<usize>,
+        rows: &mut Vec<usize>,
+    ) {
         let finder = &term.finder;
-        let from = self.start_of(range.start);
-        let text = &self.text[from..self.entries[last].text_end as usize];
+        let from = text.start;
+        let text = &self.text[text];
         // Only a term with a line break can match across two users' texts; the row of
         // any other match is known without reading the entries (a memory read each).
         let may_cross = finder.needle().contains(&b'\n');
-        let (mut row, mut counted_to) = (range.start, 0);
+        let (mut row, mut counted_to) = (first, 0);
         for at in finder.find_iter(text) {
             // A user's row is the number of line breaks before the match (each text is
             // followed by one, and holds none: see `Loose::of`), counted on from the last
