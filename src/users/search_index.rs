@@ -527,20 +527,18 @@ impl Chunk {
     /// The filters of the segments' trigrams of three digits, all of one size: enough
     /// for the segment holding most, at [`FILTER_BITS_PER_TRIGRAM`].
     fn seal_segments(&mut self) {
-        let segments: Vec<Vec<u32>> = (0..self.entries.len())
-            .step_by(SEGMENT_USERS)
-            .map(|first| {
-                let last = (first + SEGMENT_USERS).min(self.entries.len()) - 1;
-                let text = &self.text[self.start_of(first)..self.entries[last].text_end as usize];
-                if let Some(end) = self.segment_ends.get_mut(first / SEGMENT_USERS) {
-                    *end = self.entries[last].text_end;
-                }
-                let mut keys: Vec<u32> = digit_keys(text).collect();
-                keys.sort_unstable();
-                keys.dedup();
-                keys
-            })
-            .collect();
+        let mut segments: Vec<Vec<u32>> = Vec::new();
+        for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
+            let end = self.entries[(first + SEGMENT_USERS).min(self.entries.len()) - 1].text_end;
+            if let Some(held) = self.segment_ends.get_mut(segment) {
+                *held = end;
+            }
+            let mut keys: Vec<u32> =
+                digit_keys(&self.text[self.start_of(first)..end as usize]).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            segments.push(keys);
+        }
         let most = segments.iter().map(Vec::len).max().unwrap_or(0);
         self.segment_blocks = if most == 0 {
             0
@@ -585,11 +583,6 @@ impl Chunk {
     /// Whether the text may hold a key of [`chunk_keys`] (surely not when false).
     fn may_hold(&self, key: u32) -> bool {
         filter_has(&self.trigrams, salted(key, self.filter_seed))
-    }
-
-    /// Whether the text may hold the term (surely not when false).
-    fn may_hold_term(&self, term: &Term<'_>) -> bool {
-        term.trigrams.iter().all(|&key| self.may_hold(key))
     }
 
     fn start_of(&self, row: usize) -> usize {
@@ -686,15 +679,13 @@ impl Chunk {
     }
 
     /// The rows whose text holds the term, in order. A hit across two users' texts (a
-    /// term with a line break in it) is none.
+    /// term with a line break in it) is none. The chunk's own filter is not asked: the
+    /// searches ask it for a batch of chunks at once ([`Snapshot::may_hold`]).
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
         if term.finder.needle().is_empty() {
             return (0..self.entries.len()).collect();
         }
         let mut rows = Vec::new();
-        if !self.may_hold_term(term) {
-            return rows;
-        }
         if term.digit_trigrams.is_empty() {
             // Every user's text, and the line breaks between them.
             let text = 0..self.text.len().saturating_sub(1);
