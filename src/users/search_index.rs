@@ -23,6 +23,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -43,10 +44,11 @@ use crate::db::{DbConnection, Engine, Stamp, engine_of};
 /// Users per chunk: a chunk is copied whole when one of its users changes, and searched
 /// whole (about 25 KB of text) when any of its users may be on the page.
 const CHUNK_USERS: usize = 512;
-/// Chunks whose filters are asked at once (see [`Snapshot::may_hold`]).
-const FILTER_BATCH: usize = 32;
-/// Chunks asked how many of them hold each of a term's keys (see [`Snapshot::rank_keys`]).
-const KEY_SAMPLE: usize = 32;
+/// Chunks whose filters are held together, sliced by bit (see [`ChunkFilters`]).
+const GROUP_CHUNKS: usize = 64;
+/// Groups of chunks asked how many of their chunks hold each of a term's keys (see
+/// [`Snapshot::rank_keys`]).
+const KEY_SAMPLE: usize = 8;
 /// Changes read from the log at a time.
 const CHANGES_PER_READ: i64 = 10_000;
 /// The log keeps at least this many of the latest changes (the migrations' trim keeps
@@ -199,17 +201,12 @@ struct Chunk {
     /// order, but for the names' initials (see [`Flag::FirstNameCapital`]): few users
     /// have any other, and a bit for every byte of text was 6 MB at a million users.
     capitals: Vec<u32>,
-    /// The trigrams of the text but those of three digits, and its runs of four digits
-    /// (see [`chunk_keys`]), as
-    /// bits (a Bloom filter, see [`FilterBlock`]): a term with a trigram not in it is not
-    /// in this chunk, which is then not scanned. Names sorted
-    /// together share most trigrams: 512 users hold a few hundred to a few thousand.
-    trigrams: Vec<FilterBlock>,
-    /// Mixed into every key of this chunk's filter. Chunks hold much the same trigrams
-    /// (the digits, the domain), so under one hash for all a term whose bits happened to
-    /// be set by common trigrams passed nearly every chunk's filter, and another almost
-    /// none ("ove" passed 273 of 1,954 chunks at a million users, 40 of them holding
-    /// it): salted, each term passes about the filter's rate of the chunks lacking it.
+    /// How many distinct keys of [`chunk_keys`] its text holds (about: counted as bits of
+    /// a wide bitmap), which sizes the filter of its group (see [`ChunkFilters`]). Names
+    /// sorted together share most trigrams: 512 users hold a few hundred to a few
+    /// thousand.
+    distinct_keys: usize,
+    /// Mixed into every key of its segments' filters, as [`ChunkFilters::seed`] is.
     filter_seed: u32,
     /// Which statuses its users may have (see [`StatusSpan`]).
     statuses: Vec<StatusSpan>,
@@ -336,11 +333,11 @@ impl Filter {
     }
 }
 
-/// A block of a chunk's filter: a trigram sets two bits of one block, which is one cache
-/// line, so that asking for it costs one memory read, as a single bit did. In the same
-/// space, fewer trigrams a chunk lacks pass its filter (3.4% against 9.4% with one bit,
-/// in `a_chunks_filter_holds_every_trigram_of_its_text_and_few_others`), and each that
-/// passes costs a search through the chunk's text.
+/// A block of a segment's filter (see [`Chunk::digit_trigrams`]): a trigram sets two bits
+/// of one block, which is one cache line, so that asking for it costs one memory read, as
+/// a single bit did. In the same space, fewer trigrams a segment lacks pass its filter
+/// (3.4% against 9.4% with one bit, when the chunks' filters were made so), and each that
+/// passes costs a search through the segment's text.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct FilterBlock([u64; 8]);
@@ -350,7 +347,7 @@ const FILTER_BLOCK_BITS: usize = 512;
 impl FilterBlock {
     /// The two bits of a trigram within its block (from bits the block number leaves).
     fn bits_of(hash: u32) -> [usize; 2] {
-        [(hash >> 14) as usize & 511, (hash >> 23) as usize & 511]
+        [hash as usize & 511, (hash >> 9) as usize & 511]
     }
 
     fn set(&mut self, hash: u32) {
@@ -366,8 +363,7 @@ impl FilterBlock {
     }
 }
 
-/// Bits per distinct trigram in a chunk's filter (12–22% of them set), within these
-/// bounds (power-of-two sizes, so that a filter folds in half).
+/// Bits per distinct key in a filter (12–22% of them set), within these bounds.
 const FILTER_BITS_PER_TRIGRAM: usize = 8;
 const FILTER_BITS_MIN: usize = 2048;
 const FILTER_BITS_MAX: usize = 65_536;
@@ -388,18 +384,127 @@ fn mixed(value: u32) -> u32 {
     h ^ (h >> 13)
 }
 
-/// A trigram's block is chosen by the low bits of its hash: folding a filter in half
-/// keeps every trigram in the block it then picks.
+/// A trigram's block, chosen by the high bits of its hash (multiplied into the range, so
+/// that a filter need not be a power of two of blocks: rounded up, the segments' filters
+/// were half as large again); [`FilterBlock::bits_of`] takes the low ones.
+fn block_of(filter: &[FilterBlock], hash: u32) -> usize {
+    ((u64::from(hash) * filter.len() as u64) >> 32) as usize
+}
+
 fn filter_has(filter: &[FilterBlock], hash: u32) -> bool {
     if filter.is_empty() {
         return true;
     }
-    filter[hash as usize & (filter.len() - 1)].has(hash)
+    filter[block_of(filter, hash)].has(hash)
 }
 
-/// A key as one chunk's filter holds it (see [`Chunk::filter_seed`]).
+/// A key as one filter holds it (see [`ChunkFilters::seed`]).
 fn salted(key: u32, seed: u32) -> u32 {
     mixed(key ^ seed)
+}
+
+/// The filters of up to [`GROUP_CHUNKS`] neighbouring chunks, sliced by bit: a Bloom
+/// filter per chunk of the keys of its text ([`chunk_keys`]), where bit `c` of every word
+/// is chunk `c`'s. A key sets two words of one block (a cache line), so asking a group
+/// for a key is one memory read that answers for its 64 chunks: a term not in a chunk is
+/// not searched there. Held a filter to a chunk, a million users' 8 MB of filters cost a
+/// cache miss per chunk and key, 2,000 of them for any search (14% of the server's time
+/// under the varied mix), where a group costs 32.
+#[derive(Debug, Clone)]
+struct ChunkFilters {
+    /// Sized to the chunk holding most keys.
+    blocks: Vec<FilterBlock>,
+    /// Mixed into every key. Chunks hold much the same trigrams (the digits, the
+    /// domain), so under one hash for all a term whose bits happened to be set by common
+    /// trigrams passed nearly every chunk's filter, and another almost none ("ove" passed
+    /// 273 of 1,954 chunks at a million users, 40 of them holding it): salted per group,
+    /// each term passes about the filter's rate of the chunks lacking it.
+    seed: u32,
+    /// The chunks it holds, from the first bit.
+    chunks: usize,
+}
+
+impl ChunkFilters {
+    fn of(chunks: &[Arc<Chunk>]) -> Self {
+        let most = chunks.iter().map(|c| c.distinct_keys).max().unwrap_or(0);
+        // Not a power of two: the groups' filters are most of the index's but its
+        // entries and text, and rounded up they were half as large again.
+        let words = (most * FILTER_BITS_PER_TRIGRAM).clamp(FILTER_BITS_MIN, FILTER_BITS_MAX);
+        let mut filters = Self {
+            blocks: vec![FilterBlock::default(); words.div_ceil(8)],
+            seed: chunks.first().map_or(0, |c| mixed(c.filter_seed)),
+            chunks: chunks.len(),
+        };
+        for (column, chunk) in chunks.iter().enumerate() {
+            filters.set(column, chunk);
+        }
+        filters
+    }
+
+    /// The block and the two words of it that hold a key, each at a bit per chunk: the
+    /// block by the hash's high bits (multiplied into the range), the words by its low.
+    fn place(&self, key: u32) -> (usize, [usize; 2]) {
+        let hash = salted(key, self.seed);
+        let block = block_of(&self.blocks, hash);
+        let first = hash as usize & 7;
+        // Another word than the first: two bits a key.
+        let second = (first + 1 + (hash >> 3) as usize % 7) & 7;
+        (block, [first, second])
+    }
+
+    fn set(&mut self, column: usize, chunk: &Chunk) {
+        for key in chunk_keys(&chunk.text) {
+            let (block, words) = self.place(key);
+            for word in words {
+                self.blocks[block].0[word] |= 1 << column;
+            }
+        }
+    }
+
+    /// Whether a chunk of this many keys is held at about the rate the filters were
+    /// sized for (a chunk grows by changes until it splits).
+    fn fits(&self, distinct_keys: usize) -> bool {
+        distinct_keys * FILTER_BITS_PER_TRIGRAM <= 2 * self.blocks.len() * 8
+    }
+
+    /// The filters with these chunks' columns made again (each chunk a new one in the
+    /// place of one).
+    fn with_columns(&self, columns: &[(usize, &Chunk)]) -> Self {
+        let mut filters = self.clone();
+        let cleared = !columns
+            .iter()
+            .fold(0u64, |bits, &(column, _)| bits | 1 << column);
+        for block in &mut filters.blocks {
+            for word in &mut block.0 {
+                *word &= cleared;
+            }
+        }
+        for &(column, chunk) in columns {
+            filters.set(column, chunk);
+        }
+        filters
+    }
+
+    /// The chunks that may hold every one of the keys, as bits (surely not the others).
+    fn holding(&self, keys: &[u32]) -> u64 {
+        let mut may = match self.chunks {
+            GROUP_CHUNKS.. => u64::MAX,
+            chunks => (1 << chunks) - 1,
+        };
+        for &key in keys {
+            may &= self.holding_key(key);
+            if may == 0 {
+                break;
+            }
+        }
+        may
+    }
+
+    fn holding_key(&self, key: u32) -> u64 {
+        let (block, [first, second]) = self.place(key);
+        let words = &self.blocks[block].0;
+        words[first] & words[second]
+    }
 }
 
 /// What a search looks for: the substring, and its keys for the chunks' filters and for
@@ -486,35 +591,17 @@ impl<'a> Parts<'a> {
 }
 
 impl Chunk {
-    /// The chunk with its trigram filter made, sized to its distinct trigrams.
+    /// The chunk with its segments' filters made and its keys counted.
     fn sealed(mut self) -> Self {
         // Any value differing from chunk to chunk will do: part of its first user's id.
         self.filter_seed = self.entries.first().map_or(0, |entry| entry.id() as u32);
-        let mut widest = vec![FilterBlock::default(); FILTER_BITS_MAX / FILTER_BLOCK_BITS];
-        let blocks = widest.len();
+        // One bit a key; few share one at this width.
+        let mut seen = vec![0u64; FILTER_BITS_MAX / 64];
         for key in chunk_keys(&self.text) {
-            let key = salted(key, self.filter_seed);
-            widest[key as usize & (blocks - 1)].set(key);
+            let bit = key as usize % FILTER_BITS_MAX;
+            seen[bit / 64] |= 1 << (bit % 64);
         }
-        // Two bits a trigram; few share one at this width.
-        let set: usize = widest
-            .iter()
-            .flat_map(|block| block.0)
-            .map(|word| word.count_ones() as usize)
-            .sum();
-        let bits = (set / 2 * FILTER_BITS_PER_TRIGRAM)
-            .next_power_of_two()
-            .clamp(FILTER_BITS_MIN, FILTER_BITS_MAX);
-        // Folded: block b of the narrower filter is block b of either half.
-        while widest.len() * FILTER_BLOCK_BITS > bits {
-            let (low, high) = widest.split_at(widest.len() / 2);
-            widest = low
-                .iter()
-                .zip(high)
-                .map(|(a, b)| FilterBlock(std::array::from_fn(|w| a.0[w] | b.0[w])))
-                .collect();
-        }
-        self.trigrams = widest;
+        self.distinct_keys = seen.iter().map(|word| word.count_ones() as usize).sum();
         self.statuses = StatusSpan::of(&self.entries);
         self.seal_segments();
         // Grown by doubling while filled: a third of a chunk's text would be spare.
@@ -543,9 +630,7 @@ impl Chunk {
         self.segment_blocks = if most == 0 {
             0
         } else {
-            (most * FILTER_BITS_PER_TRIGRAM)
-                .div_ceil(FILTER_BLOCK_BITS)
-                .next_power_of_two()
+            (most * FILTER_BITS_PER_TRIGRAM).div_ceil(FILTER_BLOCK_BITS)
         };
         self.digit_trigrams = vec![FilterBlock::default(); segments.len() * self.segment_blocks];
         if self.segment_blocks == 0 {
@@ -557,7 +642,7 @@ impl Chunk {
                 &mut self.digit_trigrams[segment * self.segment_blocks..][..self.segment_blocks];
             for &key in keys {
                 let key = salted(key, seed);
-                blocks[key as usize & (blocks.len() - 1)].set(key);
+                blocks[block_of(blocks, key)].set(key);
             }
         }
     }
@@ -578,11 +663,6 @@ impl Chunk {
         let blocks = &self.digit_trigrams[segment * self.segment_blocks..][..self.segment_blocks];
         keys.iter()
             .all(|&key| filter_has(blocks, salted(key, self.segment_seed(segment))))
-    }
-
-    /// Whether the text may hold a key of [`chunk_keys`] (surely not when false).
-    fn may_hold(&self, key: u32) -> bool {
-        filter_has(&self.trigrams, salted(key, self.filter_seed))
     }
 
     fn start_of(&self, row: usize) -> usize {
@@ -881,9 +961,34 @@ type At = (usize, usize);
 struct Snapshot {
     /// Never empty ones; shared with the snapshots before and after a change.
     chunks: Vec<Arc<Chunk>>,
+    /// The chunks' filters, a group of neighbouring chunks to each, in order; shared
+    /// like the chunks.
+    filters: Vec<Arc<ChunkFilters>>,
+    /// Of each chunk, its group of filters and its column there.
+    placed: Vec<(u32, u32)>,
 }
 
 impl Snapshot {
+    fn of(chunks: Vec<Arc<Chunk>>) -> Self {
+        let filters = grouped_filters(&chunks);
+        Self::with_filters(chunks, filters)
+    }
+
+    fn with_filters(chunks: Vec<Arc<Chunk>>, filters: Vec<Arc<ChunkFilters>>) -> Self {
+        let placed = filters
+            .iter()
+            .enumerate()
+            .flat_map(|(group, filters)| {
+                (0..filters.chunks).map(move |column| (group as u32, column as u32))
+            })
+            .collect();
+        Self {
+            chunks,
+            filters,
+            placed,
+        }
+    }
+
     fn entry(&self, (chunk, row): At) -> &Entry {
         &self.chunks[chunk].entries[row]
     }
@@ -893,74 +998,51 @@ impl Snapshot {
     }
 
     /// Those of the chunks in `order` that may hold the term, by their filters, in that
-    /// order. Their filters are asked a batch at a time, each of the term's keys of every
-    /// chunk of the batch still in question before the next key: each read misses the cache (a
-    /// million users' filters are 8 MB), and so they overlap instead of each waiting for
-    /// the one before (asked one chunk at a time, it was a fifth of the server's time
-    /// under the million-user mix, nearly all of it waiting for memory).
+    /// order. A group's filters answer for all its chunks at once, asked once for a run
+    /// of its chunks.
     fn may_hold<'s>(
         &'s self,
         term: &'s Term<'_>,
-        mut order: impl Iterator<Item = usize> + 's,
+        order: impl Iterator<Item = usize> + 's,
     ) -> impl Iterator<Item = usize> + 's {
-        let mut passed: Vec<usize> = Vec::with_capacity(FILTER_BATCH);
-        let mut next = 0;
-        std::iter::from_fn(move || {
-            loop {
-                if let Some(&c) = passed.get(next) {
-                    next += 1;
-                    return Some(c);
+        let mut asked: Option<(u32, u64)> = None;
+        order.filter(move |&c| {
+            let (group, column) = self.placed[c];
+            let holding = match asked {
+                Some((asked_group, holding)) if asked_group == group => holding,
+                _ => {
+                    let holding = self.filters[group as usize].holding(&term.trigrams);
+                    asked = Some((group, holding));
+                    holding
                 }
-                let mut batch = [0; FILTER_BATCH];
-                let size = batch
-                    .iter_mut()
-                    .zip(order.by_ref())
-                    .map(|(slot, c)| *slot = c)
-                    .count();
-                if size == 0 {
-                    return None;
-                }
-                let batch = &batch[..size];
-                let mut may: [bool; FILTER_BATCH] = std::array::from_fn(|i| i < size);
-                for &key in &term.trigrams {
-                    for (may, &c) in may.iter_mut().zip(batch) {
-                        *may = *may && self.chunks[c].may_hold(key);
-                    }
-                    if !may.contains(&true) {
-                        break;
-                    }
-                }
-                passed.clear();
-                next = 0;
-                passed.extend(
-                    batch
-                        .iter()
-                        .zip(may)
-                        .filter(|(_, may)| *may)
-                        .map(|(&c, _)| c),
-                );
-            }
+            };
+            holding >> column & 1 == 1
         })
     }
 
     /// Puts the term's keys in the order of how few chunks hold them, as a sample of the
-    /// chunks says: a chunk is ruled out at the first key its filter lacks, and each key
-    /// asked is a memory read. The keys of a whole name are mostly those of a first name,
-    /// in every chunk ("gra", "rac", "ace" of "grace hopper"); one across the space is in
-    /// few ("e h"), and asked first it rules out nearly every chunk alone.
+    /// groups' filters says: a group is ruled out at the first key none of its chunks
+    /// holds, and each key asked is a memory read. The keys of a whole name are mostly
+    /// those of a first name, in every chunk ("gra", "rac", "ace" of "grace hopper"); one
+    /// across the space is in few ("e h"), and asked first it rules out nearly every
+    /// chunk alone.
     fn rank_keys(&self, term: &mut Term<'_>) {
-        if term.trigrams.len() < 2 || self.chunks.len() < 2 * KEY_SAMPLE {
+        if term.trigrams.len() < 2 || self.filters.is_empty() {
             return;
         }
-        let step = self.chunks.len() / KEY_SAMPLE;
-        let sample: Vec<&Chunk> = self
-            .chunks
+        let step = self.filters.len().div_ceil(KEY_SAMPLE);
+        let sample: Vec<&ChunkFilters> = self
+            .filters
             .iter()
             .step_by(step)
-            .map(|c| c.as_ref())
+            .map(|f| f.as_ref())
             .collect();
-        term.trigrams
-            .sort_by_cached_key(|&key| sample.iter().filter(|chunk| chunk.may_hold(key)).count());
+        term.trigrams.sort_by_cached_key(|&key| {
+            sample
+                .iter()
+                .map(|filters| filters.holding_key(key).count_ones())
+                .sum::<u32>()
+        });
     }
 
     /// The matches of the first chunks, each read whole, until there are more than
@@ -1106,9 +1188,12 @@ impl Snapshot {
             arriving.entry(target).or_default().push(loose);
         }
         let mut chunks = Vec::with_capacity(self.chunks.len() + 1);
+        // Of each chunk, the chunks it became, and whether they are new.
+        let mut became: Vec<(Range<usize>, bool)> = Vec::with_capacity(self.chunks.len());
         for (c, chunk) in self.chunks.iter().enumerate() {
             let incoming = arriving.remove(&c);
             if incoming.is_none() && !chunk.entries.iter().any(|e| changed.contains(&e.id())) {
+                became.push((chunks.len()..chunks.len() + 1, false));
                 chunks.push(chunk.clone());
                 continue;
             }
@@ -1132,7 +1217,33 @@ impl Snapshot {
             for loose in incoming {
                 run.push(&loose)?;
             }
+            let from = chunks.len();
             chunks.extend(run.finish());
+            became.push((from..chunks.len(), true));
+        }
+        let mut filters = Vec::with_capacity(self.filters.len() + 1);
+        let mut first = 0;
+        for group in &self.filters {
+            let olds = &became[first..first + group.chunks];
+            first += group.chunks;
+            let new_columns: Vec<(usize, &Chunk)> = olds
+                .iter()
+                .enumerate()
+                .filter(|(_, (range, new))| *new && range.len() == 1)
+                .map(|(column, (range, _))| (column, chunks[range.start].as_ref()))
+                .collect();
+            let redone = olds.iter().filter(|(_, new)| *new).count();
+            if redone == 0 {
+                filters.push(group.clone());
+            } else if new_columns.len() == redone
+                && new_columns.iter().all(|(_, c)| group.fits(c.distinct_keys))
+            {
+                // As many chunks as before: only the new ones' columns change.
+                filters.push(Arc::new(group.with_columns(&new_columns)));
+            } else {
+                let (start, end) = (olds[0].0.start, olds[olds.len() - 1].0.end);
+                filters.extend(grouped_filters(&chunks[start..end]));
+            }
         }
         // Into an empty index.
         if let Some(incoming) = arriving.remove(&0) {
@@ -1140,10 +1251,24 @@ impl Snapshot {
             for loose in incoming {
                 run.push(&loose)?;
             }
+            let from = chunks.len();
             chunks.extend(run.finish());
+            filters.extend(grouped_filters(&chunks[from..]));
         }
-        Some(Self { chunks })
+        Some(Self::with_filters(chunks, filters))
     }
+}
+
+/// The filters of these chunks, in groups of at most [`GROUP_CHUNKS`] of about one size.
+fn grouped_filters(chunks: &[Arc<Chunk>]) -> Vec<Arc<ChunkFilters>> {
+    let groups = chunks.len().div_ceil(GROUP_CHUNKS);
+    if groups == 0 {
+        return Vec::new();
+    }
+    chunks
+        .chunks(chunks.len().div_ceil(groups))
+        .map(|group| Arc::new(ChunkFilters::of(group)))
+        .collect()
 }
 
 /// A position in the list (a page's cursor), as the index compares it.
@@ -1818,12 +1943,7 @@ fn build(conn: &mut DbConnection) -> QueryResult<Option<(Snapshot, ChangeLog)>> 
                 break;
             }
         }
-        Ok(Some((
-            Snapshot {
-                chunks: run.finish(),
-            },
-            log,
-        )))
+        Ok(Some((Snapshot::of(run.finish()), log)))
     })
 }
 
@@ -1893,12 +2013,80 @@ mod tests {
         expected.push("same f1500x".to_owned());
         expected.sort();
         assert_eq!(names(&snapshot), expected);
+        assert_filters_hold_every_key(&snapshot);
         assert!(
             snapshot
                 .chunks
                 .iter()
                 .all(|c| !c.entries.is_empty() && c.entries.len() < 2 * CHUNK_USERS)
         );
+    }
+
+    /// Every chunk has a column in one group of filters, in order, and its filters hold
+    /// every key of its text.
+    fn assert_filters_hold_every_key(snapshot: &Snapshot) {
+        assert_eq!(
+            snapshot.filters.iter().map(|f| f.chunks).sum::<usize>(),
+            snapshot.chunks.len()
+        );
+        assert!(snapshot.filters.iter().all(|f| f.chunks <= GROUP_CHUNKS));
+        for (c, chunk) in snapshot.chunks.iter().enumerate() {
+            let (group, column) = snapshot.placed[c];
+            let filters = &snapshot.filters[group as usize];
+            assert!(
+                chunk_keys(&chunk.text).all(|key| filters.holding_key(key) >> column & 1 == 1),
+                "chunk {c}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_filters_of_a_group_of_chunks_follow_its_changes() {
+        // 70 chunks of one last name each: two groups.
+        let everyone: Vec<Loose> = (0..70 * CHUNK_USERS)
+            .map(|n| {
+                user(
+                    n,
+                    &format!("f{:03}", n % CHUNK_USERS),
+                    &format!("l{:02}", n / CHUNK_USERS),
+                )
+            })
+            .collect();
+        let mut snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        assert_eq!((snapshot.chunks.len(), snapshot.filters.len()), (70, 2));
+        assert_filters_hold_every_key(&snapshot);
+        let kept = snapshot.filters[1].clone();
+
+        // A user of chunk 3 renamed (in place: its column changes), the other group
+        // untouched and shared.
+        let renamed = user(3 * CHUNK_USERS, "zebedee", "l03");
+        let changed: HashSet<u128> = [3 * CHUNK_USERS as u128].into_iter().collect();
+        snapshot = snapshot
+            .with_changes(&changed, vec![renamed])
+            .expect("indexed");
+        assert_filters_hold_every_key(&snapshot);
+        assert!(Arc::ptr_eq(&snapshot.filters[1], &kept));
+        let found = snapshot.find(&ListQuery::default(), "zebedee", november_30());
+        assert_eq!(found.rows.len(), 1);
+
+        // Chunk 5 grown past twice its size (split), chunk 9 emptied: the first group's
+        // chunks are grouped again.
+        let grown: Vec<Loose> = (0..2 * CHUNK_USERS)
+            .map(|n| user(100_000 + n, &format!("g{n:04}"), "l05"))
+            .collect();
+        let emptied: HashSet<u128> = (9 * CHUNK_USERS..10 * CHUNK_USERS)
+            .map(|n| n as u128)
+            .collect();
+        snapshot = snapshot.with_changes(&emptied, grown).expect("indexed");
+        assert!(snapshot.chunks.len() > 70);
+        assert_filters_hold_every_key(&snapshot);
+        assert!(Arc::ptr_eq(snapshot.filters.last().expect("groups"), &kept));
+        let found = snapshot.find(&ListQuery::default(), "g1023", november_30());
+        assert_eq!(found.rows.len(), 1);
+        let found = snapshot.find(&ListQuery::default(), "l09", november_30());
+        assert!(found.rows.is_empty());
     }
 
     #[test]
@@ -1949,14 +2137,16 @@ mod tests {
             )
             .expect("indexed");
         let chunk = &snapshot.chunks[0];
+        let filters = &snapshot.filters[0];
+        let may_hold = |key: u32| filters.holding_key(key) & 1 == 1;
         let held: HashSet<u32> = chunk_keys(&chunk.text).collect();
-        assert!(held.iter().all(|&key| chunk.may_hold(key)));
+        assert!(held.iter().all(|&key| may_hold(key)));
         // Trigrams of no text here (capitals are never indexed: the text is lowercased).
         let absent: Vec<u32> = (0..20_000u32)
             .map(|n| trigram_hash(&[b'A' + (n % 26) as u8, b'A' + (n / 26 % 26) as u8, n as u8]))
             .filter(|key| !held.contains(key))
             .collect();
-        let passed = absent.iter().filter(|&&key| chunk.may_hold(key)).count();
+        let passed = absent.iter().filter(|&&key| may_hold(key)).count();
         let rate = passed as f64 / absent.len() as f64;
         assert!(
             rate < 0.08,
