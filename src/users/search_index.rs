@@ -206,18 +206,14 @@ struct Chunk {
     /// sorted together share most trigrams: 512 users hold a few hundred to a few
     /// thousand.
     distinct_keys: usize,
-    /// Mixed into every key of its segments' filters, as [`ChunkFilters::seed`] is.
-    filter_seed: u32,
     /// Which statuses its users may have (see [`StatusSpan`]).
     statuses: Vec<StatusSpan>,
-    /// The trigrams of three digits of each segment of [`SEGMENT_USERS`] users, as one
-    /// filter of `segment_blocks` blocks per segment, one segment after another. Numbers
+    /// The trigrams of three digits of each segment of [`SEGMENT_USERS`] users. Numbers
     /// in addresses put nearly every such trigram in every chunk, so the chunk's filter
     /// could not rule a chunk out for them, and a search for a number read a quarter of
     /// the text at a million users to find its first 1,001 matches; a segment holds a
-    /// quarter of them, and only its text is searched when it may hold the term's.
-    digit_trigrams: Vec<FilterBlock>,
-    segment_blocks: usize,
+    /// quarter of them, and only its text is searched when it holds the term's.
+    digit_trigrams: Vec<DigitTrigrams>,
     /// Where each segment's text ends (that of its last user): a segment is searched
     /// without reading the entries at its ends, a memory read each.
     segment_ends: [u32; MOST_SEGMENTS],
@@ -333,33 +329,29 @@ impl Filter {
     }
 }
 
-/// A block of a segment's filter (see [`Chunk::digit_trigrams`]): a trigram sets two bits
-/// of one block, which is one cache line, so that asking for it costs one memory read, as
-/// a single bit did. In the same space, fewer trigrams a segment lacks pass its filter
-/// (3.4% against 9.4% with one bit, when the chunks' filters were made so), and each that
-/// passes costs a search through the segment's text.
+/// A block of the chunks' filters (see [`ChunkFilters`]): a cache line.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct FilterBlock([u64; 8]);
 
-const FILTER_BLOCK_BITS: usize = 512;
+/// The trigrams of three digits a segment's text holds, a bit for each of the thousand
+/// ("042" is bit 42): exact, and smaller than a Bloom filter of the two or three hundred
+/// a segment holds (128 bytes against about 250).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct DigitTrigrams([u64; 16]);
 
-impl FilterBlock {
-    /// The two bits of a trigram within its block (from bits the block number leaves).
-    fn bits_of(hash: u32) -> [usize; 2] {
-        [hash as usize & 511, (hash >> 9) as usize & 511]
-    }
-
-    fn set(&mut self, hash: u32) {
-        for bit in Self::bits_of(hash) {
-            self.0[bit / 64] |= 1 << (bit % 64);
+impl DigitTrigrams {
+    fn of(text: &[u8]) -> Self {
+        let mut held = Self::default();
+        for trigram in digit_keys(text) {
+            held.0[trigram / 64] |= 1 << (trigram % 64);
         }
+        held
     }
 
-    /// Without a branch on the bits read (see [`Snapshot::may_hold`]).
-    fn has(&self, hash: u32) -> bool {
-        let [a, b] = Self::bits_of(hash);
-        self.0[a / 64] >> (a % 64) & self.0[b / 64] >> (b % 64) & 1 == 1
+    fn holds(&self, trigram: usize) -> bool {
+        self.0[trigram / 64] >> (trigram % 64) & 1 == 1
     }
 }
 
@@ -384,18 +376,11 @@ fn mixed(value: u32) -> u32 {
     h ^ (h >> 13)
 }
 
-/// A trigram's block, chosen by the high bits of its hash (multiplied into the range, so
-/// that a filter need not be a power of two of blocks: rounded up, the segments' filters
-/// were half as large again); [`FilterBlock::bits_of`] takes the low ones.
+/// A key's block, chosen by the high bits of its hash (multiplied into the range, so that
+/// a filter need not be a power of two of blocks: rounded up, filters were half as large
+/// again); [`ChunkFilters::place`] takes the low ones for the words.
 fn block_of(filter: &[FilterBlock], hash: u32) -> usize {
     ((u64::from(hash) * filter.len() as u64) >> 32) as usize
-}
-
-fn filter_has(filter: &[FilterBlock], hash: u32) -> bool {
-    if filter.is_empty() {
-        return true;
-    }
-    filter[block_of(filter, hash)].has(hash)
 }
 
 /// A key as one filter holds it (see [`ChunkFilters::seed`]).
@@ -432,7 +417,11 @@ impl ChunkFilters {
         let words = (most * FILTER_BITS_PER_TRIGRAM).clamp(FILTER_BITS_MIN, FILTER_BITS_MAX);
         let mut filters = Self {
             blocks: vec![FilterBlock::default(); words.div_ceil(8)],
-            seed: chunks.first().map_or(0, |c| mixed(c.filter_seed)),
+            // Any value differing from group to group will do: part of a user's id.
+            seed: chunks
+                .first()
+                .and_then(|c| c.entries.first())
+                .map_or(0, |entry| mixed(entry.id() as u32)),
             chunks: chunks.len(),
         };
         for (column, chunk) in chunks.iter().enumerate() {
@@ -512,7 +501,7 @@ impl ChunkFilters {
 struct Term<'a> {
     finder: memmem::Finder<'a>,
     trigrams: Vec<u32>,
-    digit_trigrams: Vec<u32>,
+    digit_trigrams: Vec<usize>,
 }
 
 impl<'a> Term<'a> {
@@ -540,11 +529,15 @@ fn chunk_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
     runs.chain(trigrams).map(trigram_hash)
 }
 
-/// What the filter of a chunk's segment holds of a text: its trigrams of three digits.
-fn digit_keys(text: &[u8]) -> impl Iterator<Item = u32> + '_ {
+/// What a chunk's segment holds of a text: its trigrams of three digits, as numbers.
+fn digit_keys(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
     text.windows(3)
         .filter(|trigram| all_digits(trigram))
-        .map(trigram_hash)
+        .map(|trigram| {
+            trigram
+                .iter()
+                .fold(0, |number, digit| number * 10 + usize::from(digit - b'0'))
+        })
 }
 
 fn all_digits(bytes: &[u8]) -> bool {
@@ -593,8 +586,6 @@ impl<'a> Parts<'a> {
 impl Chunk {
     /// The chunk with its segments' filters made and its keys counted.
     fn sealed(mut self) -> Self {
-        // Any value differing from chunk to chunk will do: part of its first user's id.
-        self.filter_seed = self.entries.first().map_or(0, |entry| entry.id() as u32);
         // One bit a key; few share one at this width.
         let mut seen = vec![0u64; FILTER_BITS_MAX / 64];
         for key in chunk_keys(&self.text) {
@@ -611,58 +602,27 @@ impl Chunk {
         self
     }
 
-    /// The filters of the segments' trigrams of three digits, all of one size: enough
-    /// for the segment holding most, at [`FILTER_BITS_PER_TRIGRAM`].
+    /// Each segment's trigrams of three digits, and where its text ends.
     fn seal_segments(&mut self) {
-        let mut segments: Vec<Vec<u32>> = Vec::new();
+        self.digit_trigrams.clear();
         for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
             let end = self.entries[(first + SEGMENT_USERS).min(self.entries.len()) - 1].text_end;
             if let Some(held) = self.segment_ends.get_mut(segment) {
                 *held = end;
             }
-            let mut keys: Vec<u32> =
-                digit_keys(&self.text[self.start_of(first)..end as usize]).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            segments.push(keys);
+            let text = &self.text[self.start_of(first)..end as usize];
+            self.digit_trigrams.push(DigitTrigrams::of(text));
         }
-        let most = segments.iter().map(Vec::len).max().unwrap_or(0);
-        self.segment_blocks = if most == 0 {
-            0
-        } else {
-            (most * FILTER_BITS_PER_TRIGRAM).div_ceil(FILTER_BLOCK_BITS)
-        };
-        self.digit_trigrams = vec![FilterBlock::default(); segments.len() * self.segment_blocks];
-        if self.segment_blocks == 0 {
-            return;
-        }
-        for (segment, keys) in segments.iter().enumerate() {
-            let seed = self.segment_seed(segment);
-            let blocks =
-                &mut self.digit_trigrams[segment * self.segment_blocks..][..self.segment_blocks];
-            for &key in keys {
-                let key = salted(key, seed);
-                blocks[block_of(blocks, key)].set(key);
-            }
-        }
+        self.digit_trigrams.shrink_to_fit();
     }
 
-    fn segment_seed(&self, segment: usize) -> u32 {
-        self.filter_seed ^ mixed(segment as u32 + 1)
-    }
-
-    /// Whether a segment's text may hold every one of these keys of [`digit_keys`]
-    /// (surely not when false).
-    fn segment_may_hold(&self, segment: usize, keys: &[u32]) -> bool {
-        if keys.is_empty() {
-            return true;
-        }
-        if self.segment_blocks == 0 {
-            return false;
-        }
-        let blocks = &self.digit_trigrams[segment * self.segment_blocks..][..self.segment_blocks];
-        keys.iter()
-            .all(|&key| filter_has(blocks, salted(key, self.segment_seed(segment))))
+    /// Whether a segment's text holds every one of these trigrams of [`digit_keys`].
+    fn segment_may_hold(&self, segment: usize, trigrams: &[usize]) -> bool {
+        trigrams.is_empty()
+            || self
+                .digit_trigrams
+                .get(segment)
+                .is_some_and(|held| trigrams.iter().all(|&trigram| held.holds(trigram)))
     }
 
     fn start_of(&self, row: usize) -> usize {
@@ -1045,6 +1005,26 @@ impl Snapshot {
         });
     }
 
+    /// Whether more than `cap` users surely hold the term, as its segments' trigrams of
+    /// three digits tell without reading the text: for a number of three digits, each
+    /// segment holding it holds a user whose text does. At a million users such a
+    /// number is in about 4,000, and finding the first 1,001 of them, to say that there
+    /// are more than 1,000, searched the text of a thousand segments.
+    fn surely_more_than(&self, term: &Term<'_>, cap: usize) -> bool {
+        let &[trigram] = term.digit_trigrams.as_slice() else {
+            return false;
+        };
+        if term.finder.needle().len() != 3 {
+            return false;
+        }
+        self.chunks
+            .iter()
+            .flat_map(|chunk| &chunk.digit_trigrams)
+            .filter(|held| held.holds(trigram))
+            .nth(cap)
+            .is_some()
+    }
+
     /// The matches of the first chunks, each read whole, until there are more than
     /// `enough`: those matches in name order, and the chunk the search stopped before.
     fn first_matches(&self, term: &Term<'_>, enough: usize) -> (Vec<At>, usize) {
@@ -1384,8 +1364,13 @@ impl Snapshot {
         let cap = usize::try_from(COUNT_CAP).unwrap_or(usize::MAX);
         // The first matches decide the counts; the page reads on from them rather than
         // searching the same chunks again.
-        let (first, resume) = self.first_matches(&term, cap);
-        let capped = first.len() > cap;
+        let surely_capped = self.surely_more_than(&term, cap);
+        let (first, resume) = if surely_capped {
+            (Vec::new(), 0)
+        } else {
+            self.first_matches(&term, cap)
+        };
+        let capped = surely_capped || first.len() > cap;
         let counts = if capped {
             StatusCounts::capped()
         } else {
@@ -2172,6 +2157,7 @@ mod tests {
             "7919".into(),
         ]) {
             let term = Term::new(&number);
+            let mut segments_holding = 0;
             for chunk in &snapshot.chunks {
                 let holding: Vec<usize> = (0..chunk.entries.len())
                     .filter(|&row| {
@@ -2186,9 +2172,19 @@ mod tests {
                 searched_segments += (0..chunk.entries.len().div_ceil(SEGMENT_USERS))
                     .filter(|&segment| chunk.segment_may_hold(segment, &term.digit_trigrams))
                     .count();
+                let segments: BTreeSet<usize> =
+                    holding.iter().map(|row| row / SEGMENT_USERS).collect();
+                segments_holding += segments.len();
             }
+            // A number of three digits is surely in more users than the segments that
+            // hold it, less one; nothing else is told without reading the text.
+            if number.len() == 3 && segments_holding > 0 {
+                assert!(snapshot.surely_more_than(&term, segments_holding - 1));
+            }
+            assert!(!snapshot.surely_more_than(&term, segments_holding));
         }
-        // Each segment holds about 300 of the thousand trigrams of three digits.
+        // Each segment holds about 300 of the thousand trigrams of three digits, and is
+        // searched only for those.
         let segments = snapshot
             .chunks
             .iter()
