@@ -115,6 +115,12 @@ enum Flag {
     LastNameCapital,
 }
 
+/// Where an entry's shape holds its address's domain: 0 for one held in the text, else
+/// the chunk's domain of that number (see [`Chunk::domains`]).
+const DOMAIN_SHIFT: u32 = Flag::LastNameCapital as u32 + 1;
+/// Domains a chunk holds apart, at most (what the shape's bits left can number).
+const MOST_DOMAINS: usize = (1 << (32 - DOMAIN_SHIFT)) - 1;
+
 impl Entry {
     /// None for names too long to hold (see [`NAME_LENGTH_BITS`]).
     fn new(
@@ -165,6 +171,16 @@ impl Entry {
         self.shape >> flag as u32 & 1 == 1
     }
 
+    /// 0, or the number of the chunk's domain that ends the address.
+    fn domain(&self) -> usize {
+        (self.shape >> DOMAIN_SHIFT) as usize
+    }
+
+    fn with_domain(mut self, domain: usize) -> Self {
+        self.shape = self.shape & ((1 << DOMAIN_SHIFT) - 1) | (domain as u32) << DOMAIN_SHIFT;
+        self
+    }
+
     fn facts(&self) -> StatusFacts<i64> {
         StatusFacts {
             flags: StatusFlags {
@@ -197,6 +213,11 @@ impl Entry {
 struct Chunk {
     entries: Vec<Entry>,
     text: Vec<u8>,
+    /// The domains its users' addresses end with, held once rather than in each text
+    /// (a user's text then ends at the "@"): an organisation's users share one or a
+    /// few, and "@example.com" was a quarter of the text at a million users. A domain
+    /// with a capital as typed, or beyond [`MOST_DOMAINS`], stays in the text.
+    domains: Vec<Box<[u8]>>,
     /// Where the text has a capital letter (ASCII) in the name or address as typed, in
     /// order, but for the names' initials (see [`Flag::FirstNameCapital`]): few users
     /// have any other, and a bit for every byte of text was 6 MB at a million users.
@@ -442,7 +463,7 @@ impl ChunkFilters {
     }
 
     fn set(&mut self, column: usize, chunk: &Chunk) {
-        for key in chunk_keys(&chunk.text) {
+        for key in chunk.keys() {
             let (block, words) = self.place(key);
             for word in words {
                 self.blocks[block].0[word] |= 1 << column;
@@ -549,19 +570,40 @@ struct Parts<'a> {
     entry: &'a Entry,
     first: &'a [u8],
     last: &'a [u8],
+    /// The address as the text holds it: whole, or up to its "@" when its domain is
+    /// held apart (then `domain`).
     email: &'a [u8],
+    domain: &'a [u8],
 }
 
 impl<'a> Parts<'a> {
-    /// A user's text ("first last address") cut at the lengths their entry holds.
-    fn of(entry: &'a Entry, text: &'a [u8]) -> Self {
+    /// A user's text ("first last address") cut at the lengths their entry holds, and
+    /// the domain held apart from it (empty when none is).
+    fn of(entry: &'a Entry, text: &'a [u8], domain: &'a [u8]) -> Self {
         let (first_len, last_len) = (entry.first_len(), entry.last_len());
         Parts {
             entry,
             first: &text[..first_len],
             last: &text[first_len + 1..first_len + 1 + last_len],
             email: &text[first_len + last_len + 2..],
+            domain,
         }
+    }
+
+    /// The whole address against another one.
+    fn email_cmp(&self, (email, domain): (&[u8], &[u8])) -> Ordering {
+        // The held parts compared as slices first (most addresses differ there).
+        let shorter = self.email.len().min(email.len());
+        self.email[..shorter].cmp(&email[..shorter]).then_with(|| {
+            self.email[shorter..]
+                .iter()
+                .chain(self.domain)
+                .cmp(email[shorter..].iter().chain(domain))
+        })
+    }
+
+    fn email_order(&self, other: &Parts<'_>) -> Ordering {
+        self.email_cmp((other.email, other.domain))
     }
 
     /// `name_key` (last name, a space, first name) against another one.
@@ -588,7 +630,7 @@ impl Chunk {
     fn sealed(mut self) -> Self {
         // One bit a key; few share one at this width.
         let mut seen = vec![0u64; FILTER_BITS_MAX / 64];
-        for key in chunk_keys(&self.text) {
+        for key in self.keys() {
             let bit = key as usize % FILTER_BITS_MAX;
             seen[bit / 64] |= 1 << (bit % 64);
         }
@@ -602,6 +644,47 @@ impl Chunk {
         self
     }
 
+    /// The keys of [`chunk_keys`] of its users' whole texts: those of its text, of its
+    /// domains (after an "@"), and where a text meets its domain (the trigram of the
+    /// "@" and a byte either side).
+    fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+        let domains = self.domains.iter().flat_map(|domain| {
+            let after_at: Vec<u8> = [b"@", &domain[..]].concat();
+            chunk_keys(&after_at).collect::<Vec<u32>>()
+        });
+        let meetings = (0..self.entries.len()).filter_map(|row| {
+            let entry = &self.entries[row];
+            let end = entry.text_end as usize;
+            let &first = self.domain_of(entry).first()?;
+            let before_at = *self.text[self.start_of(row)..end].iter().nth_back(1)?;
+            Some(trigram_hash(&[before_at, b'@', first]))
+        });
+        chunk_keys(&self.text).chain(domains).chain(meetings)
+    }
+
+    /// The domain held apart from the text of a user of this chunk (empty when none is).
+    fn domain_of(&self, entry: &Entry) -> &[u8] {
+        entry
+            .domain()
+            .checked_sub(1)
+            .and_then(|number| self.domains.get(number))
+            .map_or(&[], |domain| domain)
+    }
+
+    /// The number a domain is held under (see [`Entry::domain`]), held now if it is new
+    /// and there is room.
+    fn domain_number(&mut self, domain: &[u8]) -> Option<usize> {
+        let at = match self.domains.iter().position(|held| **held == *domain) {
+            Some(at) => at,
+            None if self.domains.len() < MOST_DOMAINS => {
+                self.domains.push(domain.into());
+                self.domains.len() - 1
+            }
+            None => return None,
+        };
+        Some(at + 1)
+    }
+
     /// Each segment's trigrams of three digits, and where its text ends.
     fn seal_segments(&mut self) {
         self.digit_trigrams.clear();
@@ -611,7 +694,19 @@ impl Chunk {
                 *held = end;
             }
             let text = &self.text[self.start_of(first)..end as usize];
-            self.digit_trigrams.push(DigitTrigrams::of(text));
+            let mut held = DigitTrigrams::of(text);
+            // And those of the domains held apart, whose digits are these users' too.
+            let rows = first..(first + SEGMENT_USERS).min(self.entries.len());
+            let numbers: BTreeSet<usize> = self.entries[rows].iter().map(Entry::domain).collect();
+            for number in numbers {
+                if let Some(domain) = number.checked_sub(1).and_then(|n| self.domains.get(n)) {
+                    let of_domain = DigitTrigrams::of(domain);
+                    for (word, more) in held.0.iter_mut().zip(of_domain.0) {
+                        *word |= more;
+                    }
+                }
+            }
+            self.digit_trigrams.push(held);
         }
         self.digit_trigrams.shrink_to_fit();
     }
@@ -635,16 +730,30 @@ impl Chunk {
         Parts::of(
             entry,
             &self.text[self.start_of(row)..entry.text_end as usize],
+            self.domain_of(entry),
         )
     }
 
-    /// Appends a user: their text, the positions of its capitals, their entry.
+    /// Appends a user: their whole text, the positions of its capitals, their entry. The
+    /// address's domain is held apart when it is as typed (no capital) and there is room.
     fn push(
         &mut self,
         text: &[u8],
         capitals: impl Iterator<Item = usize>,
-        mut entry: Entry,
+        entry: Entry,
     ) -> Option<()> {
+        let capitals: Vec<usize> = capitals.collect();
+        let email_at = entry.first_len() + entry.last_len() + 2;
+        let domain_at = text
+            .get(email_at..)
+            .and_then(|email| memchr::memrchr(b'@', email))
+            .map(|at| email_at + at + 1)
+            .filter(|&at| at < text.len() && capitals.iter().all(|&capital| capital < at));
+        let held_apart = domain_at.and_then(|at| Some((at, self.domain_number(&text[at..])?)));
+        let (text, mut entry) = match held_apart {
+            Some((at, number)) => (&text[..at], entry.with_domain(number)),
+            None => (text, entry.with_domain(0)),
+        };
         let start = self.text.len();
         self.text.extend_from_slice(text);
         entry.text_end = u32::try_from(self.text.len()).ok()?;
@@ -668,12 +777,16 @@ impl Chunk {
     }
 
     fn push_from(&mut self, other: &Chunk, row: usize) -> Option<()> {
-        let (start, end) = (other.start_of(row), other.entries[row].text_end as usize);
-        self.push(
-            &other.text[start..end],
-            other.capitals_of(row),
-            other.entries[row],
-        )
+        let entry = other.entries[row];
+        let (start, end) = (other.start_of(row), entry.text_end as usize);
+        let held = &other.text[start..end];
+        let domain = other.domain_of(&entry);
+        let whole: std::borrow::Cow<'_, [u8]> = if domain.is_empty() {
+            held.into()
+        } else {
+            [held, domain].concat().into()
+        };
+        self.push(&whole, other.capitals_of(row), entry)
     }
 
     /// The user's row as the page shows it, when the index holds all of it.
@@ -697,6 +810,7 @@ impl Chunk {
                 byte.make_ascii_uppercase();
             }
         }
+        typed.extend_from_slice(self.domain_of(entry));
         let typed = String::from_utf8(typed).ok()?;
         let first_name = typed.get(..first_len)?.to_owned();
         let last_name = typed
@@ -726,11 +840,55 @@ impl Chunk {
             return (0..self.entries.len()).collect();
         }
         let mut rows = Vec::new();
+        if !self.domains.is_empty() {
+            self.rows_by_domain(term.finder.needle(), &mut rows);
+            if !rows.is_empty() {
+                // With those of the text: an address may hold the term twice.
+                let by_domain = std::mem::take(&mut rows);
+                self.text_rows(term, &mut rows);
+                rows.extend(by_domain);
+                rows.sort_unstable();
+                rows.dedup();
+                return rows;
+            }
+        }
+        self.text_rows(term, &mut rows);
+        rows
+    }
+
+    /// The rows whose whole text holds the needle in its domain held apart, or across
+    /// the "@" before it.
+    fn rows_by_domain(&self, needle: &[u8], rows: &mut Vec<usize>) {
+        for (number, domain) in (1..).zip(&self.domains) {
+            let within = memmem::find(domain, needle).is_some();
+            // The needle up to an "@" ending a text, and the rest beginning the domain.
+            let ends: Vec<&[u8]> = memchr::memchr_iter(b'@', needle)
+                .filter(|&at| at + 1 < needle.len() && domain.starts_with(&needle[at + 1..]))
+                .map(|at| &needle[..=at])
+                .collect();
+            if !within && ends.is_empty() {
+                continue;
+            }
+            for (row, entry) in self.entries.iter().enumerate() {
+                if entry.domain() == number
+                    && (within
+                        || ends.iter().any(|end| {
+                            self.text[self.start_of(row)..entry.text_end as usize].ends_with(end)
+                        }))
+                {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+
+    /// The rows whose text as held holds the term: every segment's that may hold it.
+    fn text_rows(&self, term: &Term<'_>, rows: &mut Vec<usize>) {
         if term.digit_trigrams.is_empty() {
             // Every user's text, and the line breaks between them.
             let text = 0..self.text.len().saturating_sub(1);
-            self.search_rows(term, 0, text, &mut rows);
-            return rows;
+            self.search_rows(term, 0, text, rows);
+            return;
         }
         for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
             if self.segment_may_hold(segment, &term.digit_trigrams) {
@@ -744,10 +902,9 @@ impl Chunk {
                 let start = segment
                     .checked_sub(1)
                     .map_or(0, |before| end_of(before, first - 1) + 1);
-                self.search_rows(term, first, start..end_of(segment, last), &mut rows);
+                self.search_rows(term, first, start..end_of(segment, last), rows);
             }
         }
-        rows
     }
 
     /// Appends the rows whose text holds the term, of those whose texts are in `text`
@@ -878,7 +1035,7 @@ impl Loose {
     }
 
     fn parts(&self) -> Parts<'_> {
-        Parts::of(&self.entry, &self.text)
+        Parts::of(&self.entry, &self.text, b"")
     }
 }
 
@@ -1296,7 +1453,7 @@ impl Bound {
     fn is_passed_by(&self, parts: &Parts<'_>, direction: Direction, now: NaiveDateTime) -> bool {
         let order = match self {
             Self::Name(name, id) => parts.name_cmp(name).then(parts.entry.id().cmp(id)),
-            Self::Email(email) => parts.email.cmp(email.as_slice()),
+            Self::Email(email) => parts.email_cmp((email, b"")),
             Self::Invited(micros, id) => parts
                 .entry
                 .created_at
@@ -1319,7 +1476,7 @@ fn sort_order(sort: SortKey, a: &Parts<'_>, b: &Parts<'_>, now: NaiveDateTime) -
     match sort {
         SortKey::Name => a.name_order(b),
         // Addresses are unique.
-        SortKey::Email => a.email.cmp(b.email),
+        SortKey::Email => a.email_order(b),
         SortKey::Invited => a
             .entry
             .created_at
@@ -2007,8 +2164,22 @@ mod tests {
         );
     }
 
+    /// A user's text with the domain held apart put back.
+    fn whole_text(chunk: &Chunk, row: usize) -> Vec<u8> {
+        let parts = chunk.parts(row);
+        [
+            parts.first,
+            b" ",
+            parts.last,
+            b" ",
+            parts.email,
+            parts.domain,
+        ]
+        .concat()
+    }
+
     /// Every chunk has a column in one group of filters, in order, and its filters hold
-    /// every key of its text.
+    /// every key of its users' texts.
     fn assert_filters_hold_every_key(snapshot: &Snapshot) {
         assert_eq!(
             snapshot.filters.iter().map(|f| f.chunks).sum::<usize>(),
@@ -2019,10 +2190,119 @@ mod tests {
             let (group, column) = snapshot.placed[c];
             let filters = &snapshot.filters[group as usize];
             assert!(
-                chunk_keys(&chunk.text).all(|key| filters.holding_key(key) >> column & 1 == 1),
+                (0..chunk.entries.len())
+                    .flat_map(|row| chunk_keys(&whole_text(chunk, row)).collect::<Vec<u32>>())
+                    .all(|key| filters.holding_key(key) >> column & 1 == 1),
                 "chunk {c}"
             );
         }
+    }
+
+    #[test]
+    fn an_address_is_searched_whole_with_its_domain_held_once() {
+        // Domains shared, one with a capital as typed, one with digits, and more than a
+        // chunk holds apart.
+        let domains = [
+            "example.com",
+            "Example.COM",
+            "mail2go.net",
+            "a.io",
+            "b.io",
+            "c.io",
+            "d.io",
+            "e.io",
+            "f.io",
+            "g.io",
+        ];
+        let everyone: Vec<Loose> = (0..300)
+            .map(|n| {
+                let mut facts = facts(n, &format!("ada{}", n % 7), &format!("l{n:03}"));
+                facts.email = format!("ada{n}@{}", domains[n % domains.len()]);
+                Loose::of(facts).expect("a canonical id")
+            })
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), everyone)
+            .expect("indexed");
+        let chunk = &snapshot.chunks[0];
+        assert_eq!(chunk.domains.len(), MOST_DOMAINS);
+        assert!(
+            chunk
+                .domains
+                .iter()
+                .all(|domain| &domain[..] != b"example.com@")
+        );
+        assert_filters_hold_every_key(&snapshot);
+        let mut needles: BTreeSet<String> = [
+            "@",
+            "0@e",
+            "@example.com",
+            "e.c",
+            "com",
+            "2go",
+            "ple.com",
+            "a0@exa",
+            "io",
+            "@g.io",
+            "l007 ada",
+            "3@mail2go.n",
+            "ada5@",
+            "@@",
+            "g.io@",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        // And every piece of some users' texts.
+        for row in [0, 1, 2, 9, 17] {
+            let text = String::from_utf8(whole_text(chunk, row)).expect("text");
+            for len in 1..=8 {
+                needles.extend(
+                    text.as_bytes()
+                        .windows(len)
+                        .filter_map(|w| std::str::from_utf8(w).ok().map(str::to_owned)),
+                );
+            }
+        }
+        for needle in &needles {
+            let expected: Vec<usize> = (0..chunk.entries.len())
+                .filter(|&row| {
+                    whole_text(chunk, row)
+                        .windows(needle.len())
+                        .any(|window| window == needle.as_bytes())
+                })
+                .collect();
+            assert_eq!(
+                chunk.matching_rows(&Term::new(needle)),
+                expected,
+                "{needle}"
+            );
+        }
+        // The rows give the addresses back as typed, and sort by them.
+        for row in 0..chunk.entries.len() {
+            let made = chunk.row(row).expect("shown from the index");
+            let n = usize::try_from(chunk.entries[row].id()).expect("small");
+            assert_eq!(made.email, format!("ada{n}@{}", domains[n % domains.len()]));
+        }
+        let query = ListQuery {
+            sort: SortKey::Email,
+            ..ListQuery::default()
+        };
+        let found = snapshot.find(&query, "ada", november_30());
+        let emails: Vec<String> = found
+            .rows
+            .iter()
+            .map(|row| match row {
+                FoundRow::Made(row) => row.email_key.clone(),
+                FoundRow::ToRead(id) => id.clone(),
+            })
+            .collect();
+        let mut every: Vec<String> = (0..300)
+            .map(|n| format!("ada{n}@{}", domains[n % domains.len()]).to_lowercase())
+            .collect();
+        every.sort();
+        assert!(emails.len() > 1);
+        assert_eq!(emails, every[..emails.len()]);
     }
 
     #[test]
@@ -2161,9 +2441,7 @@ mod tests {
             for chunk in &snapshot.chunks {
                 let holding: Vec<usize> = (0..chunk.entries.len())
                     .filter(|&row| {
-                        let parts = chunk.parts(row);
-                        [parts.first, b" ", parts.last, b" ", parts.email]
-                            .concat()
+                        whole_text(chunk, row)
                             .windows(number.len())
                             .any(|window| window == number.as_bytes())
                     })
