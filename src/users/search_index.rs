@@ -523,6 +523,8 @@ struct Term<'a> {
     finder: memmem::Finder<'a>,
     trigrams: Vec<u32>,
     digit_trigrams: Vec<usize>,
+    /// Where the term has an "@" (see [`Chunk::rows_by_domain`]).
+    ats: Vec<usize>,
 }
 
 impl<'a> Term<'a> {
@@ -531,6 +533,7 @@ impl<'a> Term<'a> {
             finder: memmem::Finder::new(term.as_bytes()),
             trigrams: chunk_keys(term.as_bytes()).collect(),
             digit_trigrams: digit_keys(term.as_bytes()).collect(),
+            ats: memchr::memchr_iter(b'@', term.as_bytes()).collect(),
         }
     }
 }
@@ -841,7 +844,7 @@ impl Chunk {
         }
         let mut rows = Vec::new();
         if !self.domains.is_empty() {
-            self.rows_by_domain(term.finder.needle(), &mut rows);
+            self.rows_by_domain(term, &mut rows);
             if !rows.is_empty() {
                 // With those of the text: an address may hold the term twice.
                 let by_domain = std::mem::take(&mut rows);
@@ -858,13 +861,18 @@ impl Chunk {
 
     /// The rows whose whole text holds the needle in its domain held apart, or across
     /// the "@" before it.
-    fn rows_by_domain(&self, needle: &[u8], rows: &mut Vec<usize>) {
+    /// Asked for every chunk a search reads, so each domain costs one search of a few
+    /// bytes with the term's own finder, and the "@"s were found once for the term.
+    fn rows_by_domain(&self, term: &Term<'_>, rows: &mut Vec<usize>) {
+        let needle = term.finder.needle();
         for (number, domain) in (1..).zip(&self.domains) {
-            let within = memmem::find(domain, needle).is_some();
+            let within = term.finder.find(domain).is_some();
             // The needle up to an "@" ending a text, and the rest beginning the domain.
-            let ends: Vec<&[u8]> = memchr::memchr_iter(b'@', needle)
-                .filter(|&at| at + 1 < needle.len() && domain.starts_with(&needle[at + 1..]))
-                .map(|at| &needle[..=at])
+            let ends: Vec<&[u8]> = term
+                .ats
+                .iter()
+                .filter(|&&at| at + 1 < needle.len() && domain.starts_with(&needle[at + 1..]))
+                .map(|&at| &needle[..=at])
                 .collect();
             if !within && ends.is_empty() {
                 continue;
