@@ -2186,6 +2186,17 @@ mod tests {
         .concat()
     }
 
+    /// The rows whose whole text holds the needle, read one by one.
+    fn rows_holding(chunk: &Chunk, needle: &[u8]) -> Vec<usize> {
+        (0..chunk.entries.len())
+            .filter(|&row| {
+                whole_text(chunk, row)
+                    .windows(needle.len())
+                    .any(|window| window == needle)
+            })
+            .collect()
+    }
+
     /// Every chunk has a column in one group of filters, in order, and its filters hold
     /// every key of its users' texts.
     fn assert_filters_hold_every_key(snapshot: &Snapshot) {
@@ -2273,13 +2284,7 @@ mod tests {
             }
         }
         for needle in &needles {
-            let expected: Vec<usize> = (0..chunk.entries.len())
-                .filter(|&row| {
-                    whole_text(chunk, row)
-                        .windows(needle.len())
-                        .any(|window| window == needle.as_bytes())
-                })
-                .collect();
+            let expected = rows_holding(chunk, needle.as_bytes());
             assert_eq!(
                 chunk.matching_rows(&Term::new(needle)),
                 expected,
@@ -2447,13 +2452,7 @@ mod tests {
             let term = Term::new(&number);
             let mut segments_holding = 0;
             for chunk in &snapshot.chunks {
-                let holding: Vec<usize> = (0..chunk.entries.len())
-                    .filter(|&row| {
-                        whole_text(chunk, row)
-                            .windows(number.len())
-                            .any(|window| window == number.as_bytes())
-                    })
-                    .collect();
+                let holding = rows_holding(chunk, number.as_bytes());
                 assert_eq!(chunk.matching_rows(&term), holding, "{number}");
                 searched_segments += (0..chunk.entries.len().div_ceil(SEGMENT_USERS))
                     .filter(|&segment| chunk.segment_may_hold(segment, &term.digit_trigrams))
