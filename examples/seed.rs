@@ -4,6 +4,8 @@
 //!
 //! cargo run --release --example seed -- --database-url bench.db --users 100000
 
+use std::time::Duration;
+
 use anyhow::Context;
 use chrono::TimeDelta;
 use clap::Parser;
@@ -12,7 +14,7 @@ use enroll::accounts::{self, NewPassword, Role};
 use enroll::audit::Actor;
 use enroll::clock::Clock;
 use enroll::db::schema::{invitations, outbound_emails, users};
-use enroll::db::{DatabaseUrl, Db, write_transaction};
+use enroll::db::{DatabaseUrl, Db, QueryLimits, write_transaction};
 use enroll::settings::InvitationSettings;
 use enroll::users::invitations::{self as ops, Change};
 use enroll::users::list::{Cursor, SortKey};
@@ -137,7 +139,10 @@ const LAST: [&str; 50] = [
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let url = DatabaseUrl::parse(&args.database_url)?;
-    let db = Db::connect(&url, 2)?;
+    // A bulk load has no deadline: marking a million emails sent is one statement, which
+    // can take longer than the server's 30-second write deadline.
+    let no_deadline = QueryLimits::new(Duration::from_secs(2), Duration::ZERO, 1);
+    let db = Db::connect_with(&url, 2, no_deadline)?;
     let mut conn = db.get()?;
     enroll::db::run_migrations(&mut conn)?;
     let clock = Clock::system();
