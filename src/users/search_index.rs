@@ -222,8 +222,8 @@ struct Chunk {
     /// order, but for the names' initials (see [`Flag::FirstNameCapital`]): few users
     /// have any other, and a bit for every byte of text was 6 MB at a million users.
     capitals: Vec<u32>,
-    /// How many distinct keys of [`chunk_keys`] its text holds (about: counted as bits of
-    /// a wide bitmap), which sizes the filter of its group (see [`ChunkFilters`]). Names
+    /// How many distinct keys its users' texts hold ([`Chunk::keys`]; about: counted as
+    /// bits of a wide bitmap), which sizes the filter of its group (see [`ChunkFilters`]). Names
     /// sorted together share most trigrams: 512 users hold a few hundred to a few
     /// thousand.
     distinct_keys: usize,
@@ -373,6 +373,12 @@ impl DigitTrigrams {
 
     fn holds(&self, trigram: usize) -> bool {
         self.0[trigram / 64] >> (trigram % 64) & 1 == 1
+    }
+
+    fn add(&mut self, other: &Self) {
+        for (word, more) in self.0.iter_mut().zip(other.0) {
+            *word |= more;
+        }
     }
 }
 
@@ -691,6 +697,11 @@ impl Chunk {
     /// Each segment's trigrams of three digits, and where its text ends.
     fn seal_segments(&mut self) {
         self.digit_trigrams.clear();
+        let of_domains: Vec<DigitTrigrams> = self
+            .domains
+            .iter()
+            .map(|domain| DigitTrigrams::of(domain))
+            .collect();
         for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
             let end = self.entries[(first + SEGMENT_USERS).min(self.entries.len()) - 1].text_end;
             if let Some(held) = self.segment_ends.get_mut(segment) {
@@ -698,15 +709,14 @@ impl Chunk {
             }
             let text = &self.text[self.start_of(first)..end as usize];
             let mut held = DigitTrigrams::of(text);
-            // And those of the domains held apart, whose digits are these users' too.
+            // And those of the domains its users' addresses end with.
             let rows = first..(first + SEGMENT_USERS).min(self.entries.len());
-            let numbers: BTreeSet<usize> = self.entries[rows].iter().map(Entry::domain).collect();
-            for number in numbers {
-                if let Some(domain) = number.checked_sub(1).and_then(|n| self.domains.get(n)) {
-                    let of_domain = DigitTrigrams::of(domain);
-                    for (word, more) in held.0.iter_mut().zip(of_domain.0) {
-                        *word |= more;
-                    }
+            let numbers = self.entries[rows]
+                .iter()
+                .fold(0u32, |numbers, entry| numbers | 1 << entry.domain());
+            for (number, of_domain) in (1..).zip(&of_domains) {
+                if numbers >> number & 1 == 1 {
+                    held.add(of_domain);
                 }
             }
             self.digit_trigrams.push(held);
@@ -836,33 +846,28 @@ impl Chunk {
     }
 
     /// The rows whose text holds the term, in order. A hit across two users' texts (a
-    /// term with a line break in it) is none. The chunk's own filter is not asked: the
-    /// searches ask it for a batch of chunks at once ([`Snapshot::may_hold`]).
+    /// term with a line break in it) is none. The chunk's filters are not asked: the
+    /// searches ask its group's ([`Snapshot::may_hold`]).
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
         if term.finder.needle().is_empty() {
             return (0..self.entries.len()).collect();
         }
         let mut rows = Vec::new();
-        if !self.domains.is_empty() {
-            self.rows_by_domain(term, &mut rows);
-            if !rows.is_empty() {
-                // With those of the text: an address may hold the term twice.
-                let by_domain = std::mem::take(&mut rows);
-                self.text_rows(term, &mut rows);
-                rows.extend(by_domain);
-                rows.sort_unstable();
-                rows.dedup();
-                return rows;
-            }
-        }
         self.text_rows(term, &mut rows);
+        let in_text = rows.len();
+        self.rows_by_domain(term, &mut rows);
+        if rows.len() > in_text {
+            // In order, each once: an address may hold the term twice.
+            rows.sort_unstable();
+            rows.dedup();
+        }
         rows
     }
 
-    /// The rows whose whole text holds the needle in its domain held apart, or across
-    /// the "@" before it.
-    /// Asked for every chunk a search reads, so each domain costs one search of a few
-    /// bytes with the term's own finder, and the "@"s were found once for the term.
+    /// The rows whose whole text holds the term in its domain held apart, or across the
+    /// "@" before it. Asked for every chunk a search reads, so each domain costs one
+    /// search of a few bytes with the term's own finder, and the "@"s were found once for
+    /// the term.
     fn rows_by_domain(&self, term: &Term<'_>, rows: &mut Vec<usize>) {
         let needle = term.finder.needle();
         for (number, domain) in (1..).zip(&self.domains) {
