@@ -575,6 +575,7 @@ fn all_digits(bytes: &[u8]) -> bool {
 }
 
 /// A user's parts, borrowed from a chunk.
+#[derive(Clone, Copy)]
 struct Parts<'a> {
     entry: &'a Entry,
     first: &'a [u8],
@@ -849,19 +850,27 @@ impl Chunk {
     /// term with a line break in it) is none. The chunk's filters are not asked: the
     /// searches ask its group's ([`Snapshot::may_hold`]).
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
-        if term.finder.needle().is_empty() {
-            return (0..self.entries.len()).collect();
-        }
         let mut rows = Vec::new();
-        self.text_rows(term, &mut rows);
+        self.matching_rows_into(term, &mut rows);
+        rows
+    }
+
+    /// [`Chunk::matching_rows`] into `rows` (emptied first): a search reading hundreds of
+    /// chunks reuses one buffer.
+    fn matching_rows_into(&self, term: &Term<'_>, rows: &mut Vec<usize>) {
+        rows.clear();
+        if term.finder.needle().is_empty() {
+            rows.extend(0..self.entries.len());
+            return;
+        }
+        self.text_rows(term, rows);
         let in_text = rows.len();
-        self.rows_by_domain(term, &mut rows);
+        self.rows_by_domain(term, rows);
         if rows.len() > in_text {
             // In order, each once: an address may hold the term twice.
             rows.sort_unstable();
             rows.dedup();
         }
-        rows
     }
 
     /// The rows whose whole text holds the term in its domain held apart, or across the
@@ -1198,17 +1207,13 @@ impl Snapshot {
     /// The matches of the first chunks, each read whole, until there are more than
     /// `enough`: those matches in name order, and the chunk the search stopped before.
     fn first_matches(&self, term: &Term<'_>, enough: usize) -> (Vec<At>, usize) {
-        let mut found = Vec::new();
+        let (mut found, mut rows) = (Vec::new(), Vec::new());
         for c in self.may_hold(term, 0..self.chunks.len()) {
             if found.len() > enough {
                 return (found, c);
             }
-            found.extend(
-                self.chunks[c]
-                    .matching_rows(term)
-                    .into_iter()
-                    .map(|row| (c, row)),
-            );
+            self.chunks[c].matching_rows_into(term, &mut rows);
+            found.extend(rows.iter().map(|&row| (c, row)));
         }
         (found, self.chunks.len())
     }
@@ -1255,17 +1260,17 @@ impl Snapshot {
                 Box::new((0..end).rev())
             }
         };
-        let mut found = Vec::with_capacity(wanted);
+        let (mut found, mut rows) = (Vec::with_capacity(wanted), Vec::new());
         for c in self.may_hold(term, chunks) {
             let chunk = &self.chunks[c];
             if !filter.may_pass(chunk) {
                 continue;
             }
-            let mut rows = chunk.matching_rows(term);
+            chunk.matching_rows_into(term, &mut rows);
             if direction == Direction::Descending {
                 rows.reverse();
             }
-            for row in rows {
+            for &row in &rows {
                 let parts = chunk.parts(row);
                 if beyond(&parts) && filter.passes(parts.entry) {
                     found.push((c, row));
@@ -1565,8 +1570,8 @@ impl Snapshot {
         } else if capped && query.sort == SortKey::Status {
             self.walk_by_status(&term, direction, bound.as_ref(), wanted, &filter)
         } else {
-            let in_order = |&a: &At, &b: &At| {
-                let order = sort_order(query.sort, &self.parts(a), &self.parts(b), now);
+            let in_order = |a: &Parts<'_>, b: &Parts<'_>| {
+                let order = sort_order(query.sort, a, b, now);
                 match direction {
                     Direction::Ascending => order,
                     Direction::Descending => order.reverse(),
@@ -1575,31 +1580,38 @@ impl Snapshot {
             // Cut back to the page's rows, unsorted (linear), whenever the buffer fills,
             // then only they are sorted: a broad search in another order has tens of
             // thousands of matches, which the searches running at once would otherwise
-            // each gather whole (megabytes of them at a million users).
-            let cut_back = |candidates: &mut Vec<At>| {
+            // each gather whole (megabytes of them at a million users). A match is read
+            // once (its parts were most of the time, read again at each comparison), and
+            // once the buffer was cut, one that does not come before the page's last row
+            // so far is passed over (the orders are total: no two users tie).
+            let cut_back = |candidates: &mut Vec<(At, Parts<'_>)>| {
                 if let Some(last) = wanted.checked_sub(1)
                     && candidates.len() > wanted
                 {
-                    candidates.select_nth_unstable_by(last, in_order);
+                    candidates.select_nth_unstable_by(last, |a, b| in_order(&a.1, &b.1));
                 }
                 candidates.truncate(wanted);
             };
-            let buffer = (2 * wanted).max(1024);
+            let buffer = (4 * wanted).max(256);
             let mut candidates = Vec::with_capacity(buffer);
+            let mut page_ends_by: Option<Parts<'_>> = None;
             // Every match: those read so far, then the rest (none when not capped).
-            for at in first
-                .into_iter()
-                .chain(later)
-                .filter(|&at| keep(&self.parts(at)))
-            {
-                candidates.push(at);
+            for at in first.into_iter().chain(later) {
+                let parts = self.parts(at);
+                if !keep(&parts)
+                    || page_ends_by.is_some_and(|last| in_order(&parts, &last) != Ordering::Less)
+                {
+                    continue;
+                }
+                candidates.push((at, parts));
                 if candidates.len() == buffer {
                     cut_back(&mut candidates);
+                    page_ends_by = candidates.last().map(|&(_, parts)| parts);
                 }
             }
             cut_back(&mut candidates);
-            candidates.sort_by(in_order);
-            candidates
+            candidates.sort_by(|a, b| in_order(&a.1, &b.1));
+            candidates.into_iter().map(|(at, _)| at).collect()
         };
         Found {
             rows: self.found_rows(page),
@@ -2588,6 +2600,66 @@ mod tests {
             .collect();
         let expected: Vec<String> = (0..51).map(|n| format!("f{:04}", 4999 - n)).collect();
         assert_eq!(firsts, expected, "the first invited, and one more");
+    }
+
+    #[test]
+    fn a_broad_search_in_another_order_passes_over_what_comes_after_its_page() {
+        // Names, addresses and ids each in an order of their own, and every user
+        // matching: whichever way the page is read, the matches arrive out of its order.
+        let total = 3000;
+        let everyone: Vec<(usize, String, String)> = (0..total)
+            .map(|id| {
+                let first = format!("f{:04}", id * 1009 % total);
+                let email = format!("u{:04}@example.com", id * 7 % total);
+                (id, first, email)
+            })
+            .collect();
+        let loose = everyone
+            .iter()
+            .map(|(id, first, email)| {
+                let mut facts = facts(*id, first, "same");
+                facts.email = email.clone();
+                Loose::of(facts).expect("a canonical id")
+            })
+            .collect();
+        let snapshot = Snapshot::default()
+            .with_changes(&HashSet::new(), loose)
+            .expect("indexed");
+        let now = november_30();
+        for sort in [SortKey::Invited, SortKey::Email] {
+            for direction in [Direction::Ascending, Direction::Descending] {
+                let query = ListQuery {
+                    search: "example".to_owned(),
+                    status: None,
+                    expiring_soon: false,
+                    sort,
+                    direction,
+                    from: super::super::list::PageFrom::Start,
+                    per_page: 50,
+                };
+                let found = snapshot.find(&query, "example", now);
+                let emails: Vec<String> = found
+                    .rows
+                    .iter()
+                    .map(|row| match row {
+                        FoundRow::Made(row) => row.email.clone(),
+                        FoundRow::ToRead(id) => panic!("{id} not made from the index"),
+                    })
+                    .collect();
+                let mut expected = everyone.clone();
+                // The same day for everyone: invited in the order of their ids.
+                match sort {
+                    SortKey::Email => expected.sort_by(|a, b| a.2.cmp(&b.2)),
+                    _ => expected.sort_by_key(|user| user.0),
+                }
+                if direction == Direction::Descending {
+                    expected.reverse();
+                }
+                let expected: Vec<String> =
+                    expected.into_iter().take(51).map(|user| user.2).collect();
+                assert_eq!(emails, expected, "{sort:?} {direction:?}");
+            }
+        }
     }
 
     #[test]
