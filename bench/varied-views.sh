@@ -21,8 +21,14 @@
 # measuring, each server start waits until its search index answers (and says how long
 # that took, and the server's memory then). Needs wrk.
 #
-# BENCH_KEEP=DIR (SQLite): seed into DIR and keep it; a later run with the same DIR and
-# BENCH_USERS measures it again without seeding (a million users take minutes to seed).
+# BENCH_KEEP=DIR: seed into DIR (on PostgreSQL, into a database named after DIR) and keep
+# it; a later run with the same DIR and BENCH_USERS measures it again without seeding (a
+# million users take minutes to seed; on PostgreSQL autovacuum then reads the fresh tables
+# for minutes more, so a second run shows the settled database).
+# BENCH_AGAINST=DIR: also the varied mix as shipped on this database and on the one kept
+# in DIR (by an earlier run with BENCH_KEEP=DIR and another BENCH_USERS), alternately, for
+# BENCH_ROUNDS rounds, and their ratio: two sizes compared at the same moments, where runs
+# minutes apart saw this machine's speed drift by 10-20%.
 # BENCH_CLASSES=1: also each kind of view of the mix on its own, uncached (name parts,
 # whole names, a name with a number, numbers of 3, 4 and 5 digits; each also sorted
 # otherwise than by name), to see which of them a larger database slows.
@@ -47,23 +53,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
+admin_url="${ENROLL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+# The database kept with a directory (BENCH_KEEP): its file, or on PostgreSQL one named
+# after the directory, never dropped here.
+kept_database() {
+    case "$engine" in
+        sqlite) echo "$1/enroll.db" ;;
+        *) echo "${admin_url%/*}/enroll_kept_$(basename "$1" | tr -c 'a-zA-Z0-9_\n' '_')" ;;
+    esac
+}
 data="${BENCH_KEEP:-$work/data}"
 export ENROLL_DATA_DIR="$data"
 case "$engine" in
     sqlite) export ENROLL_DATABASE_URL="$data/enroll.db" ;;
     postgres)
-        admin_url="${ENROLL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-        database="enroll_varied_$$"
-        psql "$admin_url" -qc "CREATE DATABASE $database"
-        trap 'cleanup; psql "$admin_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)"' EXIT
-        export ENROLL_DATABASE_URL="${admin_url%/*}/$database"
+        if [ -n "${BENCH_KEEP:-}" ]; then
+            export ENROLL_DATABASE_URL="$(kept_database "$data")"
+            [ -f "$data/seeded-$users.txt" ] \
+                || psql "$admin_url" -qc "CREATE DATABASE ${ENROLL_DATABASE_URL##*/}"
+        else
+            database="enroll_varied_$$"
+            psql "$admin_url" -qc "CREATE DATABASE $database"
+            trap 'cleanup; psql "$admin_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)"' EXIT
+            export ENROLL_DATABASE_URL="${admin_url%/*}/$database"
+        fi
         export ENROLL_SESSION_KEY="benchmark-session-key-benchmark-session-key"
         ;;
     *) echo "usage: $0 [sqlite|postgres]"; exit 2 ;;
 esac
 mkdir -p "$ENROLL_DATA_DIR"
 
-if [ "$engine" = sqlite ] && [ -n "${BENCH_KEEP:-}" ] && [ -f "$data/seeded-$users.txt" ]; then
+if [ -n "${BENCH_KEEP:-}" ] && [ -f "$data/seeded-$users.txt" ]; then
     echo "== reusing $users users seeded earlier in $data"
     cp "$data/seeded-$users.txt" "$work/seed-summary.txt"
     cp "$data/deep-cursor.txt" "$data/seed-rss.txt" "$work/"
@@ -161,7 +181,7 @@ EOF
 base="http://127.0.0.1:$port"
 start_server() {
     if [ -n "$server" ]; then
-        awk '/VmHWM/ { print $2 }' "/proc/$server/status" >> "$work/rss.txt"
+        awk '/VmHWM/ { print $2 }' "/proc/$server/status" >> "${rss_of_last:-$work/rss.txt}"
         kill "$server"; wait "$server" 2>/dev/null || true
     fi
     ENROLL_LISTEN="127.0.0.1:$port" ENROLL_LOG=warn target/release/enroll serve >> "$work/enroll.log" 2>&1 &
@@ -233,6 +253,26 @@ for round in $(seq 1 "$rounds"); do
     measure "cached: filter Expired, round $round" "/users?status=expired"
     measure "cached: cursor page at row $((users / 2)), round $round" "/users?after=$deep_cursor"
 done
+
+if [ -n "${BENCH_AGAINST:-}" ]; then
+    other_users=$(find "$BENCH_AGAINST" -maxdepth 1 -name 'seeded-*.txt' | head -1 | sed 's/.*seeded-//; s/\.txt$//')
+    [ -n "$other_users" ] || { echo "no database kept in $BENCH_AGAINST (seed it with BENCH_KEEP)"; exit 1; }
+    echo "== the varied mix as shipped, alternately on these $users users and on the $other_users of $BENCH_AGAINST"
+    here=("$ENROLL_DATA_DIR" "$ENROLL_DATABASE_URL")
+    for round in $(seq 1 "$rounds"); do
+        export ENROLL_DATA_DIR="$BENCH_AGAINST" ENROLL_DATABASE_URL="$(kept_database "$BENCH_AGAINST")"
+        rss_of_last="$work/rss.txt" start_server
+        measure "varied views, $other_users users, alternating $round"
+        export ENROLL_DATA_DIR="${here[0]}" ENROLL_DATABASE_URL="${here[1]}"
+        # The other database's server: its memory is not this one's.
+        rss_of_last="$work/rss-other.txt" start_server
+        measure "varied views, $users users, alternating $round"
+    done
+    awk -F'\t' -v here="$users users" -v other="$other_users users" '
+        index($1, "alternating") { if (index($1, ", " here ",")) { h[++n] = $2 } else { o[++m] = $2 } }
+        END { for (i = 1; i <= n; i++) printf "   round %d: %.0f against %.0f 2xx/s, ratio %.2f\n", i, h[i], o[i], (h[i] > o[i] ? h[i] / o[i] : o[i] / h[i]) }
+    ' "$work/results.tsv"
+fi
 
 echo "== every request rendered afresh (ENROLL_USERS_PAGE_CACHE_MS=0)"
 export ENROLL_USERS_PAGE_CACHE_MS=0
