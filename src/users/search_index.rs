@@ -2555,14 +2555,7 @@ mod tests {
             found.counts.is_none(),
             "the page shows the counts of everyone"
         );
-        let firsts: Vec<String> = found
-            .rows
-            .iter()
-            .map(|row| match row {
-                FoundRow::Made(row) => row.first_name.clone(),
-                FoundRow::ToRead(id) => panic!("{id} not made from the index"),
-            })
-            .collect();
+        let firsts: Vec<String> = made(&found, |row| &row.first_name);
         let expected: Vec<String> = (1449..1500).rev().map(|n| format!("f{n:04}")).collect();
         assert_eq!(firsts, expected, "the page and one more, from the end");
     }
@@ -2590,14 +2583,7 @@ mod tests {
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .expect("a date");
         let found = snapshot.find(&query, "example", now);
-        let firsts: Vec<String> = found
-            .rows
-            .iter()
-            .map(|row| match row {
-                FoundRow::Made(row) => row.first_name.clone(),
-                FoundRow::ToRead(id) => panic!("{id} not made from the index"),
-            })
-            .collect();
+        let firsts: Vec<String> = made(&found, |row| &row.first_name);
         let expected: Vec<String> = (0..51).map(|n| format!("f{:04}", 4999 - n)).collect();
         assert_eq!(firsts, expected, "the first invited, and one more");
     }
@@ -2638,14 +2624,7 @@ mod tests {
                     per_page: 50,
                 };
                 let found = snapshot.find(&query, "example", now);
-                let emails: Vec<String> = found
-                    .rows
-                    .iter()
-                    .map(|row| match row {
-                        FoundRow::Made(row) => row.email.clone(),
-                        FoundRow::ToRead(id) => panic!("{id} not made from the index"),
-                    })
-                    .collect();
+                let emails: Vec<String> = made(&found, |row| &row.email);
                 let mut expected = everyone.clone();
                 // The same day for everyone: invited in the order of their ids.
                 match sort {
@@ -2690,17 +2669,10 @@ mod tests {
             };
             let found = snapshot.find(&query, "example", now);
             assert!(
-                found.counts.is_some_and(|c| c.capped),
+                found.counts.as_ref().is_some_and(|c| c.capped),
                 "counted past the cap"
             );
-            found
-                .rows
-                .iter()
-                .map(|row| match row {
-                    FoundRow::Made(row) => row.first_name.clone(),
-                    FoundRow::ToRead(id) => panic!("{id} not made from the index"),
-                })
-                .collect()
+            made(&found, |row| &row.first_name)
         };
         // None of the joined is among the matches that decided the counts.
         let joined: Vec<String> = (2000..2051).map(|n| format!("f{n:04}")).collect();
@@ -2774,6 +2746,18 @@ mod tests {
         facts.expires_at =
             november_30() + chrono::TimeDelta::hours(if kind == 2 { -1 } else { (n % 300) as i64 });
         Loose::of(facts).expect("a canonical id")
+    }
+
+    /// A field of each row of a page, every one made from the index.
+    fn made(found: &Found, field: impl Fn(&super::super::list::UserRow) -> &str) -> Vec<String> {
+        found
+            .rows
+            .iter()
+            .map(|row| match row {
+                FoundRow::Made(row) => field(row).to_owned(),
+                FoundRow::ToRead(id) => panic!("{id} not made from the index"),
+            })
+            .collect()
     }
 
     fn november_30() -> NaiveDateTime {
