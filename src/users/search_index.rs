@@ -1580,10 +1580,11 @@ impl Snapshot {
             // Cut back to the page's rows, unsorted (linear), whenever the buffer fills,
             // then only they are sorted: a broad search in another order has tens of
             // thousands of matches, which the searches running at once would otherwise
-            // each gather whole (megabytes of them at a million users). A match is read
-            // once (its parts were most of the time, read again at each comparison), and
-            // once the buffer was cut, one that does not come before the page's last row
-            // so far is passed over (the orders are total: no two users tie).
+            // each gather whole (megabytes of them at a million users). A match's parts
+            // are read once and kept with it (read again at every comparison, they were
+            // most of such a search's time), and once the buffer was cut, a match that
+            // does not come before the page's last row so far is passed over (the orders
+            // are total: no two users tie).
             let cut_back = |candidates: &mut Vec<(At, Parts<'_>)>| {
                 if let Some(last) = wanted.checked_sub(1)
                     && candidates.len() > wanted
@@ -2319,14 +2320,7 @@ mod tests {
             ..ListQuery::default()
         };
         let found = snapshot.find(&query, "ada", november_30());
-        let emails: Vec<String> = found
-            .rows
-            .iter()
-            .map(|row| match row {
-                FoundRow::Made(row) => row.email_key.clone(),
-                FoundRow::ToRead(id) => id.clone(),
-            })
-            .collect();
+        let emails = made(&found, |row| &row.email_key);
         let mut every: Vec<String> = (0..300)
             .map(|n| format!("ada{n}@{}", domains[n % domains.len()]).to_lowercase())
             .collect();
@@ -2888,14 +2882,7 @@ mod tests {
         expected.sort_by(|&a, &b| {
             sort_order(SortKey::Status, &snapshot.parts(a), &snapshot.parts(b), now)
         });
-        let shown: Vec<String> = found
-            .rows
-            .iter()
-            .map(|row| match row {
-                FoundRow::Made(row) => row.id.clone(),
-                FoundRow::ToRead(id) => id.clone(),
-            })
-            .collect();
+        let shown = made(&found, |row| &row.id);
         let expected: Vec<String> = ids(&expected[..51])
             .into_iter()
             .map(|id| uuid::Uuid::from_u128(id).hyphenated().to_string())
