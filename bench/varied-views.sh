@@ -23,12 +23,11 @@
 #
 # BENCH_KEEP=DIR: seed into DIR (on PostgreSQL, into a database named after DIR) and keep
 # it; a later run with the same DIR and BENCH_USERS measures it again without seeding (a
-# million users take minutes to seed; on PostgreSQL autovacuum then reads the fresh tables
-# for minutes more, so a second run shows the settled database).
+# million users take minutes to seed).
 # BENCH_AGAINST=DIR: also the varied mix as shipped on this database and on the one kept
 # in DIR (by an earlier run with BENCH_KEEP=DIR and another BENCH_USERS), alternately, for
 # BENCH_ROUNDS rounds, and their ratio: two sizes compared at the same moments, where runs
-# minutes apart saw this machine's speed drift by 10-20%.
+# minutes apart saw this machine's `/livez` rate drift by a third.
 # BENCH_CLASSES=1: also each kind of view of the mix on its own, uncached (name parts,
 # whole names, a name with a number, numbers of 3, 4 and 5 digits; each also sorted
 # otherwise than by name), to see which of them a larger database slows.
@@ -54,9 +53,9 @@ cleanup() {
 trap cleanup EXIT
 
 admin_url="${ENROLL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-# The database kept with a directory (BENCH_KEEP): its file, or on PostgreSQL one named
-# after the directory, never dropped here.
-kept_database() {
+# The database of a directory: its file, or on PostgreSQL one named after the directory
+# (kept with it, BENCH_KEEP: never dropped here).
+database_of() {
     case "$engine" in
         sqlite) echo "$1/enroll.db" ;;
         *) echo "${admin_url%/*}/enroll_kept_$(basename "$1" | tr -c 'a-zA-Z0-9_\n' '_')" ;;
@@ -65,10 +64,10 @@ kept_database() {
 data="${BENCH_KEEP:-$work/data}"
 export ENROLL_DATA_DIR="$data"
 case "$engine" in
-    sqlite) export ENROLL_DATABASE_URL="$data/enroll.db" ;;
+    sqlite) export ENROLL_DATABASE_URL="$(database_of "$data")" ;;
     postgres)
         if [ -n "${BENCH_KEEP:-}" ]; then
-            export ENROLL_DATABASE_URL="$(kept_database "$data")"
+            export ENROLL_DATABASE_URL="$(database_of "$data")"
             [ -f "$data/seeded-$users.txt" ] \
                 || psql "$admin_url" -qc "CREATE DATABASE ${ENROLL_DATABASE_URL##*/}"
         else
@@ -260,7 +259,7 @@ if [ -n "${BENCH_AGAINST:-}" ]; then
     echo "== the varied mix as shipped, alternately on these $users users and on the $other_users of $BENCH_AGAINST"
     here=("$ENROLL_DATA_DIR" "$ENROLL_DATABASE_URL")
     for round in $(seq 1 "$rounds"); do
-        export ENROLL_DATA_DIR="$BENCH_AGAINST" ENROLL_DATABASE_URL="$(kept_database "$BENCH_AGAINST")"
+        export ENROLL_DATA_DIR="$BENCH_AGAINST" ENROLL_DATABASE_URL="$(database_of "$BENCH_AGAINST")"
         rss_of_last="$work/rss.txt" start_server
         measure "varied views, $other_users users, alternating $round"
         export ENROLL_DATA_DIR="${here[0]}" ENROLL_DATABASE_URL="${here[1]}"
@@ -268,7 +267,7 @@ if [ -n "${BENCH_AGAINST:-}" ]; then
         rss_of_last="$work/rss-other.txt" start_server
         measure "varied views, $users users, alternating $round"
     done
-    awk -F'\t' -v here="$users users" -v other="$other_users users" '
+    awk -F'\t' -v here="$users users" '
         index($1, "alternating") { if (index($1, ", " here ",")) { h[++n] = $2 } else { o[++m] = $2 } }
         END { for (i = 1; i <= n; i++) printf "   round %d: %.0f against %.0f 2xx/s, ratio %.2f\n", i, h[i], o[i], (h[i] > o[i] ? h[i] / o[i] : o[i] / h[i]) }
     ' "$work/results.tsv"
