@@ -222,19 +222,22 @@ struct Chunk {
     /// order, but for the names' initials (see [`Flag::FirstNameCapital`]): few users
     /// have any other, and a bit for every byte of text was 6 MB at a million users.
     capitals: Vec<u32>,
+    /// The rows whose invitation could not be delivered, with the reason (a number in
+    /// `delivery_reasons`), in order: few users have one, and most share it. Without
+    /// them a page showing such a user was read from the database, most pages of 50
+    /// rows where 4% of users had one.
+    delivery_errors: Vec<(u32, u32)>,
+    delivery_reasons: Vec<Box<str>>,
     /// How many distinct keys its users' texts hold ([`Chunk::keys`]; about: counted as
     /// bits of a wide bitmap), which sizes the filter of its group (see [`ChunkFilters`]). Names
     /// sorted together share most trigrams: 512 users hold a few hundred to a few
     /// thousand.
     distinct_keys: usize,
-    /// Which statuses its users may have (see [`StatusSpan`]).
-    statuses: Vec<StatusSpan>,
-    /// The trigrams of three digits of each segment of [`SEGMENT_USERS`] users. Numbers
-    /// in addresses put nearly every such trigram in every chunk, so the chunk's filter
-    /// could not rule a chunk out for them, and a search for a number read a quarter of
-    /// the text at a million users to find its first 1,001 matches; a segment holds a
-    /// quarter of them, and only its text is searched when it holds the term's.
-    digit_trigrams: Vec<DigitTrigrams>,
+    /// Which statuses its users may have (see [`StatusSpan`]). Held in the chunk, not
+    /// behind a pointer of its own: a search with a status filter asks it of hundreds of
+    /// chunks, and the extra memory read for each was most of what such a search cost
+    /// beyond its text at a million users.
+    statuses: StatusSpans,
     /// Where each segment's text ends (that of its last user): a segment is searched
     /// without reading the entries at its ends, a memory read each.
     segment_ends: [u32; MOST_SEGMENTS],
@@ -243,7 +246,8 @@ struct Chunk {
 /// Segments in a chunk at its largest (a chunk is split at twice [`CHUNK_USERS`]).
 const MOST_SEGMENTS: usize = 2 * CHUNK_USERS / SEGMENT_USERS;
 
-/// Users per segment of a chunk (see [`Chunk::digit_trigrams`]).
+/// Users per segment of a chunk: the trigrams of three digits are told by segment (see
+/// [`ChunkFilters::digits`]).
 const SEGMENT_USERS: usize = 64;
 
 /// The users of a chunk who share one set of status flags, by the span of their
@@ -266,28 +270,63 @@ const _: () = assert!(
         && Flag::DeliveryFailed as u32 == Flag::Deactivated as u32 + 3
 );
 
-impl StatusSpan {
-    /// One span per set of flags among these entries.
-    fn of(entries: &[Entry]) -> Vec<Self> {
-        let mut spans: Vec<Self> = Vec::new();
+/// A chunk's [`StatusSpan`]s: one for each set of status flags its users have, of the
+/// sixteen there are.
+#[derive(Debug, Clone, Copy)]
+struct StatusSpans {
+    spans: [StatusSpan; STATUS_FLAG_SETS],
+    len: usize,
+}
+
+const STATUS_FLAG_SETS: usize = 1 << STATUS_FLAG_BITS.count_ones();
+
+impl Default for StatusSpans {
+    fn default() -> Self {
+        let none = StatusSpan {
+            flags: 0,
+            earliest: 0,
+            latest: 0,
+        };
+        Self {
+            spans: [none; STATUS_FLAG_SETS],
+            len: 0,
+        }
+    }
+}
+
+impl StatusSpans {
+    fn of(entries: &[Entry]) -> Self {
+        let mut of = Self::default();
         for entry in entries {
             let flags = entry.shape & STATUS_FLAG_BITS;
-            match spans.iter_mut().find(|span| span.flags == flags) {
+            match of.spans[..of.len]
+                .iter_mut()
+                .find(|span| span.flags == flags)
+            {
                 Some(span) => {
                     span.earliest = span.earliest.min(entry.expires_at);
                     span.latest = span.latest.max(entry.expires_at);
                 }
-                None => spans.push(Self {
-                    flags,
-                    earliest: entry.expires_at,
-                    latest: entry.expires_at,
-                }),
+                None => {
+                    // Never full: each span has other flags.
+                    of.spans[of.len] = StatusSpan {
+                        flags,
+                        earliest: entry.expires_at,
+                        latest: entry.expires_at,
+                    };
+                    of.len += 1;
+                }
             }
         }
-        spans.shrink_to_fit();
-        spans
+        of
     }
 
+    fn iter(&self) -> impl Iterator<Item = &StatusSpan> {
+        self.spans[..self.len].iter()
+    }
+}
+
+impl StatusSpan {
     /// A user of the span with this expiry, as an entry (for its status).
     fn expiring_at(&self, expires_at: i64) -> Entry {
         Entry {
@@ -434,7 +473,30 @@ struct ChunkFilters {
     seed: u32,
     /// The chunks it holds, from the first bit.
     chunks: usize,
+    /// Of each trigram of three digits ("042" is the 42nd), which segments of its
+    /// chunks hold it: a word a segment, a bit a chunk. Numbers in addresses put nearly
+    /// every such trigram in every chunk, so the chunk's filter could not rule a chunk
+    /// out for them, and a search for a number read a quarter of the text at a million
+    /// users to find its first 1,001 matches; a segment holds a quarter of them, and only
+    /// its text is searched when it holds all of the term's. Held by chunk, the few
+    /// segments a number needs cost a memory read for every segment of every chunk its
+    /// filter passed (the chunk's own filter passing some by chance); here two or three
+    /// reads answer for the group.
+    digits: Vec<SegmentsHolding>,
 }
+
+/// Which segments of a group's chunks hold a trigram of three digits (see
+/// [`ChunkFilters::digits`]).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct SegmentsHolding([u64; MOST_SEGMENTS]);
+
+/// Trigrams of three digits.
+const DIGIT_TRIGRAMS: usize = 1000;
+
+/// Segments of a chunk, a bit each.
+type Segments = u16;
+const _: () = assert!(MOST_SEGMENTS == Segments::BITS as usize);
 
 impl ChunkFilters {
     fn of(chunks: &[Arc<Chunk>]) -> Self {
@@ -450,6 +512,7 @@ impl ChunkFilters {
                 .and_then(|c| c.entries.first())
                 .map_or(0, |entry| mixed(entry.id() as u32)),
             chunks: chunks.len(),
+            digits: vec![SegmentsHolding([0; MOST_SEGMENTS]); DIGIT_TRIGRAMS],
         };
         for (column, chunk) in chunks.iter().enumerate() {
             filters.set(column, chunk);
@@ -475,6 +538,13 @@ impl ChunkFilters {
                 self.blocks[block].0[word] |= 1 << column;
             }
         }
+        for (segment, held) in chunk.segment_digit_trigrams().enumerate() {
+            for (trigram, holding) in self.digits.iter_mut().enumerate() {
+                if held.holds(trigram) {
+                    holding.0[segment] |= 1 << column;
+                }
+            }
+        }
     }
 
     /// Whether a chunk of this many keys is held at about the rate the filters were
@@ -490,10 +560,9 @@ impl ChunkFilters {
         let cleared = !columns
             .iter()
             .fold(0u64, |bits, &(column, _)| bits | 1 << column);
-        for block in &mut filters.blocks {
-            for word in &mut block.0 {
-                *word &= cleared;
-            }
+        let words = filters.blocks.iter_mut().flat_map(|block| &mut block.0);
+        for word in words.chain(filters.digits.iter_mut().flat_map(|holding| &mut holding.0)) {
+            *word &= cleared;
         }
         for &(column, chunk) in columns {
             filters.set(column, chunk);
@@ -521,6 +590,31 @@ impl ChunkFilters {
         let words = &self.blocks[block].0;
         words[first] & words[second]
     }
+
+    /// The segments holding every one of these trigrams of three digits, as
+    /// [`ChunkFilters::digits`] holds them (all for none).
+    fn holding_digits(&self, trigrams: &[usize]) -> [u64; MOST_SEGMENTS] {
+        let mut holding = [u64::MAX; MOST_SEGMENTS];
+        for held in trigrams
+            .iter()
+            .filter_map(|&trigram| self.digits.get(trigram))
+        {
+            for (may, held) in holding.iter_mut().zip(held.0) {
+                *may &= held;
+            }
+        }
+        holding
+    }
+}
+
+/// The segments of the chunk in `column` among those of [`ChunkFilters::holding_digits`].
+fn segments_of(holding: &[u64; MOST_SEGMENTS], column: usize) -> Segments {
+    holding
+        .iter()
+        .enumerate()
+        .fold(0, |segments, (segment, chunks)| {
+            segments | (((chunks >> column & 1) as Segments) << segment)
+        })
 }
 
 /// What a search looks for: the substring, and its keys for the chunks' filters and for
@@ -545,7 +639,7 @@ impl<'a> Term<'a> {
 }
 
 /// What a chunk's filter holds of a text: its trigrams but those of three digits (see
-/// [`Chunk::digit_trigrams`]), and its runs of four digits.
+/// [`ChunkFilters::digits`]), and its runs of four digits.
 /// Numbers in addresses make nearly every digit trigram common to every chunk (a
 /// thousand of them), so a search for a number would scan them all; four digits (ten
 /// thousand) rule out most chunks. Packed, four bytes never equal three.
@@ -645,12 +739,13 @@ impl Chunk {
             seen[bit / 64] |= 1 << (bit % 64);
         }
         self.distinct_keys = seen.iter().map(|word| word.count_ones() as usize).sum();
-        self.statuses = StatusSpan::of(&self.entries);
+        self.statuses = StatusSpans::of(&self.entries);
         self.seal_segments();
         // Grown by doubling while filled: a third of a chunk's text would be spare.
         self.entries.shrink_to_fit();
         self.text.shrink_to_fit();
         self.capitals.shrink_to_fit();
+        self.delivery_errors.shrink_to_fit();
         self
     }
 
@@ -695,43 +790,39 @@ impl Chunk {
         Some(at + 1)
     }
 
-    /// Each segment's trigrams of three digits, and where its text ends.
+    /// Where each segment's text ends.
     fn seal_segments(&mut self) {
-        self.digit_trigrams.clear();
+        for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
+            let last = (first + SEGMENT_USERS).min(self.entries.len()) - 1;
+            if let Some(held) = self.segment_ends.get_mut(segment) {
+                *held = self.entries[last].text_end;
+            }
+        }
+    }
+
+    /// The trigrams of three digits of each segment's users' whole texts, domains too.
+    fn segment_digit_trigrams(&self) -> impl Iterator<Item = DigitTrigrams> + '_ {
         let of_domains: Vec<DigitTrigrams> = self
             .domains
             .iter()
             .map(|domain| DigitTrigrams::of(domain))
             .collect();
-        for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
-            let end = self.entries[(first + SEGMENT_USERS).min(self.entries.len()) - 1].text_end;
-            if let Some(held) = self.segment_ends.get_mut(segment) {
-                *held = end;
-            }
-            let text = &self.text[self.start_of(first)..end as usize];
-            let mut held = DigitTrigrams::of(text);
-            // And those of the domains its users' addresses end with.
-            let rows = first..(first + SEGMENT_USERS).min(self.entries.len());
-            let numbers = self.entries[rows]
-                .iter()
-                .fold(0u32, |numbers, entry| numbers | 1 << entry.domain());
-            for (number, of_domain) in (1..).zip(&of_domains) {
-                if numbers >> number & 1 == 1 {
-                    held.add(of_domain);
+        (0..self.entries.len())
+            .step_by(SEGMENT_USERS)
+            .map(move |first| {
+                let rows = first..(first + SEGMENT_USERS).min(self.entries.len());
+                let end = self.entries[rows.end - 1].text_end as usize;
+                let mut held = DigitTrigrams::of(&self.text[self.start_of(first)..end]);
+                let numbers = self.entries[rows]
+                    .iter()
+                    .fold(0u32, |numbers, entry| numbers | 1 << entry.domain());
+                for (number, of_domain) in (1..).zip(&of_domains) {
+                    if numbers >> number & 1 == 1 {
+                        held.add(of_domain);
+                    }
                 }
-            }
-            self.digit_trigrams.push(held);
-        }
-        self.digit_trigrams.shrink_to_fit();
-    }
-
-    /// Whether a segment's text holds every one of these trigrams of [`digit_keys`].
-    fn segment_may_hold(&self, segment: usize, trigrams: &[usize]) -> bool {
-        trigrams.is_empty()
-            || self
-                .digit_trigrams
-                .get(segment)
-                .is_some_and(|held| trigrams.iter().all(|&trigram| held.holds(trigram)))
+                held
+            })
     }
 
     fn start_of(&self, row: usize) -> usize {
@@ -755,6 +846,7 @@ impl Chunk {
         text: &[u8],
         capitals: impl Iterator<Item = usize>,
         entry: Entry,
+        delivery_error: Option<&str>,
     ) -> Option<()> {
         let capitals: Vec<usize> = capitals.collect();
         let email_at = entry.first_len() + entry.last_len() + 2;
@@ -775,8 +867,30 @@ impl Chunk {
         for at in capitals {
             self.capitals.push(u32::try_from(start + at).ok()?);
         }
+        if let Some(reason) = delivery_error {
+            let number = match self.delivery_reasons.iter().position(|r| **r == *reason) {
+                Some(number) => number,
+                None => {
+                    self.delivery_reasons.push(reason.into());
+                    self.delivery_reasons.len() - 1
+                }
+            };
+            let row = u32::try_from(self.entries.len()).ok()?;
+            self.delivery_errors
+                .push((row, u32::try_from(number).ok()?));
+        }
         self.entries.push(entry);
         Some(())
+    }
+
+    /// Why a row's invitation could not be delivered, if it could not.
+    fn delivery_error(&self, row: usize) -> Option<&str> {
+        let at = self
+            .delivery_errors
+            .binary_search_by_key(&row, |&(held, _)| held as usize)
+            .ok()?;
+        let (_, number) = self.delivery_errors[at];
+        self.delivery_reasons.get(number as usize).map(|r| &**r)
     }
 
     /// The capitals held of a row's text, as positions in it.
@@ -800,7 +914,12 @@ impl Chunk {
         } else {
             [held, domain].concat().into()
         };
-        self.push(&whole, other.capitals_of(row), entry)
+        self.push(
+            &whole,
+            other.capitals_of(row),
+            entry,
+            other.delivery_error(row),
+        )
     }
 
     /// The user's row as the page shows it, when the index holds all of it.
@@ -842,28 +961,30 @@ impl Chunk {
             flags: entry.facts().flags,
             provisioned_by: None,
             expires_at: time_of(entry.expires_at)?,
-            delivery_error: None,
+            delivery_error: self.delivery_error(row).map(str::to_owned),
         })
     }
 
     /// The rows whose text holds the term, in order. A hit across two users' texts (a
     /// term with a line break in it) is none. The chunk's filters are not asked: the
     /// searches ask its group's ([`Snapshot::may_hold`]).
+    #[cfg(test)]
     fn matching_rows(&self, term: &Term<'_>) -> Vec<usize> {
         let mut rows = Vec::new();
-        self.matching_rows_into(term, &mut rows);
+        self.matching_rows_into(term, Segments::MAX, &mut rows);
         rows
     }
 
-    /// [`Chunk::matching_rows`] into `rows` (emptied first): a search reading hundreds of
-    /// chunks reuses one buffer.
-    fn matching_rows_into(&self, term: &Term<'_>, rows: &mut Vec<usize>) {
+    /// [`Chunk::matching_rows`] into `rows` (emptied first), searching only the text of
+    /// `segments` that its group says may hold the term (see [`Snapshot::may_hold`]): a
+    /// search reading hundreds of chunks reuses one buffer.
+    fn matching_rows_into(&self, term: &Term<'_>, segments: Segments, rows: &mut Vec<usize>) {
         rows.clear();
         if term.finder.needle().is_empty() {
             rows.extend(0..self.entries.len());
             return;
         }
-        self.text_rows(term, rows);
+        self.text_rows(term, segments, rows);
         let in_text = rows.len();
         self.rows_by_domain(term, rows);
         if rows.len() > in_text {
@@ -904,8 +1025,9 @@ impl Chunk {
         }
     }
 
-    /// The rows whose text as held holds the term: every segment's that may hold it.
-    fn text_rows(&self, term: &Term<'_>, rows: &mut Vec<usize>) {
+    /// The rows whose text as held holds the term, of those in `segments` (a bit each)
+    /// for a term with trigrams of three digits, of all otherwise.
+    fn text_rows(&self, term: &Term<'_>, segments: Segments, rows: &mut Vec<usize>) {
         if term.digit_trigrams.is_empty() {
             // Every user's text, and the line breaks between them.
             let text = 0..self.text.len().saturating_sub(1);
@@ -913,7 +1035,7 @@ impl Chunk {
             return;
         }
         for (segment, first) in (0..self.entries.len()).step_by(SEGMENT_USERS).enumerate() {
-            if self.segment_may_hold(segment, &term.digit_trigrams) {
+            if segments >> segment & 1 == 1 {
                 let last = (first + SEGMENT_USERS).min(self.entries.len()) - 1;
                 let end_of = |segment: usize, last: usize| {
                     self.segment_ends
@@ -999,6 +1121,7 @@ struct Loose {
     /// small letter.
     capitals: Vec<usize>,
     entry: Entry,
+    delivery_error: Option<String>,
 }
 
 impl Loose {
@@ -1044,7 +1167,7 @@ impl Loose {
                     expires_at: micros(user.expires_at),
                 },
                 (first.len(), last.len()),
-                same_but_capitals && user.provisioned_by.is_none() && user.delivery_error.is_none(),
+                same_but_capitals && user.provisioned_by.is_none(),
                 (first_capital, last_capital),
             )?,
             capitals: if same_but_capitals {
@@ -1053,6 +1176,7 @@ impl Loose {
                 Vec::new()
             },
             text: text.into_bytes(),
+            delivery_error: user.delivery_error,
         })
     }
 
@@ -1071,8 +1195,12 @@ struct ChunkRun {
 
 impl ChunkRun {
     fn push(&mut self, loose: &Loose) -> Option<()> {
-        self.open
-            .push(&loose.text, loose.capitals.iter().copied(), loose.entry)?;
+        self.open.push(
+            &loose.text,
+            loose.capitals.iter().copied(),
+            loose.entry,
+            loose.delivery_error.as_deref(),
+        )?;
         if self.open.entries.len() >= CHUNK_USERS {
             self.close();
         }
@@ -1137,25 +1265,30 @@ impl Snapshot {
     }
 
     /// Those of the chunks in `order` that may hold the term, by their filters, in that
-    /// order. A group's filters answer for all its chunks at once, asked once for a run
-    /// of its chunks.
+    /// order, each with the segments to search. A group's filters answer for all its
+    /// chunks at once, asked once for a run of its chunks.
     fn may_hold<'s>(
         &'s self,
         term: &'s Term<'_>,
         order: impl Iterator<Item = usize> + 's,
-    ) -> impl Iterator<Item = usize> + 's {
-        let mut asked: Option<(u32, u64)> = None;
-        order.filter(move |&c| {
+    ) -> impl Iterator<Item = (usize, Segments)> + 's {
+        let mut asked: Option<(u32, u64, [u64; MOST_SEGMENTS])> = None;
+        order.filter_map(move |c| {
             let (group, column) = self.placed[c];
-            let holding = match asked {
-                Some((asked_group, holding)) if asked_group == group => holding,
+            let (holding, digits) = match asked {
+                Some((asked_group, holding, digits)) if asked_group == group => (holding, digits),
                 _ => {
-                    let holding = self.filters[group as usize].holding(&term.trigrams);
-                    asked = Some((group, holding));
-                    holding
+                    let filters = &self.filters[group as usize];
+                    let mut holding = filters.holding(&term.trigrams);
+                    let digits = filters.holding_digits(&term.digit_trigrams);
+                    if !term.digit_trigrams.is_empty() {
+                        holding &= digits.iter().fold(0, |any, chunks| any | chunks);
+                    }
+                    asked = Some((group, holding, digits));
+                    (holding, digits)
                 }
             };
-            holding >> column & 1 == 1
+            (holding >> column & 1 == 1).then(|| (c, segments_of(&digits, column as usize)))
         })
     }
 
@@ -1196,23 +1329,32 @@ impl Snapshot {
         if term.finder.needle().len() != 3 {
             return false;
         }
-        self.chunks
-            .iter()
-            .flat_map(|chunk| &chunk.digit_trigrams)
-            .filter(|held| held.holds(trigram))
-            .nth(cap)
-            .is_some()
+        let mut segments = 0;
+        for filters in &self.filters {
+            let holding = filters
+                .digits
+                .get(trigram)
+                .map_or(&[0; MOST_SEGMENTS], |h| &h.0);
+            segments += holding
+                .iter()
+                .map(|chunks| chunks.count_ones() as usize)
+                .sum::<usize>();
+            if segments > cap {
+                return true;
+            }
+        }
+        false
     }
 
     /// The matches of the first chunks, each read whole, until there are more than
     /// `enough`: those matches in name order, and the chunk the search stopped before.
     fn first_matches(&self, term: &Term<'_>, enough: usize) -> (Vec<At>, usize) {
         let (mut found, mut rows) = (Vec::new(), Vec::new());
-        for c in self.may_hold(term, 0..self.chunks.len()) {
+        for (c, segments) in self.may_hold(term, 0..self.chunks.len()) {
             if found.len() > enough {
                 return (found, c);
             }
-            self.chunks[c].matching_rows_into(term, &mut rows);
+            self.chunks[c].matching_rows_into(term, segments, &mut rows);
             found.extend(rows.iter().map(|&row| (c, row)));
         }
         (found, self.chunks.len())
@@ -1227,12 +1369,11 @@ impl Snapshot {
         filter: &'s Filter,
     ) -> impl Iterator<Item = At> + 's {
         self.may_hold(term, from..self.chunks.len())
-            .filter(|&c| filter.may_pass(&self.chunks[c]))
-            .flat_map(move |c| {
-                self.chunks[c]
-                    .matching_rows(term)
-                    .into_iter()
-                    .map(move |row| (c, row))
+            .filter(|&(c, _)| filter.may_pass(&self.chunks[c]))
+            .flat_map(move |(c, segments)| {
+                let mut rows = Vec::new();
+                self.chunks[c].matching_rows_into(term, segments, &mut rows);
+                rows.into_iter().map(move |row| (c, row))
             })
     }
 
@@ -1261,12 +1402,12 @@ impl Snapshot {
             }
         };
         let (mut found, mut rows) = (Vec::with_capacity(wanted), Vec::new());
-        for c in self.may_hold(term, chunks) {
+        for (c, segments) in self.may_hold(term, chunks) {
             let chunk = &self.chunks[c];
             if !filter.may_pass(chunk) {
                 continue;
             }
-            chunk.matching_rows_into(term, &mut rows);
+            chunk.matching_rows_into(term, segments, &mut rows);
             if direction == Direction::Descending {
                 rows.reverse();
             }
@@ -1569,6 +1710,15 @@ impl Snapshot {
             }
         } else if capped && query.sort == SortKey::Status {
             self.walk_by_status(&term, direction, bound.as_ref(), wanted, &filter)
+        } else if query.sort == SortKey::Name {
+            // Every match was read, in name order.
+            let kept = |&at: &At| keep(&self.parts(at));
+            match direction {
+                Direction::Ascending => first.into_iter().filter(kept).take(wanted).collect(),
+                Direction::Descending => {
+                    first.into_iter().rev().filter(kept).take(wanted).collect()
+                }
+            }
         } else {
             let in_order = |a: &Parts<'_>, b: &Parts<'_>| {
                 let order = sort_order(query.sort, a, b, now);
@@ -2232,6 +2382,14 @@ mod tests {
                     .all(|key| filters.holding_key(key) >> column & 1 == 1),
                 "chunk {c}"
             );
+            for row in 0..chunk.entries.len() {
+                let segment = row / SEGMENT_USERS;
+                assert!(
+                    digit_keys(&whole_text(chunk, row))
+                        .all(|t| filters.digits[t].0[segment] >> column & 1 == 1),
+                    "chunk {c}, row {row}"
+                );
+            }
         }
     }
 
@@ -2461,15 +2619,21 @@ mod tests {
             "7919".into(),
         ]) {
             let term = Term::new(&number);
+            let to_search: HashMap<usize, Segments> =
+                snapshot.may_hold(&term, 0..snapshot.chunks.len()).collect();
             let mut segments_holding = 0;
-            for chunk in &snapshot.chunks {
+            for (c, chunk) in snapshot.chunks.iter().enumerate() {
                 let holding = rows_holding(chunk, number.as_bytes());
                 assert_eq!(chunk.matching_rows(&term), holding, "{number}");
-                searched_segments += (0..chunk.entries.len().div_ceil(SEGMENT_USERS))
-                    .filter(|&segment| chunk.segment_may_hold(segment, &term.digit_trigrams))
-                    .count();
                 let segments: BTreeSet<usize> =
                     holding.iter().map(|row| row / SEGMENT_USERS).collect();
+                // Every segment holding it is searched, and only those.
+                let searched = to_search.get(&c).copied().unwrap_or(0);
+                assert!(segments.iter().all(|s| searched >> s & 1 == 1), "{number}");
+                let mut rows = Vec::new();
+                chunk.matching_rows_into(&term, searched, &mut rows);
+                assert_eq!(rows, holding, "{number}");
+                searched_segments += searched.count_ones() as usize;
                 segments_holding += segments.len();
             }
             // A number of three digits is surely in more users than the segments that
@@ -2931,6 +3095,31 @@ mod tests {
             Some("Ada McCarthy Ada.McCarthy.1@example.com")
         );
         assert!(shown(2).is_none());
+
+        // Why an invitation was not delivered is held (once for the users sharing it),
+        // and follows its row when its chunk is copied.
+        let failed = |n: usize, first: &str| {
+            let mut facts = facts(n, first, "adams");
+            facts.delivery_error = Some("550 5.1.1 Mailbox unavailable".into());
+            Loose::of(facts).expect("a canonical id")
+        };
+        let changed = changed
+            .with_changes(&HashSet::new(), vec![failed(4, "bo"), failed(5, "cy")])
+            .expect("indexed");
+        let again = changed
+            .with_changes(&HashSet::new(), vec![user(6, "aa", "adams")])
+            .expect("indexed");
+        for (snapshot, shift) in [(&changed, 0), (&again, 1)] {
+            let chunk = &snapshot.chunks[0];
+            assert_eq!(chunk.delivery_reasons.len(), 1);
+            let reasons: Vec<Option<String>> = (0..4 + shift)
+                .map(|row| chunk.row(row).and_then(|r| r.delivery_error))
+                .collect();
+            let mut expected = vec![None; 4 + shift];
+            expected[1 + shift] = Some("550 5.1.1 Mailbox unavailable".to_owned());
+            expected[2 + shift] = expected[1 + shift].clone();
+            assert_eq!(reasons, expected);
+        }
     }
 
     #[test]
